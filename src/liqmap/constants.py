@@ -1,0 +1,87 @@
+"""Every fixed id, byte layout constant, precision and default of liqmap, in one place.
+
+Sources are the keys of the on-chain spec (docs/jupiter-perps.md in the shared material):
+CONST, IDL25/IDL26, DOCS-*, FX.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+# --- Programs and fixed accounts (CONST, IDL26) -------------------------------------------
+PERPS_PROGRAM_ID: Final = "PERPHjGBqRHArX4DySjwM6UJHiR3sWAatqfdBS2qQJu"
+DOVES_PROGRAM_ID: Final = "DoVEsk76QybCEHQGzkvYPWLQu9gzNoZZZt3TPiL597e"
+POOL_ADDRESS: Final = "5BUwFW4nRbftYTDMbgxykoFWqWHPzahFSNAaaaJtVKsq"
+JLP_MINT: Final = "27G8MtK7VtTcCHkpASjSDdkWWYfoqT6ggEuKidVJidD4"
+CLOCK_SYSVAR: Final = "SysvarC1ock11111111111111111111111111111111"
+
+#: Custody account of each traded market and of the stablecoins shorts post as collateral.
+CUSTODY_BY_ASSET: Final[dict[str, str]] = {
+    "SOL": "7xS2gz2bTp3fwCC7knJvUWTEU9Tycczu6VhJYKgi1wdz",
+    "ETH": "AQCGyheWPLeo6Qp9WpYS9m3Qj479t7R636N9ey1rEjEn",
+    "BTC": "5Pv3gM9JrFFH883SWAhvJC9RPYmo8UNxuFtv5bMMALkm",
+    "USDC": "G18jKKXQwBbrHeiK3C9MRXhkHsLHf7XgCSisykV46EZa",
+    "USDT": "4vkNeXiYEUizLdrpdPS1eC2mccyM4NUPRtERrk6ZETkk",
+}
+MARKETS: Final = ("SOL", "ETH", "BTC")
+STABLES: Final = ("USDC", "USDT")
+ASSET_BY_CUSTODY: Final[dict[str, str]] = {v: k for k, v in CUSTODY_BY_ASSET.items()}
+
+
+def anchor_discriminator(account_name: str) -> bytes:
+    """First 8 bytes of sha256("account:<Name>"), the Anchor account discriminator."""
+    return hashlib.sha256(f"account:{account_name}".encode()).digest()[:8]
+
+
+POSITION_DISCRIMINATOR: Final = anchor_discriminator("Position")
+CUSTODY_DISCRIMINATOR: Final = anchor_discriminator("Custody")
+POOL_DISCRIMINATOR: Final = anchor_discriminator("Pool")
+POSITION_REQUEST_DISCRIMINATOR: Final = anchor_discriminator("PositionRequest")
+AG_PRICE_FEED_DISCRIMINATOR: Final = bytes.fromhex("70f98bd9d7d0f936")
+DOVES_PRICE_FEED_DISCRIMINATOR: Final = bytes.fromhex("bd67fc179823f39c")
+PYTH_PRICE_UPDATE_DISCRIMINATOR: Final = bytes.fromhex("22f123639d7ef4cd")
+
+# --- Account sizes ------------------------------------------------------------------------
+POSITION_ACCOUNT_SIZE: Final = 216  # 210 Borsh bytes + 6 padding (FX, SW)
+POSITION_CUSTODY_OFFSET: Final = 72  # memcmp offset of Position.custody
+CUSTODY_MIN_SIZE: Final = 416  # bytes needed to read every field we use (dovesAgOracle ends @416)
+AG_PRICE_FEED_MIN_SIZE: Final = 202
+CLOCK_SIZE: Final = 40
+
+# --- Precision ----------------------------------------------------------------------------
+USD_DECIMALS: Final = 6
+USD_PRECISION: Final = 10**USD_DECIMALS  # USD-6: integer micro-dollars
+BPS_POWER: Final = 10_000
+RATE_POWER: Final = 1_000_000_000  # RATE-9
+SECONDS_PER_HOUR: Final = 3600
+HOURS_PER_YEAR: Final = 8760
+DBPS_POWER: Final = 100_000  # hourlyFundingDbps denominator
+
+SIDE_LONG: Final = 1
+SIDE_SHORT: Final = 2
+SIDE_NAMES: Final[dict[int, str]] = {SIDE_LONG: "long", SIDE_SHORT: "short"}
+
+# --- Defaults -----------------------------------------------------------------------------
+DEFAULT_RPC_URL: Final = "https://api.mainnet-beta.solana.com"
+DEFAULT_DATA_DIR: Final = "./data"
+DEFAULT_INTERVAL_S: Final = 60.0
+DEFAULT_TIMEOUT_S: Final = 30.0
+DEFAULT_GPA_TIMEOUT_S: Final = 120.0
+DEFAULT_MAX_RETRIES: Final = 5
+DEFAULT_BACKOFF_S: Final = 0.5
+DEFAULT_BACKOFF_MAX_S: Final = 15.0
+CONFIG_FILE_NAME: Final = "liqmap.toml"
+ENV_PREFIX: Final = "LIQMAP_"
+
+#: Oracle older than this at snapshot time is flagged in the log line.
+ORACLE_STALE_AFTER_S: Final = 120
+#: Closed hours/days are compacted once they are this far in the past.
+COMPACTION_GRACE_S: Final = 300
+#: Positions files without a committing market-state file are removed after this long.
+ORPHAN_GRACE_S: Final = 600
+
+# --- Legacy format (the old scripts' CSV) -------------------------------------------------
+LEGACY_CSV_NAME: Final = "sol_positions_log.csv"
+LEGACY_COLUMNS: Final = ("liq_price", "size_sol", "t_bin")
+LEGACY_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"

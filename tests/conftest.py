@@ -1,0 +1,31 @@
+"""Shared fixtures: the ../shared reference material and a temporary store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LIQMAP_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The reference material (../shared from the project root); CI has it, users do not."""
+    if not SHARED.is_dir():
+        pytest.skip(f"reference material not found at {SHARED} (set LIQMAP_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def real_matrix_path(shared_dir: Path) -> Path:
+    """The real 72-hour 1-minute SOL liquidation matrix (Aug 2025)."""
+    return shared_dir / "data" / "liq_matrix_72h_1m.npz"
+
+
+@pytest.fixture(scope="session")
+def mainnet_accounts_path(shared_dir: Path) -> Path:
+    """Real mainnet account bytes captured 2026-09-24."""
+    return shared_dir / "data" / "jupiter_mainnet_accounts_2026-09-24.json"
