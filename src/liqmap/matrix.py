@@ -65,12 +65,13 @@ def save_npz(matrix: LiqMatrix, path: str | Path) -> None:
     """Write `matrix` with the old tool's keys plus `gap_mask` (compressed npz)."""
     meta = np.array([matrix.bin_width_usd, float(matrix.freq_min),
                      float(matrix.y_edges_usd[0]), float(matrix.y_edges_usd[-1])])
-    np.savez_compressed(
-        path, Z=matrix.z, t_edges=matrix.t_edges_ns.astype(np.int64),
-        y_edges=matrix.y_edges_usd, spot_grid=matrix.spot_usd,
-        spot_index=matrix.t_edges_ns[:-1].astype(np.int64), meta=meta,
-        gap_mask=matrix.gap_mask, **matrix.extra,
-    )
+    arrays: dict[str, np.ndarray] = {
+        "Z": matrix.z, "t_edges": matrix.t_edges_ns.astype(np.int64),
+        "y_edges": matrix.y_edges_usd, "spot_grid": matrix.spot_usd,
+        "spot_index": matrix.t_edges_ns[:-1].astype(np.int64), "meta": meta,
+        "gap_mask": matrix.gap_mask, **matrix.extra,
+    }
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
 
 def load_npz(path: str | Path, *, market: str = "SOL") -> LiqMatrix:

@@ -1,0 +1,6 @@
+"""`python -m liqmap`."""
+
+from liqmap.cli import main
+
+if __name__ == "__main__":
+    main()

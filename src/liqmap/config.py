@@ -1,0 +1,197 @@
+"""Settings resolved once: flags > environment (`LIQMAP_*`) > `liqmap.toml` > defaults.
+
+The result is a frozen `Settings` passed down explicitly. RPC URLs often embed API keys, so
+`redact_url` is what every log line and error message shows instead of the URL itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from liqmap import constants as C
+from liqmap.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about where data comes from and goes to."""
+
+    rpc_urls: tuple[str, ...] = (C.DEFAULT_RPC_URL,)
+    data_dir: str = C.DEFAULT_DATA_DIR
+    markets: tuple[str, ...] = C.MARKETS
+    interval_s: float = C.DEFAULT_INTERVAL_S
+    timeout_s: float = C.DEFAULT_TIMEOUT_S
+    gpa_timeout_s: float = C.DEFAULT_GPA_TIMEOUT_S
+    max_retries: int = C.DEFAULT_MAX_RETRIES
+    backoff_s: float = C.DEFAULT_BACKOFF_S
+    clock: str = "wall"  # "wall": schedule on this machine's clock; "chain": on the Clock sysvar
+    log_level: str = "INFO"
+    #: setting name -> where its value came from (flags, environment, a file)
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def describe(self) -> str:
+        """One line safe for logs (URLs redacted)."""
+        urls = ", ".join(redact_url(u) for u in self.rpc_urls)
+        return (f"rpc=[{urls}] data_dir={self.data_dir} markets={','.join(self.markets)} "
+                f"interval={self.interval_s:g}s clock={self.clock}")
+
+
+_ENV_KEYS = {
+    "rpc_urls": "RPC_URL", "data_dir": "DATA_DIR", "markets": "MARKETS",
+    "interval_s": "INTERVAL", "timeout_s": "TIMEOUT", "gpa_timeout_s": "GPA_TIMEOUT",
+    "max_retries": "MAX_RETRIES", "backoff_s": "BACKOFF", "clock": "CLOCK",
+    "log_level": "LOG_LEVEL",
+}
+_TOML_KEYS = {
+    "rpc_urls": ("rpc_url", "rpc_urls"), "data_dir": ("data_dir",), "markets": ("markets",),
+    "interval_s": ("interval",), "timeout_s": ("timeout",), "gpa_timeout_s": ("gpa_timeout",),
+    "max_retries": ("max_retries",), "backoff_s": ("backoff",), "clock": ("clock",),
+    "log_level": ("log_level",),
+}
+
+
+def redact_url(url: str) -> str:
+    """Show scheme, host and port only; any path, query or user info may hold an API key.
+
+    >>> redact_url("https://mainnet.helius-rpc.com/?api-key=abc123")
+    'https://mainnet.helius-rpc.com/***'
+    >>> redact_url("http://127.0.0.1:8899")
+    'http://127.0.0.1:8899'
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable url>"
+    if not parts.scheme or not host:
+        return "<unparsable url>"
+    hidden = bool(parts.path.strip("/") or parts.query or parts.fragment or parts.username)
+    return f"{parts.scheme}://{host}{port}" + ("/***" if hidden else "")
+
+
+def _split_list(value: Any, what: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = [str(v).strip() for v in value]
+    else:
+        raise ConfigError(f"{what} must be a string or a list, got {type(value).__name__}")
+    items = [v for v in items if v]
+    if not items:
+        raise ConfigError(f"{what} is empty; give at least one value")
+    return tuple(items)
+
+
+def _urls(value: Any, origin: str) -> tuple[str, ...]:
+    urls = _split_list(value, f"RPC URL ({origin})")
+    for u in urls:
+        if not u.startswith(("http://", "https://")):
+            raise ConfigError(f"RPC URL {redact_url(u)} ({origin}) must start with "
+                              "http:// or https://")
+    return urls
+
+
+def _markets(value: Any, origin: str) -> tuple[str, ...]:
+    markets = tuple(m.upper() for m in _split_list(value, f"markets ({origin})"))
+    bad = [m for m in markets if m not in C.MARKETS]
+    if bad:
+        raise ConfigError(f"unknown market {', '.join(bad)} ({origin}); "
+                          f"choose from {', '.join(C.MARKETS)}")
+    return markets
+
+
+def _seconds(name: str) -> Any:
+    def coerce(value: Any, origin: str) -> float:
+        number = float(value)
+        if not number > 0:
+            raise ConfigError(f"{name} ({origin}) must be > 0 seconds, got {value!r}")
+        return number
+    return coerce
+
+
+def _retries(value: Any, origin: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ConfigError(f"max_retries ({origin}) must be >= 0, got {value!r}")
+    return number
+
+
+def _clock(value: Any, origin: str) -> str:
+    clock = str(value).lower()
+    if clock not in ("wall", "chain"):
+        raise ConfigError(f"clock ({origin}) must be 'wall' or 'chain', got {value!r}")
+    return clock
+
+
+_COERCE = {
+    "rpc_urls": _urls, "markets": _markets, "interval_s": _seconds("interval"),
+    "timeout_s": _seconds("timeout"), "gpa_timeout_s": _seconds("gpa_timeout"),
+    "backoff_s": _seconds("backoff"), "max_retries": _retries, "clock": _clock,
+    "log_level": lambda v, o: str(v).upper(), "data_dir": lambda v, o: str(v),
+}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    """Turn a raw flag/env/TOML value into the field's type, with a message naming the fix."""
+    try:
+        return _COERCE[name](value, origin)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad value for {name} ({origin}): {value!r}") from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    section = raw.get("liqmap", raw)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [liqmap] must be a table")
+    return section
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings: `flags` (None values ignored) > `LIQMAP_*` env > TOML > defaults.
+
+    The TOML file is `config_path`, else `$LIQMAP_CONFIG`, else `./liqmap.toml` if present;
+    keys may sit at top level or under `[liqmap]`.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    path_str = config_path or env.get(C.ENV_PREFIX + "CONFIG")
+    path = Path(path_str) if path_str else Path(C.CONFIG_FILE_NAME)
+    if path_str and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; fix --config or LIQMAP_CONFIG")
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if path.is_file():
+        toml = _read_toml(path)
+        layers.append((str(path), {n: toml[k] for n, ks in _TOML_KEYS.items() for k in ks
+                                   if k in toml}))
+    layers.append(("environment", {n: env[C.ENV_PREFIX + k] for n, k in _ENV_KEYS.items()
+                                   if env.get(C.ENV_PREFIX + k)}))
+    layers.append(("flags", {k: v for k, v in (flags or {}).items()
+                             if v is not None and v != ()}))
+    known = {f.name for f in fields(Settings)} - {"sources"}
+    for origin, layer in layers:
+        for name, raw in layer.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r} ({origin})")
+            values[name] = _coerce(name, raw, origin)
+            sources[name] = origin
+    return Settings(**values, sources=sources)

@@ -1,0 +1,297 @@
+"""The embedded store: a hive-partitioned Parquet dataset any engine can read.
+
+```
+<root>/positions/market=SOL/date=2025-08-22/*.parquet     one row per open position per snapshot
+<root>/market_state/market=SOL/date=2025-08-22/*.parquet  one row per snapshot (its commit record)
+<root>/misses/market=SOL/date=...                         minutes the collector could not store
+<root>/legacy/market=SOL/date=...                         rows imported from the old CSV log
+```
+
+A snapshot is committed when its market_state file exists: positions are written first, the
+market_state row last, each atomically. Readers here only return positions of committed
+snapshots, so a crash between the two writes is invisible. See `layout` for file names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+from liqmap import constants as C
+from liqmap.errors import StorageError
+from liqmap.store import layout as L
+from liqmap.store import schema as S
+from liqmap.store.fs import StoreFS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CompactionReport", "Store"]
+
+TimeLike = pd.Timestamp | datetime | None
+COMPACT_ROW_GROUP = 256 * 1024
+
+
+@dataclass
+class CompactionReport:
+    """What one `Store.compact` pass did."""
+
+    hours: int = 0
+    days: int = 0
+    files_removed: int = 0
+    orphans_dropped: int = 0
+    partitions: list[str] = field(default_factory=list)
+
+
+def _utc(ts: TimeLike) -> pd.Timestamp | None:
+    if ts is None:
+        return None
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def conform(table: pa.Table, dataset: str) -> pa.Table:
+    """Cast `table` to the dataset's schema (column order too); StorageError naming the problem."""
+    schema = S.SCHEMAS[dataset]
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise StorageError(f"{dataset} rows lack column(s) {', '.join(missing)}")
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise StorageError(f"{dataset} rows do not fit the schema: {exc}") from exc
+
+
+class Store:
+    """Read and write snapshots under `root` (a directory, or a pyarrow/fsspec URI)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = str(root)
+        self.fs = StoreFS(self.root)
+
+    # ---------------------------------------------------------------- writing
+    def write_snapshot(self, market: str, positions: pa.Table, state: pa.Table) -> bool:
+        """Store one snapshot atomically; False (and nothing written) if its minute exists.
+
+        `state` is the single market_state row; every positions row must carry the same `ts`.
+        """
+        state = conform(state, "market_state")
+        positions = conform(positions, "positions")
+        if state.num_rows != 1:
+            raise StorageError(f"a snapshot has one market_state row, got {state.num_rows}")
+        ts = state.column("ts")[0].as_py()
+        if positions.num_rows and not pc.all(pc.equal(positions.column("ts"),
+                                                      pa.scalar(ts, S.TS))).as_py():
+            raise StorageError("positions rows carry a ts different from the market_state row")
+        if self.has_snapshot(market, ts):
+            return False
+        name = L.snap_name(ts)
+        day = ts.astimezone(UTC).date()
+        self.fs.write_table(f"{L.partition_dir('positions', market, day)}/{name}",
+                            positions.sort_by(S.SORT_KEYS["positions"]))
+        return self.fs.write_table(f"{L.partition_dir('market_state', market, day)}/{name}",
+                                   state, overwrite=False)
+
+    def write_miss(self, market: str, ts: datetime, reason: str, slot: int | None = None) -> bool:
+        """Record that minute `ts` has no snapshot and why (shown by `liqmap status`)."""
+        if self.has_snapshot(market, ts):
+            return False
+        table = pa.table({"ts": pa.array([ts], S.TS), "slot": pa.array([slot], pa.uint64()),
+                          "reason": pa.array([reason[:500]], pa.string())})
+        day = ts.astimezone(UTC).date()
+        return self.fs.write_table(f"{L.partition_dir('misses', market, day)}/{L.snap_name(ts)}",
+                                   table, overwrite=True)
+
+    def has_snapshot(self, market: str, ts: datetime) -> bool:
+        """True when a committed snapshot of `market` exists for exactly `ts`."""
+        ts = ts.astimezone(UTC)
+        part = L.partition_dir("market_state", market, ts.date())
+        names = self.fs.listdir(part)
+        if L.snap_name(ts) in names:
+            return True
+        covering = [f for f in L.live_files(names) if f.kind != "snap" and f.start <= ts < f.end]
+        if not covering:
+            return False
+        table = self._read_files("market_state", [f"{part}/{f.name}" for f in covering],
+                                 ["ts"], _time_filter("ts", ts, ts))
+        return table.num_rows > 0
+
+    def write_bulk(self, dataset: str, market: str, table: pa.Table) -> int:
+        """Write rows of any number of days as compacted day files; returns rows added.
+
+        Rows whose time key is already stored for that day are skipped (stored rows win), so
+        re-running an import adds nothing. Each day file is replaced atomically.
+        """
+        table = conform(table, dataset)
+        tcol = S.TIME_COLUMN[dataset]
+        if table.num_rows == 0:
+            return 0
+        days = pc.cast(pc.cast(table.column(tcol), pa.timestamp("us")), pa.date32())
+        added = 0
+        for day in pc.unique(days).to_pylist():
+            part = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+            added += self._merge_day(dataset, market, day, part)
+        return added
+
+    def _merge_day(self, dataset: str, market: str, day: date, incoming: pa.Table) -> int:
+        tcol = S.TIME_COLUMN[dataset]
+        pdir = L.partition_dir(dataset, market, day)
+        names = self.fs.listdir(pdir)
+        existing = self._read_files(dataset, [f"{pdir}/{f.name}" for f in L.live_files(names)])
+        if existing.num_rows:
+            keep = pc.invert(pc.is_in(incoming.column(tcol), value_set=existing.column(tcol)))
+            incoming = incoming.filter(keep)
+        if incoming.num_rows == 0:
+            return 0
+        merged = pa.concat_tables([existing, incoming]).sort_by(S.SORT_KEYS[dataset])
+        self.fs.write_table(f"{pdir}/{L.day_name(day)}", merged, row_group_size=COMPACT_ROW_GROUP)
+        for name in names:
+            if name != L.day_name(day) and L.parse_file(name) is not None:
+                self.fs.delete(f"{pdir}/{name}")
+        return incoming.num_rows
+
+    # ---------------------------------------------------------------- reading
+    def read(self, dataset: str, market: str, start: TimeLike = None, end: TimeLike = None,
+             columns: list[str] | None = None) -> pa.Table:
+        """Rows of `dataset` with time key in [start, end] (inclusive; None = open)."""
+        start_u, end_u = _utc(start), _utc(end)
+        files = self._live_paths(dataset, market, start_u, end_u)
+        return self._read_files(dataset, files, columns,
+                                _time_filter(S.TIME_COLUMN[dataset], start_u, end_u))
+
+    def read_positions(self, market: str, start: TimeLike = None, end: TimeLike = None,
+                       columns: list[str] | None = None) -> pa.Table:
+        """Positions of committed snapshots with ts in [start, end]."""
+        return self.read("positions", market, start, end, columns)
+
+    def read_market_state(self, market: str, start: TimeLike = None, end: TimeLike = None,
+                          columns: list[str] | None = None) -> pa.Table:
+        """One row per committed snapshot with ts in [start, end]."""
+        return self.read("market_state", market, start, end, columns)
+
+    def read_misses(self, market: str, start: TimeLike = None, end: TimeLike = None) -> pa.Table:
+        return self.read("misses", market, start, end)
+
+    def read_legacy(self, market: str, start: TimeLike = None, end: TimeLike = None,
+                    columns: list[str] | None = None) -> pa.Table:
+        """Rows imported from the old CSV log (`t_bin`, `liq_price`, `size_sol`)."""
+        return self.read("legacy", market, start, end, columns)
+
+    def snapshot_times(self, market: str, start: TimeLike = None,
+                       end: TimeLike = None) -> pd.DatetimeIndex:
+        """Sorted times of the committed snapshots in [start, end]."""
+        col = self.read_market_state(market, start, end, ["ts"]).column("ts")
+        return pd.DatetimeIndex(col.to_pandas()).sort_values()
+
+    def time_bounds(self, market: str, dataset: str = "market_state"
+                    ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """(first, last) time key stored for `market` in `dataset`, or None if empty."""
+        tcol = S.TIME_COLUMN[dataset]
+        days = self._days(dataset, market)
+        if not days:
+            return None
+        lo = self.read(dataset, market, _day_start(days[0]), _day_end(days[0]), [tcol])
+        hi = self.read(dataset, market, _day_start(days[-1]), _day_end(days[-1]), [tcol])
+        if lo.num_rows == 0 or hi.num_rows == 0:
+            return None
+        mm_lo, mm_hi = pc.min_max(lo.column(tcol)), pc.min_max(hi.column(tcol))
+        return (pd.Timestamp(mm_lo["min"].as_py()), pd.Timestamp(mm_hi["max"].as_py()))
+
+    def markets(self, dataset: str = "market_state") -> list[str]:
+        names = self.fs.listdir(dataset)
+        return sorted(n.split("=", 1)[1] for n in names if n.startswith("market="))
+
+    def size_bytes(self, market: str | None = None) -> dict[str, int]:
+        """Bytes on disk per dataset (for one market, or all)."""
+        out = {}
+        for dataset in S.SCHEMAS:
+            rel = L.market_dir(dataset, market) if market else dataset
+            out[dataset] = self.fs.size(rel)
+        return out
+
+    # ---------------------------------------------------------------- internals
+    def _days(self, dataset: str, market: str) -> list[date]:
+        names = self.fs.listdir(L.market_dir(dataset, market))
+        return sorted(d for d in (L.parse_date_dir(n) for n in names) if d is not None)
+
+    def _live_paths(self, dataset: str, market: str, start: pd.Timestamp | None,
+                    end: pd.Timestamp | None) -> list[str]:
+        paths = []
+        for day in L.days_between(start, end, self._days(dataset, market)):
+            pdir = L.partition_dir(dataset, market, day)
+            files = L.live_files(self.fs.listdir(pdir))
+            if dataset == "positions":
+                files = self._committed(market, day, files)
+            paths += [f"{pdir}/{f.name}" for f in files
+                      if (end is None or f.start <= end) and (start is None or f.end > start)]
+        return paths
+
+    def _committed(self, market: str, day: date, files: list[L.DataFile]) -> list[L.DataFile]:
+        """Drop positions snapshot files whose market_state commit record does not exist."""
+        if all(f.kind != "snap" for f in files):
+            return files
+        names = self.fs.listdir(L.partition_dir("market_state", market, day))
+        state_snaps = set(names)
+        compacted = [f for f in L.live_files(names) if f.kind != "snap"]
+        return [f for f in files if f.kind != "snap" or f.name in state_snaps
+                or any(c.start <= f.start < c.end for c in compacted)]
+
+    def _read_files(self, dataset: str, paths: list[str], columns: list[str] | None = None,
+                    flt: pc.Expression | None = None) -> pa.Table:
+        schema = S.SCHEMAS[dataset]
+        if not paths:
+            return schema.empty_table().select(columns or schema.names)
+        try:
+            data = pads.dataset([self.fs.path(p) for p in paths], schema=schema,
+                                format="parquet", filesystem=self.fs.fs)
+            return data.to_table(columns=columns, filter=flt)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise StorageError(f"cannot read the {dataset} data in {self.root}: {exc}; run "
+                               "`liqmap status` to locate the damaged file") from exc
+
+    # ---------------------------------------------------------------- maintenance
+    def compact(self, now: TimeLike = None, *, grace_s: float = C.COMPACTION_GRACE_S
+                ) -> CompactionReport:
+        """Compact closed hours into hour files and closed days into one day file each.
+
+        Readers see the same rows before and after. Positions are compacted before their
+        market_state, and only snapshots whose market_state row exists are kept.
+        """
+        from liqmap.store.compact import compact_store
+
+        return compact_store(self, _utc(now) or pd.Timestamp.now(tz="UTC"), grace_s)
+
+    def recover(self, now: TimeLike = None) -> int:
+        """Remove leftovers of interrupted writes; returns the number of files removed."""
+        from liqmap.store.compact import recover_store
+
+        return recover_store(self, _utc(now) or pd.Timestamp.now(tz="UTC"))
+
+    def partitions(self, dataset: str, market: str) -> Iterable[tuple[date, str]]:
+        for day in self._days(dataset, market):
+            yield day, L.partition_dir(dataset, market, day)
+
+
+def _time_filter(column: str, start: datetime | None, end: datetime | None
+                 ) -> pc.Expression | None:
+    expr = None
+    if start is not None:
+        expr = pc.field(column) >= pa.scalar(start, S.TS)
+    if end is not None:
+        upper = pc.field(column) <= pa.scalar(end, S.TS)
+        expr = upper if expr is None else expr & upper
+    return expr
+
+
+def _day_start(day: date) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC")
+
+
+def _day_end(day: date) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC") + timedelta(days=1) - timedelta(microseconds=1)

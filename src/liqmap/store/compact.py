@@ -1,0 +1,157 @@
+"""Compaction of closed hours/days and recovery from interrupted writes.
+
+Each compacted file is written atomically before the files it replaces are deleted; a crash in
+between leaves files that the coverage rule already ignores (`layout.live_files`) and that the
+next `recover_store` deletes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from liqmap import constants as C
+from liqmap.store import layout as L
+from liqmap.store import schema as S
+
+if TYPE_CHECKING:
+    from liqmap.store import CompactionReport, Store
+
+log = logging.getLogger(__name__)
+
+#: positions before market_state: a market_state snapshot file is the commit record of the
+#: positions file of the same name and must outlive it.
+COMPACT_ORDER = ("positions", "market_state", "misses")
+
+
+def compact_store(store: Store, now: pd.Timestamp, grace_s: float) -> CompactionReport:
+    from liqmap.store import CompactionReport
+
+    report = CompactionReport()
+    cutoff = now - timedelta(seconds=grace_s)
+    for market in sorted(set().union(*(store.markets(d) for d in COMPACT_ORDER))):
+        days = sorted(set().union(*(store._days(d, market) for d in COMPACT_ORDER)))
+        for day in days:
+            for dataset in COMPACT_ORDER:
+                _compact_partition(store, dataset, market, day, cutoff, report)
+    return report
+
+
+def _compact_partition(store: Store, dataset: str, market: str, day: date,
+                       cutoff: pd.Timestamp, report: CompactionReport) -> None:
+    pdir = L.partition_dir(dataset, market, day)
+    names = store.fs.listdir(pdir)
+    files = [f for f in (L.parse_file(n) for n in names) if f is not None]
+    if not files:
+        return
+    day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    if day_end <= cutoff:
+        if len(files) > 1 or files[0].kind != "day":
+            _rewrite(store, dataset, market, day, pdir, L.live_files(names),
+                     L.day_name(day), names, report)
+            report.days += 1
+            report.partitions.append(pdir)
+        return
+    by_hour: dict[datetime, list[L.DataFile]] = {}
+    for f in L.live_files(names):
+        if f.kind == "snap":
+            by_hour.setdefault(L.hour_of(f.start), []).append(f)
+    for hour, snaps in sorted(by_hour.items()):
+        if hour + timedelta(hours=1) > cutoff:
+            continue
+        old = [f for f in files if f.kind == "hour" and f.start == hour]
+        _rewrite(store, dataset, market, day, pdir, old + snaps, L.hour_name(hour),
+                 [f.name for f in old + snaps], report)
+        report.hours += 1
+
+
+def _rewrite(store: Store, dataset: str, market: str, day: date, pdir: str,
+             sources: list[L.DataFile], target: str, remove: list[str],
+             report: CompactionReport) -> None:
+    table = _merge_sources(store, dataset, pdir, sources)
+    if dataset == "positions":
+        table, dropped = _drop_uncommitted(store, market, table)
+        report.orphans_dropped += dropped
+    table = table.sort_by(S.SORT_KEYS[dataset])
+    store.fs.write_table(f"{pdir}/{target}", table, row_group_size=_row_group(table))
+    for name in remove:
+        if name != target and L.parse_file(name) is not None:
+            store.fs.delete(f"{pdir}/{name}")
+            report.files_removed += 1
+    log.debug("compacted %s/%s (%d rows)", pdir, target, table.num_rows)
+
+
+def _row_group(table: pa.Table) -> int:
+    return max(min(table.num_rows, 256 * 1024), 1)
+
+
+def _merge_sources(store: Store, dataset: str, pdir: str, sources: list[L.DataFile]) -> pa.Table:
+    """Rows of all sources; a snapshot time found in several files is taken from the first.
+
+    Compacted files come first, so a snapshot file left behind by an interrupted compaction
+    never duplicates rows.
+    """
+    tcol = S.TIME_COLUMN[dataset]
+    parts: list[pa.Table] = []
+    seen = pa.array([], S.TS)
+    for f in sorted(sources, key=lambda f: (f.kind == "snap", f.start)):
+        part = store._read_files(dataset, [f"{pdir}/{f.name}"])
+        if len(seen):
+            part = part.filter(pc.invert(pc.is_in(part.column(tcol), value_set=seen)))
+        seen = pa.concat_arrays([seen, pc.unique(part.column(tcol))])
+        parts.append(part)
+    return pa.concat_tables(parts) if parts else S.SCHEMAS[dataset].empty_table()
+
+
+def _drop_uncommitted(store: Store, market: str, table: pa.Table) -> tuple[pa.Table, int]:
+    """Keep positions whose snapshot has a market_state row (crash leftovers are dropped)."""
+    if table.num_rows == 0:
+        return table, 0
+    lo, hi = pc.min_max(table.column("ts")).values()
+    committed = store.read_market_state(market, lo.as_py(), hi.as_py(), ["ts"]).column("ts")
+    kept = table.filter(pc.is_in(table.column("ts"), value_set=committed))
+    return kept, table.num_rows - kept.num_rows
+
+
+def recover_store(store: Store, now: pd.Timestamp) -> int:
+    """Delete stale temporary files, files covered by a compacted file, and old orphans."""
+    removed = 0
+    for dataset in (*COMPACT_ORDER, "legacy"):
+        for market in store.markets(dataset):
+            for day, pdir in store.partitions(dataset, market):
+                names = store.fs.listdir(pdir)
+                stale = [n for n in names if n.startswith(".tmp-")
+                         and _age_s(store, f"{pdir}/{n}") > 3600]
+                doomed = stale + L.covered_files(names)
+                if dataset == "positions":
+                    doomed += _orphans(store, market, day, names, now)
+                for name in doomed:
+                    store.fs.delete(f"{pdir}/{name}")
+                removed += len(doomed)
+    return removed
+
+
+def _orphans(store: Store, market: str, day: date, names: list[str],
+             now: pd.Timestamp) -> list[str]:
+    """Positions snapshot files without a market_state file, older than ORPHAN_GRACE_S."""
+    state = set(store.fs.listdir(L.partition_dir("market_state", market, day)))
+    state_files = [f for f in (L.parse_file(n) for n in state) if f is not None]
+    out = []
+    for f in (L.parse_file(n) for n in names):
+        if f is None or f.kind != "snap" or f.name in state:
+            continue
+        if any(s.kind != "snap" and s.start <= f.start < s.end for s in state_files):
+            continue
+        if (now - pd.Timestamp(f.start)).total_seconds() > C.ORPHAN_GRACE_S:
+            out.append(f.name)
+    return out
+
+
+def _age_s(store: Store, rel: str) -> float:
+    return time.time() - store.fs.mtime(rel)

@@ -1,0 +1,156 @@
+"""Where the store's bytes live: a local directory or any pyarrow/fsspec filesystem.
+
+Local writes are atomic and durable: temporary file in the target directory, fsync, rename (or
+hard link when the target must not be overwritten), fsync of the directory. On object stores
+(s3://, gs://, memory://, ...) a single PUT is atomic by itself, so files are written in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from liqmap.errors import StorageError
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True,
+                   "write_statistics": True}
+
+
+def resolve_filesystem(root: str) -> tuple[pafs.FileSystem, str, bool]:
+    """(filesystem, base path inside it, is_local) for a directory or URI."""
+    if "://" not in root or root.startswith("file://"):
+        path = Path(root.removeprefix("file://")).expanduser().resolve()
+        return pafs.LocalFileSystem(), str(path), True
+    try:
+        fs, base = pafs.FileSystem.from_uri(root)
+        return fs, base.rstrip("/"), False
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+        pass
+    try:
+        import fsspec
+
+        fs_spec, base = fsspec.core.url_to_fs(root)
+    except (ImportError, ValueError) as exc:
+        raise StorageError(f"cannot open store {root!r}: {exc}; use a local directory or a "
+                           "URI supported by pyarrow or fsspec (s3://, gs://, memory://)") from exc
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs_spec)), base.rstrip("/"), False
+
+
+class StoreFS:
+    """Relative-path file operations on the store root."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.fs, self.base, self.local = resolve_filesystem(root)
+
+    def path(self, rel: str) -> str:
+        return f"{self.base}/{rel}" if rel else self.base
+
+    def listdir(self, rel: str) -> list[str]:
+        """Names in a directory ([] when it does not exist)."""
+        if self.local:
+            try:
+                return [e.name for e in os.scandir(self.path(rel))]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(rel), allow_not_found=True))
+        return [i.base_name for i in infos]
+
+    def exists(self, rel: str) -> bool:
+        if self.local:
+            return os.path.exists(self.path(rel))
+        return bool(self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound)
+
+    def delete(self, rel: str) -> None:
+        if self.local:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(rel))
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_file(self.path(rel))
+
+    def delete_dir(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_dir(self.path(rel))
+
+    def mtime(self, rel: str) -> float:
+        info = self.fs.get_file_info(self.path(rel))
+        return info.mtime.timestamp() if info.mtime else 0.0
+
+    def size(self, rel: str) -> int:
+        """Total bytes under `rel` (recursive)."""
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(rel), recursive=True,
+                                                        allow_not_found=True))
+        return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
+
+    def write_table(self, rel: str, table: pa.Table, *, overwrite: bool = True,
+                    row_group_size: int | None = None) -> bool:
+        """Write `table` as Parquet at `rel` atomically. False if it exists and not `overwrite`."""
+        if not overwrite and self.exists(rel):
+            return False
+        if not self.local:
+            self.fs.create_dir(self.path(rel).rsplit("/", 1)[0], recursive=True)
+            pq.write_table(table, self.path(rel), filesystem=self.fs,
+                           row_group_size=row_group_size, **PARQUET_OPTIONS)
+            return True
+        return _write_local_atomic(Path(self.path(rel)), table, overwrite, row_group_size)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Small control files (import journals): atomic replace."""
+        if not self.local:
+            with self.fs.open_output_stream(self.path(rel)) as out:
+                out.write(data)
+            return
+        target = Path(self.path(rel))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.path(rel)) as src:
+            return bytes(src.read())
+
+
+def _write_local_atomic(target: Path, table: pa.Table, overwrite: bool,
+                        row_group_size: int | None) -> bool:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, row_group_size=row_group_size, **PARQUET_OPTIONS)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)  # fails if another writer got there first
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
+        return True
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}; check free disk space "
+                           "and permissions of the data directory") from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

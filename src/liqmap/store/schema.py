@@ -1,0 +1,105 @@
+"""Column names, Arrow types and units of every stored dataset (one place; see README "Schema").
+
+Times are `timestamp[us, UTC]` so pandas, polars, DuckDB and Spark read them alike. `market` and
+`date` are not columns in the files: they are the hive partition directories
+(`<dataset>/market=SOL/date=2025-08-22/`), which every engine above turns back into columns.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pyarrow as pa
+
+TS: Final = pa.timestamp("us", tz="UTC")
+SIDE: Final = pa.dictionary(pa.int8(), pa.string())
+KEY: Final = pa.string()
+
+POSITIONS: Final = pa.schema([
+    ("ts", TS),  # snapshot time: the minute (cycle boundary) this snapshot stands for
+    ("slot", pa.uint64()),  # context slot of the getProgramAccounts response
+    ("pubkey", KEY),  # Position account, base58
+    ("owner", KEY),  # trader wallet, base58
+    ("side", SIDE),  # "long" | "short"
+    ("entry_price", pa.float64()),  # USD
+    ("size_usd", pa.float64()),  # USD notional
+    ("collateral_usd", pa.float64()),  # USD
+    ("size_tokens", pa.float64()),  # size_usd / entry_price, tokens of the market's asset
+    ("borrow_fee_usd", pa.float64()),  # accrued, unpaid borrow fee at chain_time, USD
+    ("close_fee_usd", pa.float64()),  # decrease bps + price-impact fee, USD
+    ("liq_price", pa.float64()),  # USD; 0 when the position cannot be liquidated (long < 1x)
+    ("leverage", pa.float64()),  # size_usd / collateral_usd
+    ("collateral_custody", KEY),  # custody of the collateral token, base58
+    ("cumulative_interest_snapshot", pa.uint64()),  # RATE-9, for re-accruing borrow fees
+    ("open_time", TS),
+    ("update_time", TS),
+])
+
+MARKET_STATE: Final = pa.schema([
+    ("ts", TS),
+    ("slot", pa.uint64()),  # context slot of the getMultipleAccounts response
+    ("positions_slot", pa.uint64()),  # context slot of the getProgramAccounts response
+    ("chain_time", TS),  # Clock sysvar unix_timestamp at `slot`
+    ("oracle_price", pa.float64()),  # USD, Doves AgPriceFeed (the price the program uses)
+    ("oracle_publish_time", TS),
+    ("pyth_price", pa.float64()),  # USD, Pyth PriceUpdateV2 cross-check; null if unreadable
+    ("pyth_publish_time", TS),
+    ("decrease_position_bps", pa.uint64()),
+    ("trade_impact_fee_scalar", pa.uint64()),
+    ("max_leverage_bps", pa.uint64()),  # 5_000_000 = 500x
+    ("cumulative_interest_rate", pa.uint64()),  # RATE-9, as stored in the custody
+    ("cumulative_interest_rate_now", pa.uint64()),  # RATE-9, accrued to chain_time
+    ("borrow_rate_apr", pa.float64()),  # fraction per year (0.1371 = 13.71 %)
+    ("utilization", pa.float64()),  # fraction
+    ("usdc_cumulative_interest_rate_now", pa.uint64()),
+    ("usdc_borrow_rate_apr", pa.float64()),
+    ("usdt_cumulative_interest_rate_now", pa.uint64()),
+    ("usdt_borrow_rate_apr", pa.float64()),
+    ("assets_owned_tokens", pa.float64()),
+    ("assets_locked_tokens", pa.float64()),
+    ("guaranteed_usd", pa.float64()),
+    ("global_short_sizes_usd", pa.float64()),
+    ("global_short_average_price", pa.float64()),  # USD
+    ("jlp_net_delta_tokens", pa.float64()),  # the pool's exposure to the asset, tokens
+    ("pool_aum_usd", pa.float64()),  # Pool.aumUsd as stored by the keeper, USD
+    ("n_positions", pa.int32()),  # open positions stored for this snapshot
+    ("n_long", pa.int32()),
+    ("n_short", pa.int32()),
+    ("long_size_usd", pa.float64()),
+    ("short_size_usd", pa.float64()),
+    ("n_decode_errors", pa.int32()),  # accounts skipped because their bytes were invalid
+    ("latency_ms", pa.float64()),  # wall time of the cycle's RPC calls
+    ("response_bytes", pa.int64()),
+    ("retries", pa.int32()),
+])
+
+MISSES: Final = pa.schema([
+    ("ts", TS),  # the minute that has no snapshot
+    ("slot", pa.uint64()),  # last slot seen by the collector (null if none)
+    ("reason", pa.string()),
+])
+
+LEGACY: Final = pa.schema([
+    ("t_bin", TS),
+    ("liq_price", pa.float64()),  # USD
+    ("size_sol", pa.float64()),  # SOL
+])
+
+SCHEMAS: Final[dict[str, pa.Schema]] = {
+    "positions": POSITIONS,
+    "market_state": MARKET_STATE,
+    "misses": MISSES,
+    "legacy": LEGACY,
+}
+
+#: Column holding each dataset's time key.
+TIME_COLUMN: Final[dict[str, str]] = {
+    "positions": "ts", "market_state": "ts", "misses": "ts", "legacy": "t_bin",
+}
+#: Sort order used when compacting (rows orderable; positions keep a stable order per minute).
+SORT_KEYS: Final[dict[str, list[tuple[str, str]]]] = {
+    "positions": [("ts", "ascending"), ("pubkey", "ascending")],
+    "market_state": [("ts", "ascending")],
+    "misses": [("ts", "ascending")],
+    "legacy": [("t_bin", "ascending"), ("liq_price", "ascending")],
+}
