@@ -38,6 +38,8 @@ POSITION_DISCRIMINATOR: Final = anchor_discriminator("Position")
 CUSTODY_DISCRIMINATOR: Final = anchor_discriminator("Custody")
 POOL_DISCRIMINATOR: Final = anchor_discriminator("Pool")
 POSITION_REQUEST_DISCRIMINATOR: Final = anchor_discriminator("PositionRequest")
+#: base58 of POSITION_DISCRIMINATOR, for the getProgramAccounts memcmp filter (spec §1).
+POSITION_DISCRIMINATOR_B58: Final = "VZMoMoKgZQb"
 AG_PRICE_FEED_DISCRIMINATOR: Final = bytes.fromhex("70f98bd9d7d0f936")
 DOVES_PRICE_FEED_DISCRIMINATOR: Final = bytes.fromhex("bd67fc179823f39c")
 PYTH_PRICE_UPDATE_DISCRIMINATOR: Final = bytes.fromhex("22f123639d7ef4cd")
@@ -76,6 +78,8 @@ ENV_PREFIX: Final = "LIQMAP_"
 
 #: Oracle older than this at snapshot time is flagged in the log line.
 ORACLE_STALE_AFTER_S: Final = 120
+#: Pyth differing from the Doves price by more than this is flagged (AgPriceFeed maxPriceDiffBps).
+PRICE_DIVERGENCE_BPS: Final = 50
 #: Closed hours/days are compacted once they are this far in the past.
 COMPACTION_GRACE_S: Final = 300
 #: Positions files without a committing market-state file are removed after this long.

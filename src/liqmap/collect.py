@@ -1,0 +1,299 @@
+"""One collection cycle: fetch a market's accounts, decode, price every position, build rows.
+
+`fetch_market` is the I/O half (two RPC calls, plus one more only when an oracle address
+rotates or a position uses a collateral custody not seen before). `build_snapshot` is the pure
+half: bytes in, Arrow tables out. `Collector` (in `liqmap.collector`) schedules cycles.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+from liqmap import constants as C
+from liqmap import perps
+from liqmap.decode import (
+    ERROR_NAMES,
+    ClockSysvar,
+    Custody,
+    DecodedPositions,
+    OraclePrice,
+    Pool,
+    decode_ag_price_feed,
+    decode_clock,
+    decode_custody,
+    decode_pool,
+    decode_positions,
+    decode_pyth_price_update,
+    pubkeys_to_base58,
+)
+from liqmap.errors import DecodeError, LiqmapError
+from liqmap.rpc import RpcClient
+from liqmap.rpc.requests import position_filters
+from liqmap.rpc.responses import MultipleAccounts
+from liqmap.rpc.transport import CallStats
+from liqmap.store import schema as S
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MarketAddresses:
+    """Accounts read for one market; oracle addresses come from the custodies (they rotate)."""
+
+    market: str
+    custody: str
+    collateral: list[str]
+    ag_oracle: str | None = None
+    pyth_oracle: str | None = None
+
+    @classmethod
+    def default(cls, market: str) -> MarketAddresses:
+        return cls(market=market, custody=C.CUSTODY_BY_ASSET[market],
+                   collateral=[C.CUSTODY_BY_ASSET[s] for s in C.STABLES])
+
+    def keys(self) -> list[str]:
+        oracles = [k for k in (self.ag_oracle, self.pyth_oracle) if k]
+        return [C.POOL_ADDRESS, self.custody, *self.collateral, *oracles, C.CLOCK_SYSVAR]
+
+
+@dataclass
+class FetchedMarket:
+    """Raw result of one cycle's RPC calls for one market."""
+
+    market: str
+    accounts: dict[str, bytes | None]
+    accounts_slot: int
+    positions: DecodedPositions
+    positions_slot: int
+    stats: list[CallStats] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One market-minute, ready to store, plus what the log line reports."""
+
+    market: str
+    ts: datetime
+    positions: pa.Table
+    state: pa.Table
+    decode_errors: dict[str, int]
+    oracle_age_s: int
+    pyth_divergence_bps: float | None
+
+
+def fetch_market(client: RpcClient, addr: MarketAddresses, *, deadline: float | None = None
+                 ) -> FetchedMarket:
+    """The RPC half of a cycle: accounts of `addr` and the market's Position accounts."""
+    gma, stats = client.get_multiple_accounts(addr.keys(), deadline=deadline)
+    all_stats = [stats]
+    accounts = dict(gma.data)
+    custody = _custody(accounts, addr.custody, addr.market)
+    if (custody.doves_ag_oracle, custody.oracle_account) != (addr.ag_oracle, addr.pyth_oracle):
+        if addr.ag_oracle is not None:
+            log.warning("%s oracle accounts changed to %s / %s", addr.market,
+                        custody.doves_ag_oracle, custody.oracle_account)
+        addr.ag_oracle, addr.pyth_oracle = custody.doves_ag_oracle, custody.oracle_account
+        all_stats.append(_merge(client, accounts, [addr.ag_oracle, addr.pyth_oracle], deadline))
+    gpa, gpa_stats = client.get_program_accounts(C.PERPS_PROGRAM_ID,
+                                                 position_filters(addr.custody),
+                                                 deadline=deadline)
+    all_stats.append(gpa_stats)
+    decoded = decode_positions(gpa.pubkeys, gpa.blobs)
+    unknown = sorted(set(_collateral_keys(decoded)) - set(addr.collateral) - {addr.custody})
+    if unknown:
+        log.info("%s: positions use new collateral custodies %s", addr.market, unknown)
+        addr.collateral.extend(unknown)
+        all_stats.append(_merge(client, accounts, unknown, deadline))
+    return FetchedMarket(addr.market, accounts, gma.slot, decoded, gpa.slot, all_stats)
+
+
+def _merge(client: RpcClient, accounts: dict[str, bytes | None], keys: list[str],
+           deadline: float | None) -> CallStats:
+    extra: MultipleAccounts
+    extra, stats = client.get_multiple_accounts(keys, deadline=deadline)
+    accounts.update(extra.data)
+    return stats
+
+
+def _collateral_keys(decoded: DecodedPositions) -> list[str]:
+    if len(decoded.records) == 0:
+        return []
+    return list(dict.fromkeys(pubkeys_to_base58(np.unique(decoded.records["collateral_custody"]))))
+
+
+def _custody(accounts: dict[str, bytes | None], key: str, what: str) -> Custody:
+    data = accounts.get(key)
+    if data is None:
+        raise LiqmapError(f"{what} custody account {key} not found on this RPC node; "
+                          "is the RPC URL a Solana mainnet endpoint?")
+    return decode_custody(data)
+
+
+def build_snapshot(fetched: FetchedMarket, ts: datetime, addr: MarketAddresses) -> Snapshot:
+    """The pure half of a cycle: position rows with liquidation prices and the state row."""
+    accounts = fetched.accounts
+    custody = _custody(accounts, addr.custody, addr.market)
+    clock = _clock(accounts)
+    oracle = _ag_price(accounts, custody)
+    pyth = _pyth_price(accounts, custody)
+    cum_now = _accrued_interest(accounts, addr, clock)
+    rec = fetched.positions.records
+    collateral = pubkeys_to_base58(rec["collateral_custody"]) if len(rec) else []
+    missing = sorted(set(collateral) - set(cum_now))
+    if missing:
+        raise DecodeError(f"{addr.market}: collateral custody {missing[0]} could not be read")
+    cum = np.array([cum_now[k] for k in collateral], dtype=np.uint64)
+    liq = perps.liquidation_prices(rec, custody, cum)
+    positions = _positions_table(fetched, ts, collateral, liq)
+    errors = {ERROR_NAMES[c]: len(keys) for c, keys in fetched.positions.errors.items()}
+    for code, keys in fetched.positions.errors.items():
+        log.warning("%s: %d account(s) rejected, %s: %s%s", addr.market, len(keys),
+                    ERROR_NAMES[code], ", ".join(keys[:3]), " ..." if len(keys) > 3 else "")
+    state = _state_row(fetched, ts, addr.custody, clock, oracle, pyth, cum_now, positions)
+    divergence = (abs(pyth.price_usd6 - oracle.price_usd6) / oracle.price_usd6 * C.BPS_POWER
+                  if pyth and oracle.price_usd6 else None)
+    return Snapshot(addr.market, ts, positions, state, errors,
+                    clock.unix_timestamp - oracle.publish_time, divergence)
+
+
+def _clock(accounts: dict[str, bytes | None]) -> ClockSysvar:
+    data = accounts.get(C.CLOCK_SYSVAR)
+    if data is None:
+        raise LiqmapError("the Clock sysvar is missing from the RPC response")
+    return decode_clock(data)
+
+
+def _ag_price(accounts: dict[str, bytes | None], custody: Custody) -> OraclePrice:
+    data = accounts.get(custody.doves_ag_oracle)
+    if data is None:
+        raise LiqmapError(f"Doves AgPriceFeed {custody.doves_ag_oracle} not found; "
+                          "the snapshot needs the oracle price")
+    return decode_ag_price_feed(data)
+
+
+def _pyth_price(accounts: dict[str, bytes | None], custody: Custody) -> OraclePrice | None:
+    data = accounts.get(custody.oracle_account)
+    if data is None:
+        return None
+    try:
+        return decode_pyth_price_update(data)
+    except DecodeError as exc:
+        log.debug("Pyth cross-check unavailable: %s", exc)
+        return None
+
+
+def _accrued_interest(accounts: dict[str, bytes | None], addr: MarketAddresses,
+                      clock: ClockSysvar) -> dict[str, int]:
+    """Cumulative interest accrued to chain time, per readable collateral custody."""
+    out = {}
+    for key in (addr.custody, *addr.collateral):
+        data = accounts.get(key)
+        if data is not None:
+            out[key] = perps.accrue_cumulative_interest(decode_custody(data), clock.unix_timestamp)
+    return out
+
+
+def _ts_array(values: np.ndarray) -> pa.Array:
+    arr = np.asarray(values, dtype=np.int64) * 1_000_000
+    return pa.array(arr, type=pa.int64()).cast(S.TS)
+
+
+def _positions_table(fetched: FetchedMarket, ts: datetime, collateral: list[str],
+                     liq: perps.LiquidationColumns) -> pa.Table:
+    rec = fetched.positions.records
+    n = len(rec)
+    usd = float(C.USD_PRECISION)
+    side_idx = (rec["side"].astype(np.int8) - 1)
+    columns = {
+        "ts": pa.array([ts] * n, S.TS),
+        "slot": pa.array(np.full(n, fetched.positions_slot, dtype=np.uint64)),
+        "pubkey": pa.array(fetched.positions.pubkeys, pa.string()),
+        "owner": pa.array(pubkeys_to_base58(rec["owner"]) if n else [], pa.string()),
+        "side": pa.DictionaryArray.from_arrays(pa.array(side_idx, pa.int8()),
+                                               pa.array(["long", "short"])),
+        "entry_price": rec["price"] / usd,
+        "size_usd": rec["size_usd"] / usd,
+        "collateral_usd": rec["collateral_usd"] / usd,
+        "size_tokens": liq.size_tokens,
+        "borrow_fee_usd": liq.borrow_fee_usd6 / usd,
+        "close_fee_usd": liq.close_fee_usd6 / usd,
+        "liq_price": liq.liq_price_usd6 / usd,
+        "leverage": liq.leverage,
+        "collateral_custody": pa.array(collateral, pa.string()),
+        "cumulative_interest_snapshot": rec["cumulative_interest_snapshot"],
+        "open_time": _ts_array(rec["open_time"]),
+        "update_time": _ts_array(rec["update_time"]),
+    }
+    return pa.table(columns, schema=S.POSITIONS)
+
+
+def _state_row(fetched: FetchedMarket, ts: datetime, custody_key: str, clock: ClockSysvar,
+               oracle: OraclePrice, pyth: OraclePrice | None, cum_now: dict[str, int],
+               positions: pa.Table) -> pa.Table:
+    accounts = fetched.accounts
+    custody = decode_custody(accounts[custody_key] or b"")
+    usd = float(C.USD_PRECISION)
+    token = float(10**custody.decimals)
+    stables = {s: _stable_rates(accounts, C.CUSTODY_BY_ASSET[s], cum_now) for s in C.STABLES}
+    side = positions.column("side").combine_chunks().indices.to_numpy(zero_copy_only=False)
+    size = positions.column("size_usd").to_numpy()
+    pool = _pool(accounts)
+    row = {
+        "ts": ts, "slot": fetched.accounts_slot, "positions_slot": fetched.positions_slot,
+        "chain_time": clock.unix_timestamp * 1_000_000,
+        "oracle_price": oracle.price_usd, "oracle_publish_time": oracle.publish_time * 1_000_000,
+        "pyth_price": pyth.price_usd if pyth else None,
+        "pyth_publish_time": pyth.publish_time * 1_000_000 if pyth else None,
+        "decrease_position_bps": custody.decrease_position_bps,
+        "trade_impact_fee_scalar": custody.trade_impact_fee_scalar,
+        "max_leverage_bps": custody.max_leverage_bps,
+        "cumulative_interest_rate": custody.cumulative_interest_rate,
+        "cumulative_interest_rate_now": cum_now[custody_key],
+        "borrow_rate_apr": perps.borrow_rate_apr(custody),
+        "utilization": perps.utilization(custody) / C.RATE_POWER,
+        "usdc_cumulative_interest_rate_now": stables["USDC"][0],
+        "usdc_borrow_rate_apr": stables["USDC"][1],
+        "usdt_cumulative_interest_rate_now": stables["USDT"][0],
+        "usdt_borrow_rate_apr": stables["USDT"][1],
+        "assets_owned_tokens": custody.owned / token,
+        "assets_locked_tokens": custody.locked / token,
+        "guaranteed_usd": custody.guaranteed_usd6 / usd,
+        "global_short_sizes_usd": custody.global_short_sizes_usd6 / usd,
+        "global_short_average_price": custody.global_short_average_price_usd6 / usd,
+        "jlp_net_delta_tokens": perps.jlp_net_delta_tokens(custody),
+        "pool_aum_usd": pool.aum_usd6 / usd if pool else None,
+        "n_positions": positions.num_rows,
+        "n_long": int((side == 0).sum()), "n_short": int((side == 1).sum()),
+        "long_size_usd": float(size[side == 0].sum()),
+        "short_size_usd": float(size[side == 1].sum()),
+        "n_decode_errors": fetched.positions.n_errors,
+        "latency_ms": sum(s.latency_s for s in fetched.stats) * 1000,
+        "response_bytes": sum(s.response_bytes for s in fetched.stats),
+        "retries": sum(s.retries for s in fetched.stats),
+    }
+    return pa.Table.from_pylist([row], schema=S.MARKET_STATE)
+
+
+def _stable_rates(accounts: dict[str, bytes | None], key: str,
+                  cum_now: dict[str, int]) -> tuple[int | None, float | None]:
+    data = accounts.get(key)
+    if data is None:
+        return None, None
+    return cum_now.get(key), perps.borrow_rate_apr(decode_custody(data))
+
+
+def _pool(accounts: dict[str, bytes | None]) -> Pool | None:
+    data = accounts.get(C.POOL_ADDRESS)
+    if data is None:
+        log.warning("pool account %s not found; pool_aum_usd left empty", C.POOL_ADDRESS)
+        return None
+    try:
+        return decode_pool(data)
+    except DecodeError as exc:
+        log.warning("pool account unreadable (%s); pool_aum_usd left empty", exc)
+        return None

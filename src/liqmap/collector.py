@@ -1,0 +1,207 @@
+"""The long-running collector: cycles on minute boundaries, never lets one failure stop it.
+
+Each cycle stands for one boundary `ts` (a multiple of the interval on the schedule's clock) and
+stores one snapshot per market under that `ts`. The schedule runs on this machine's clock
+(`wall`, for mainnet) or on the chain's Clock sysvar (`chain`, for accelerated simulations).
+A market whose cycle fails after all retries gets a `misses` record instead of a snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from liqmap import constants as C
+from liqmap.collect import MarketAddresses, Snapshot, build_snapshot, fetch_market
+from liqmap.config import Settings
+from liqmap.decode import decode_clock
+from liqmap.errors import LiqmapError
+from liqmap.logs import scrub
+from liqmap.rpc import RpcClient, Stopped, Transport
+from liqmap.store import Store
+
+log = logging.getLogger("liqmap.collect")
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Outcome of one market in one cycle."""
+
+    market: str
+    ts: pd.Timestamp
+    stored: bool
+    error: str | None = None
+    snapshot: Snapshot | None = None
+
+
+class Collector:
+    """Collect snapshots of `settings.markets` into `store` through `client`."""
+
+    def __init__(self, settings: Settings, store: Store, client: RpcClient | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.stop = stop or threading.Event()
+        self.client = client or RpcClient(
+            Transport(settings.rpc_urls, timeout_s=settings.timeout_s,
+                      max_retries=settings.max_retries, backoff_s=settings.backoff_s,
+                      stop=self.stop),
+            gpa_timeout_s=settings.gpa_timeout_s)
+        self.addresses = {m: MarketAddresses.default(m) for m in settings.markets}
+        self._now: Callable[[], float] = (self._chain_now if settings.clock == "chain"
+                                          else time.time)
+
+    # ---------------------------------------------------------------- clocks
+    def _chain_now(self) -> float:
+        accounts, _ = self.client.get_multiple_accounts([C.CLOCK_SYSVAR])
+        data = accounts.data.get(C.CLOCK_SYSVAR)
+        if data is None:
+            raise LiqmapError("the RPC node returned no Clock sysvar; use --clock wall")
+        return float(decode_clock(data).unix_timestamp)
+
+    def boundary(self, now_s: float) -> pd.Timestamp:
+        """The cycle boundary at or before `now_s` (unix seconds)."""
+        step = self.settings.interval_s
+        return pd.Timestamp(int(now_s // step * step * 1e6), unit="us", tz="UTC")
+
+    # ---------------------------------------------------------------- one cycle
+    def collect_once(self, ts: pd.Timestamp | None = None) -> list[CycleResult]:
+        """One cycle for every market at boundary `ts` (default: the current one)."""
+        ts = ts if ts is not None else self.boundary(self._now())
+        deadline = time.monotonic() + self.settings.interval_s
+        results = []
+        for market in self.settings.markets:
+            if self.stop.is_set():
+                break
+            results.append(self._collect_market(market, ts, deadline))
+        return results
+
+    def _collect_market(self, market: str, ts: pd.Timestamp, deadline: float) -> CycleResult:
+        if self.store.has_snapshot(market, ts):
+            log.info("%s %s already stored; skipped", market, _fmt(ts))
+            return CycleResult(market, ts, stored=False)
+        addr = self.addresses[market]
+        try:
+            fetched = fetch_market(self.client, addr, deadline=deadline)
+            snapshot = build_snapshot(fetched, ts.to_pydatetime(), addr)
+            stored = self.store.write_snapshot(market, snapshot.positions, snapshot.state)
+        except Stopped:
+            return CycleResult(market, ts, stored=False, error="stopped")
+        except LiqmapError as exc:
+            return self._failed(market, ts, scrub(str(exc)))
+        except Exception as exc:  # one bad cycle must never stop a months-long run
+            log.exception("%s %s: unexpected error", market, _fmt(ts))
+            return self._failed(market, ts, scrub(f"{type(exc).__name__}: {exc}"))
+        _log_snapshot(snapshot, stored)
+        return CycleResult(market, ts, stored=stored, snapshot=snapshot)
+
+    def _failed(self, market: str, ts: pd.Timestamp, reason: str) -> CycleResult:
+        log.error("%s %s: no snapshot: %s", market, _fmt(ts), reason)
+        try:
+            self.store.write_miss(market, ts, reason)
+        except LiqmapError as exc:
+            log.error("%s %s: could not record the miss either: %s", market, _fmt(ts), exc)
+        return CycleResult(market, ts, stored=False, error=reason)
+
+    # ---------------------------------------------------------------- the loop
+    def run(self, *, max_cycles: int | None = None) -> int:
+        """Cycle until `stop` is set (SIGTERM/SIGINT) or `max_cycles` ran; returns cycles run."""
+        removed = self.store.recover()
+        if removed:
+            log.info("removed %d leftover file(s) of interrupted writes", removed)
+        compactor = _Compactor(self.store, self.stop)
+        compactor.start()
+        log.info("collecting: %s", self.settings.describe())
+        cycles = 0
+        next_ts: pd.Timestamp | None = None
+        try:
+            while not self.stop.is_set() and (max_cycles is None or cycles < max_cycles):
+                now = self._now_or_none()
+                if now is None:
+                    continue
+                current = self.boundary(now)
+                if next_ts is not None and current < next_ts:
+                    self._sleep_until(next_ts, now)
+                    continue
+                if next_ts is not None:
+                    self._record_overrun(next_ts, current)
+                self.collect_once(current)
+                cycles += 1
+                next_ts = current + pd.Timedelta(seconds=self.settings.interval_s)
+        finally:
+            compactor.stop_and_join()
+            self.client.transport.close()
+        log.info("collector stopped after %d cycle(s)", cycles)
+        return cycles
+
+    def _now_or_none(self) -> float | None:
+        try:
+            return self._now()
+        except (LiqmapError, Stopped) as exc:
+            log.warning("cannot read the chain clock: %s", scrub(str(exc)))
+            self.stop.wait(min(self.settings.interval_s, 5.0))
+            return None
+
+    def _sleep_until(self, next_ts: pd.Timestamp, now: float) -> None:
+        if self.settings.clock == "chain":  # the chain clock may jump: poll it
+            self.stop.wait(min(0.25, self.settings.interval_s / 20))
+        else:
+            self.stop.wait(max(next_ts.timestamp() - now, 0.0) + 0.05)
+
+    def _record_overrun(self, expected: pd.Timestamp, current: pd.Timestamp) -> None:
+        step = pd.Timedelta(seconds=self.settings.interval_s)
+        missed = expected
+        while missed < current:
+            for market in self.settings.markets:
+                self._failed(market, missed, "collector was busy or paused (cycle overran)")
+            missed += step
+
+
+class _Compactor(threading.Thread):
+    """Compacts closed hours/days in the background, once per hour of wall time."""
+
+    def __init__(self, store: Store, stop: threading.Event) -> None:
+        super().__init__(name="liqmap-compactor", daemon=True)
+        self.store = store
+        self.stop_event = stop
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set() and not self._done.is_set():
+            try:
+                report = self.store.compact()
+                if report.hours or report.days:
+                    log.info("compacted %d hour(s), %d day(s)", report.hours, report.days)
+            except Exception:
+                log.exception("compaction failed; will retry in an hour")
+            self._done.wait(3600)
+
+    def stop_and_join(self) -> None:
+        self._done.set()
+        self.join(timeout=120)
+
+
+def _fmt(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _log_snapshot(snap: Snapshot, stored: bool) -> None:
+    state = snap.state.to_pylist()[0]
+    errors = sum(snap.decode_errors.values())
+    extra = []
+    if snap.oracle_age_s > C.ORACLE_STALE_AFTER_S:
+        extra.append(f"ORACLE STALE {snap.oracle_age_s}s")
+    if snap.pyth_divergence_bps is not None and snap.pyth_divergence_bps > C.PRICE_DIVERGENCE_BPS:
+        extra.append(f"pyth diverges {snap.pyth_divergence_bps:.0f}bps")
+    log.info(
+        "%s %s %s positions=%d (long %d, short %d) price=%.4f slot=%d latency=%.0fms "
+        "bytes=%d retries=%d decode_errors=%d%s",
+        snap.market, _fmt(pd.Timestamp(snap.ts)), "stored" if stored else "duplicate",
+        state["n_positions"], state["n_long"], state["n_short"], state["oracle_price"],
+        state["slot"], state["latency_ms"], state["response_bytes"], state["retries"], errors,
+        (" " + "; ".join(extra)) if extra else "")

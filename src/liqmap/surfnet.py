@@ -1,0 +1,156 @@
+"""A local Solana RPC node (surfpool's surfnet) in a child Node.js process.
+
+Used by the offline demo, the simulator and the tests: the collector reads it through exactly
+the code path it uses against mainnet. Accounts are written with surfnet's `surfnet_setAccount`
+cheatcode and the chain clock is moved forward with `surfnet_timeTravel`.
+
+Needs Node.js >= 18 and the npm package `@solana/surfpool-linux-x64-gnu` (`npm ci` in the project
+root installs the pinned version).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from liqmap import constants as C
+from liqmap.decode import decode_clock
+from liqmap.errors import LiqmapError
+
+ADDON_PACKAGE = "@solana/surfpool-linux-x64-gnu"
+ADDON_FILE = "surfpool-sdk.linux-x64-gnu.node"
+
+
+class SurfnetUnavailable(LiqmapError):
+    """Node.js or the surfpool package is missing."""
+
+
+def find_node_modules() -> Path | None:
+    """The node_modules holding the surfpool addon: $LIQMAP_NODE_MODULES, else the current
+    directory or the liqmap source checkout and their parents."""
+    env = os.environ.get("LIQMAP_NODE_MODULES")
+    candidates = [Path(env)] if env else []
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        candidates += [p / "node_modules" for p in (start, *start.parents)]
+    for nm in candidates:
+        if (nm / ADDON_PACKAGE / ADDON_FILE).is_file():
+            return nm
+    return None
+
+
+def unavailable_reason() -> str | None:
+    """Why surfnet cannot start here, or None if it can."""
+    if shutil.which("node") is None:
+        return "Node.js is not installed (need node >= 18 on PATH)"
+    if os.environ.get("LIQMAP_SURFPOOL_ADDON") or find_node_modules():
+        return None
+    return (f"the npm package {ADDON_PACKAGE} is not installed; run `npm ci` in the liqmap "
+            "project root (or set LIQMAP_NODE_MODULES)")
+
+
+class Surfnet:
+    """Start with `with Surfnet() as node:`; `node.rpc_url` is the JSON-RPC endpoint."""
+
+    def __init__(self, *, startup_timeout_s: float = 60.0) -> None:
+        self.startup_timeout_s = startup_timeout_s
+        self.rpc_url = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._http = httpx.Client(timeout=30.0)
+
+    def start(self) -> Surfnet:
+        reason = unavailable_reason()
+        if reason:
+            raise SurfnetUnavailable(f"cannot start the local Solana node: {reason}")
+        env = dict(os.environ)
+        nm = find_node_modules()
+        if nm is not None:
+            env["LIQMAP_NODE_MODULES"] = str(nm)
+        launcher = resources.files("liqmap") / "node" / "surfnet.js"
+        self._proc = subprocess.Popen(["node", str(launcher)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        line = self._read_first_line()
+        self.rpc_url = json.loads(line)["rpcUrl"]
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        return self
+
+    def _read_first_line(self) -> str:
+        assert self._proc is not None and self._proc.stdout is not None
+        result: list[bytes] = []
+        reader = threading.Thread(target=lambda: result.append(self._proc.stdout.readline()),  # type: ignore[union-attr]
+                                  daemon=True)
+        reader.start()
+        reader.join(self.startup_timeout_s)
+        if not result or not result[0].strip():
+            err = self._stderr_tail()
+            self.stop()
+            raise SurfnetUnavailable(f"the local Solana node did not start: {err or 'timeout'}")
+        return result[0].decode()
+
+    def _stderr_tail(self) -> str:
+        """Last stderr line of a launcher that already exited ("" while it runs)."""
+        proc = self._proc
+        if proc is None or proc.stderr is None or proc.poll() is None:
+            return ""
+        lines = proc.stderr.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def _drain_stderr(self) -> None:
+        proc = self._proc
+        if proc is None or proc.stderr is None:
+            return
+        for _ in iter(proc.stderr.readline, b""):
+            pass
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                if proc.stdin:
+                    proc.stdin.close()
+                proc.terminate()
+                proc.wait(timeout=15)
+            except (subprocess.TimeoutExpired, OSError):
+                proc.kill()
+                proc.wait(timeout=5)
+        self._http.close()
+
+    def __enter__(self) -> Surfnet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- cheatcodes
+    def call(self, method: str, params: list[Any]) -> Any:
+        response = self._http.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1,
+                                                       "method": method, "params": params})
+        response.raise_for_status()
+        body = response.json()
+        if body.get("error"):
+            raise LiqmapError(f"surfnet {method} failed: {body['error']}")
+        return body.get("result")
+
+    def set_account(self, pubkey: str, data: bytes, owner: str, lamports: int | None = None
+                    ) -> None:
+        """Create or overwrite an account (rent-exempt lamports by default)."""
+        lamports = lamports if lamports is not None else 890_880 + 6_960 * len(data)
+        self.call("surfnet_setAccount", [pubkey, {"lamports": lamports, "data": data.hex(),
+                                                  "owner": owner}])
+
+    def time_travel(self, unix_ms: int) -> None:
+        """Move the chain clock forward to `unix_ms` (surfnet refuses to go back)."""
+        self.call("surfnet_timeTravel", [{"absoluteTimestamp": int(unix_ms)}])
+
+    def chain_time(self) -> int:
+        """The Clock sysvar's unix_timestamp (s)."""
+        result = self.call("getAccountInfo", [C.CLOCK_SYSVAR, {"encoding": "base64"}])
+        return decode_clock(base64.b64decode(result["value"]["data"][0])).unix_timestamp
