@@ -29,3 +29,25 @@ def real_matrix_path(shared_dir: Path) -> Path:
 def mainnet_accounts_path(shared_dir: Path) -> Path:
     """Real mainnet account bytes captured 2026-09-24."""
     return shared_dir / "data" / "jupiter_mainnet_accounts_2026-09-24.json"
+
+
+def skip_or_fail_without_surfnet() -> None:
+    """Skip (locally) or fail (CI sets LIQMAP_REQUIRE_SURFNET=1) when surfnet cannot run."""
+    from liqmap.surfnet import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("LIQMAP_REQUIRE_SURFNET") == "1":
+        pytest.fail(f"surfnet is required (LIQMAP_REQUIRE_SURFNET=1) but {reason}")
+    pytest.skip(f"surfnet tests need Node.js and the surfpool npm package: {reason}")
+
+
+@pytest.fixture
+def surfnet():
+    """A fresh local Solana RPC node (surfpool surfnet, offline) for one test."""
+    skip_or_fail_without_surfnet()
+    from liqmap.surfnet import Surfnet
+
+    with Surfnet() as node:
+        yield node

@@ -22,9 +22,13 @@ import numpy as np
 
 from liqmap import constants as C
 from liqmap.decode import Custody
-from liqmap.wide import mul_div
+from liqmap.wide import mul_div_capped
 
 U64 = np.uint64
+#: USD-6 amounts beyond any real position (≈ $4.5 billion): results past it are capped, so a
+#: garbage account can never crash a cycle; a capped short liquidates at an absurd price and a
+#: capped long at 0, i.e. never.
+USD6_CAP = 2**52
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -110,19 +114,21 @@ def liquidation_prices(records: np.ndarray, custody: Custody,
         return LiquidationColumns(np.zeros(0, np.int64), empty_u, empty_u, empty_u,
                                   np.zeros(0), np.zeros(0))
     if custody.trade_impact_fee_scalar:
-        impact = mul_div(size, C.BPS_POWER, custody.trade_impact_fee_scalar, ceil=True)
+        impact = mul_div_capped(size, C.BPS_POWER, custody.trade_impact_fee_scalar, USD6_CAP,
+                                ceil=True)
     else:
         impact = np.zeros(n, U64)
-    close_fee = mul_div(size, U64(custody.decrease_position_bps) + impact, C.BPS_POWER)
+    close_fee = mul_div_capped(size, U64(custody.decrease_position_bps) + impact, C.BPS_POWER,
+                               USD6_CAP)
     snap = records["cumulative_interest_snapshot"].astype(U64)
     cum_now = np.asarray(cum_interest_now, dtype=U64)
     delta = np.where(cum_now > snap, cum_now - snap, U64(0))
-    borrow_fee = mul_div(delta, size, C.RATE_POWER, ceil=True)
-    maint = mul_div(size, C.BPS_POWER, max(custody.max_leverage_bps, 1))
+    borrow_fee = mul_div_capped(delta, size, C.RATE_POWER, USD6_CAP, ceil=True)
+    maint = mul_div_capped(size, C.BPS_POWER, max(custody.max_leverage_bps, 1), USD6_CAP)
     max_loss = maint + close_fee + borrow_fee
     solvent = coll >= max_loss
     excess = np.where(solvent, coll - max_loss, max_loss - coll)
-    gap = mul_div(excess, entry, size).astype(np.int64)
+    gap = mul_div_capped(excess, entry, size, USD6_CAP).astype(np.int64)
     is_long = records["side"] == C.SIDE_LONG
     down = is_long == solvent  # long & solvent, or short & already under water
     liq = np.where(down, entry.astype(np.int64) - gap, entry.astype(np.int64) + gap)

@@ -68,3 +68,22 @@ def mul_div(a: np.ndarray | int, b: np.ndarray | int, d: np.ndarray | int, *,
     if ceil:
         q = q + ((qh != ph) | (ql != pl)).astype(U64)
     return q
+
+
+def mul_div_capped(a: np.ndarray | int, b: np.ndarray | int, d: np.ndarray | int, cap: int, *,
+                   ceil: bool = False) -> np.ndarray:
+    """min(exact floor/ceil of a*b/d, cap) elementwise; `cap` <= 2**52.
+
+    For inputs no real account holds (a $1 position with $1M collateral) the quotient can
+    exceed what is exact; such rows get `cap`, which callers treat as "beyond any price".
+
+    >>> mul_div_capped(np.array([2, 10**18], dtype=np.uint64), 10**18, 1, cap=2**40).tolist()
+    [1099511627776, 1099511627776]
+    """
+    if cap > 2**52:
+        raise ValueError("cap must be <= 2**52")
+    av, bv, dv = (np.atleast_1d(np.asarray(x, dtype=U64)) for x in (a, b, d))
+    av, bv, dv = np.broadcast_arrays(av, bv, dv)
+    too_big = av.astype(np.float64) * bv.astype(np.float64) / dv.astype(np.float64) >= cap
+    q = mul_div(np.where(too_big, U64(0), av), bv, dv, ceil=ceil)
+    return np.minimum(np.where(too_big, U64(cap), q), U64(cap))

@@ -270,8 +270,10 @@ class Store:
     def recover(self, now: TimeLike = None) -> int:
         """Remove leftovers of interrupted writes; returns the number of files removed."""
         from liqmap.store.compact import recover_store
+        from liqmap.store.legacy import recover_imports
 
-        return recover_store(self, _utc(now) or pd.Timestamp.now(tz="UTC"))
+        return (recover_imports(self)
+                + recover_store(self, _utc(now) or pd.Timestamp.now(tz="UTC")))
 
     def partitions(self, dataset: str, market: str) -> Iterable[tuple[date, str]]:
         for day in self._days(dataset, market):

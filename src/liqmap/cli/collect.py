@@ -1,0 +1,192 @@
+"""`liqmap collect`, `status`, `compact`, `import-legacy`, `export`: thin wrappers."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
+from liqmap.errors import InputError
+
+
+def _install_stop_handlers(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT: finish the current write, then exit 0. A second signal aborts."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        click.echo(f"{signal.Signals(signum).name}: finishing the current write, then "
+                   "stopping", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@click.command("collect")
+@click.option("--rpc-url", "rpc_urls", multiple=True, metavar="URL",
+              help="Solana RPC endpoint; repeat for failover (default: $LIQMAP_RPC_URL, "
+                   "liqmap.toml, else the public mainnet endpoint). Keys in URLs are redacted "
+                   "in all output.")
+@click.option("--markets", default=None, metavar="SOL,ETH,BTC", help="Markets to collect.")
+@data_dir_option
+@click.option("--interval", "interval_s", type=float, default=None,
+              help="Seconds between snapshots, on multiples of it (default 60).")
+@click.option("--once", is_flag=True, help="One cycle (the current minute), then exit.")
+@click.option("--clock", type=click.Choice(["wall", "chain"]), default=None,
+              help="Schedule on this machine's clock (wall, default) or on the chain's Clock "
+                   "sysvar (chain: for simulated/accelerated chains).")
+@click.option("--timeout", "timeout_s", type=float, default=None,
+              help="Seconds per request (getProgramAccounts: --gpa-timeout).")
+@click.option("--gpa-timeout", "gpa_timeout_s", type=float, default=None,
+              help="Seconds per getProgramAccounts request (default 120).")
+@click.option("--max-retries", type=int, default=None, help="Retries per request (default 5).")
+@click.pass_context
+def collect_cmd(ctx: click.Context, **flags: object) -> None:
+    """Store a snapshot of every open position, with exact liquidation prices, every minute.
+
+    Runs until SIGTERM/Ctrl-C (the current write completes, exit code 0).
+
+    Example:
+
+        LIQMAP_RPC_URL=https://mainnet.helius-rpc.com/?api-key=KEY liqmap collect
+    """
+    from liqmap.collector import Collector
+    from liqmap.store import Store
+
+    once = bool(flags.pop("once"))
+    settings = settings_from(ctx, **flags)
+    store = Store(settings.data_dir)
+    stop = threading.Event()
+    collector = Collector(settings, store, stop=stop)
+    if once:
+        results = collector.collect_once()
+        collector.client.transport.close()
+        failed = [r for r in results if r.error]
+        if failed:
+            raise click.ClickException("; ".join(f"{r.market}: {r.error}" for r in failed))
+        return
+    _install_stop_handlers(stop)
+    collector.run()
+
+
+@click.command("status")
+@data_dir_option
+@click.option("--market", "markets", default=None, metavar="SOL|ETH|BTC",
+              help="Market (default: every market in the store).")
+@window_options
+@click.option("--interval", "interval_s", type=float, default=60.0, show_default=True,
+              help="Expected seconds between snapshots.")
+@click.pass_context
+def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
+               t_start: str | None, t_end: str | None, interval_s: float) -> None:
+    """Snapshots present, gaps (missing minutes, with the recorded reason), positions per
+    snapshot and store size, for a window (default: the last 24 hours of data).
+
+    Example:
+
+        liqmap status --market SOL --t-start 2026-11-23T00:00
+    """
+    from liqmap.store import Store
+    from liqmap.store.status import format_status, market_status
+    from liqmap.timeutil import parse_time
+
+    settings = settings_from(ctx, data_dir=data_dir, markets=markets)
+    store = Store(settings.data_dir)
+    start = parse_time(t_start, what="--t-start") if t_start else None
+    end = parse_time(t_end, what="--t-end") if t_end else None
+    chosen = settings.markets if markets else [m for m in store.markets() or []]
+    if not chosen:
+        raise InputError(f"no snapshots in {settings.data_dir}; run `liqmap collect` first "
+                         "or pass --data-dir")
+    click.echo(f"store {store.root}")
+    for market in chosen:
+        click.echo(format_status(market_status(store, market, start, end, interval_s)))
+
+
+@click.command("compact")
+@data_dir_option
+@click.pass_context
+def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
+    """Compact closed hours and days into one file each, and clean up interrupted writes.
+
+    The collector does this by itself every hour; run it after an import or an outage.
+
+    Example:
+
+        liqmap compact --data-dir ./data
+    """
+    from liqmap.store import Store
+
+    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
+    removed = store.recover()
+    report = store.compact()
+    click.echo(f"compacted {report.hours} hour(s) and {report.days} day(s); removed "
+               f"{report.files_removed + removed} file(s)")
+
+
+@click.command("import-legacy")
+@click.argument("csv_file", type=click.Path(dir_okay=False))
+@data_dir_option
+@market_option
+@click.pass_context
+def import_legacy_cmd(ctx: click.Context, csv_file: str, data_dir: str | None,
+                      market: str) -> None:
+    """Load an old `sol_positions_log.csv` (liq_price,size_sol,t_bin) into the store.
+
+    Streams any size; bad rows are counted and listed by line number, never abort the
+    import; minutes already stored are skipped, so running it twice adds nothing.
+
+    Example:
+
+        liqmap import-legacy data-sol_snapshots/sol_positions_log.csv
+    """
+    import os
+
+    from tqdm import tqdm
+
+    from liqmap.store import Store
+    from liqmap.store.legacy import import_legacy_csv
+
+    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
+    total = os.path.getsize(csv_file) if os.path.isfile(csv_file) else 0
+    with tqdm(total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr,
+              disable=total < 64 << 20) as bar:
+        report = import_legacy_csv(store, csv_file, market, progress=bar.update)
+    click.echo(report.summary())
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(["legacy-csv"]), default="legacy-csv",
+              show_default=True, help="Output format (the old scripts' CSV).")
+@data_dir_option
+@market_option
+@window_options
+@click.option("--source", type=click.Choice(["positions", "legacy"]), default="positions",
+              show_default=True, help="Collected snapshots, or rows imported by import-legacy.")
+@click.option("--out", required=True, metavar="FILE|-", help="Output file, or - for stdout.")
+@click.pass_context
+def export_cmd(ctx: click.Context, fmt: str, data_dir: str | None, market: str,
+               t_start: str | None, t_end: str | None, source: str, out: str) -> None:
+    """Write stored positions as `liq_price,size_sol,t_bin` rows for the old scripts.
+
+    `size_sol` is the position size in tokens of the market (SOL for SOL).
+
+    Example:
+
+        liqmap export --format legacy-csv --out data-sol_snapshots/sol_positions_log.csv
+    """
+    from liqmap.store import Store
+    from liqmap.store.legacy import export_legacy_csv
+    from liqmap.timeutil import parse_time
+
+    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
+    start = parse_time(t_start, what="--t-start") if t_start else None
+    end = parse_time(t_end, what="--t-end") if t_end else None
+    rows = export_legacy_csv(store, out, market, source=source, start=start, end=end)
+    if out != "-":
+        click.echo(f"wrote {rows:,} rows to {out}")
