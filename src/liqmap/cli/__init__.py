@@ -17,18 +17,20 @@ from liqmap import __version__
 from liqmap.errors import LiqmapError
 from liqmap.logs import setup_logging
 
-#: command name -> "module:function" (module under liqmap.cli)
-COMMANDS: dict[str, str] = {
-    "collect": "collect:collect_cmd",
-    "status": "collect:status_cmd",
-    "compact": "collect:compact_cmd",
-    "import-legacy": "collect:import_legacy_cmd",
-    "export": "collect:export_cmd",
-    "heatmap": "heatmap:heatmap_cmd",
-    "levels": "heatmap:levels_cmd",
-    "backtest": "backtest:backtest_cmd",
-    "simulate": "demo:simulate_cmd",
-    "demo": "demo:demo_cmd",
+#: command name -> ("module:function" under liqmap.cli, one-line help for `liqmap --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "collect": ("collect:collect_cmd", "Store every open position with its liquidation price, "
+                                       "every minute."),
+    "status": ("collect:status_cmd", "Snapshots, gaps and size of the store."),
+    "compact": ("collect:compact_cmd", "Compact closed hours/days; clean interrupted writes."),
+    "import-legacy": ("collect:import_legacy_cmd", "Load the old scripts' CSV log."),
+    "export": ("collect:export_cmd", "Write stored positions in the old scripts' CSV format."),
+    "heatmap": ("heatmap:heatmap_cmd", "Liquidation heatmap (time x price) as PNG or HTML."),
+    "levels": ("heatmap:levels_cmd", "Liquidation map at one moment (longs below, shorts "
+                                     "above)."),
+    "backtest": ("backtest:backtest_cmd", "Backtest the liquidation-pressure hedge boost."),
+    "simulate": ("demo:simulate_cmd", "Run a simulated Jupiter Perps market on a local node."),
+    "demo": ("demo:demo_cmd", "The whole tool offline: simulate, collect, draw, backtest."),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,13 +43,26 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return None
-        module_name, attr = target.split(":")
+        module_name, attr = COMMANDS[cmd_name][0].split(":")
         module = importlib.import_module(f"liqmap.cli.{module_name}")
         command: click.Command = getattr(module, attr)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List commands from COMMANDS without importing them (fast `liqmap --help`)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in COMMANDS.items()])
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Turn LiqmapError into click's one-line `Error: ...` with exit code 1."""
+        try:
+            return super().invoke(ctx)
+        except LiqmapError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                logging.getLogger("liqmap").exception("failed")
+            raise click.ClickException(str(exc)) from exc
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
@@ -66,20 +81,8 @@ def cli(ctx: click.Context, verbose: bool, config_path: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `liqmap` console script and `python -m liqmap`."""
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
-        return cli.main(args=argv, prog_name="liqmap", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except LiqmapError as exc:
-        if verbose:
-            logging.getLogger("liqmap").exception("failed")
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        return cli.main(args=argv, prog_name="liqmap")
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
