@@ -1,0 +1,182 @@
+"""Speed of the backtest on the real 72-hour matrix, against a plain per-minute Python loop.
+
+    .venv/bin/python benchmarks/bench_backtest.py [--baseline-sets 20] [--repeat 20]
+
+Targets (issue "Speed"): one run under 0.2 s; a 1,000-set sweep under 5 s and at least 50x
+faster than the plain loop. The loop is timed on a sample of the sweep's sets and scaled to
+all of them; its results are checked against the library's on the same sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from liqmap.backtest import report
+from liqmap.backtest.align import Coverage, MinuteInputs, align_hedge_log
+from liqmap.backtest.engine import run_backtest
+from liqmap.backtest.hedgelog import read_hedge_log
+from liqmap.backtest.params import BacktestParams
+from liqmap.backtest.stats import compute_stats
+from liqmap.backtest.sweep import grid_params, parse_sweep, run_sweep
+from liqmap.matrix import LiqMatrix, load_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LIQMAP_SHARED", ROOT.parent / "shared"))
+MATRIX = SHARED / "data" / "liq_matrix_72h_1m.npz"
+SWEEP = ("threshold=40000:130000:10000;window=5,10,15,20,25;release=1,2,3,5,8;confirm=1,2;"
+         "boost=0.25,0.5")
+BASE = BacktestParams(threshold_tokens=80_000.0, reversal=True, fee_bps=2.0, slippage_bps=3.0)
+RUN_TARGET_S = 0.2
+SWEEP_TARGET_S = 5.0
+SWEEP_TARGET_RATIO = 50.0
+
+
+def drifting_hedge(matrix: LiqMatrix) -> MinuteInputs:
+    """One minute per matrix column: its price, a drifting exposure and ratios."""
+    i = np.arange(matrix.n_columns)
+    target = 0.9 + 0.1 * np.sin(i / 400)
+    current = target + 0.05 * np.sin(i / 37)
+    return MinuteInputs(
+        ts_ns=matrix.t_edges_ns[:-1].copy(), column=i, price_usd=matrix.spot_usd.copy(),
+        position_tokens=(50_000 + 5_000 * np.sin(i / 700)) * current, current_ratio=current,
+        target_ratio=target, gap=matrix.gap_mask.copy(),
+        coverage=Coverage("", "", matrix.n_columns, int(matrix.gap_mask.sum())))
+
+
+def plain_loop(matrix: LiqMatrix, m: MinuteInputs, p: BacktestParams) -> tuple[list[int], float]:
+    """The rule and accounting written minute by minute, window sums by masks (no prefix sums,
+    no numba). Returns the directions and the final cumulative net boosted − raw P&L."""
+    lower_edges = matrix.y_edges_usd[:-1]
+    on, direction, confirm, release = False, 0, 0, 0
+    directions: list[int] = []
+    net_minus_raw, prev_overlay = 0.0, 0.0
+    for t in range(m.n):
+        price, col = float(m.price_usd[t]), int(m.column[t])
+        if not m.gap[t]:
+            above = float(matrix.z[(lower_edges > price) & (lower_edges <= price + p.window_usd),
+                                   col].sum())
+            below = float(matrix.z[(lower_edges >= price - p.window_usd) & (lower_edges < price),
+                                   col].sum())
+            trigger = above > p.threshold_tokens or below > p.threshold_tokens
+            new = 1 if below > above else -1
+            cooling = release > 0
+            if trigger:
+                confirm, release = confirm + 1, 0
+                if p.reversal and on and cooling and new != direction:
+                    direction, confirm = new, 1
+            else:
+                confirm, release = 0, release + 1
+            if not on and confirm >= p.confirm:
+                on, direction = True, new
+            elif on and release >= p.release:
+                on, direction = False, 0
+        directions.append(direction)
+        overlay = float(m.position_tokens[t] / m.current_ratio[t]) * direction * p.boost
+        if t > 0:
+            net_minus_raw += prev_overlay * (price - float(m.price_usd[t - 1]))
+        net_minus_raw -= abs(overlay - prev_overlay) * price * p.cost_bps / 10_000
+        prev_overlay = overlay
+    return directions, net_minus_raw
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of `repeat` calls, seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def bench_run(matrix: LiqMatrix, minutes: MinuteInputs, repeat: int) -> None:
+    start = time.perf_counter()
+    result = run_backtest(matrix, minutes, BASE)
+    first = time.perf_counter() - start
+    lib = timed(lambda: run_backtest(matrix, minutes, BASE), repeat)
+    loop = timed(lambda: plain_loop(matrix, minutes, BASE), max(1, repeat // 10))
+    directions, net_minus_raw = plain_loop(matrix, minutes, BASE)
+    assert directions == result.ledger.direction.tolist()
+    stats = compute_stats(result.ledger)
+    assert np.isclose(net_minus_raw, stats["net_improvement_usd"], rtol=1e-9, atol=1e-6)
+    print(f"one run ({minutes.n:,} minutes): library {lib * 1e3:.1f} ms (first call incl. "
+          f"numba cache load {first * 1e3:.0f} ms) | plain loop {loop * 1e3:.0f} ms | "
+          f"{loop / lib:.0f}x | target < {RUN_TARGET_S} s: {verdict(lib < RUN_TARGET_S)}")
+
+
+def bench_run_with_io(minutes: MinuteInputs, repeat: int) -> None:
+    """npz load, hedge-log CSV parse and matching, the run, and the CSV/JSON outputs built."""
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "hedge.csv"
+        pd.DataFrame({"timestamp": minutes.timestamps().strftime("%Y-%m-%d %H:%M:%S"),
+                      "price": minutes.price_usd, "position": minutes.position_tokens,
+                      "current_ratio": minutes.current_ratio,
+                      "target_ratio": minutes.target_ratio}).to_csv(csv, index=False)
+
+        def once() -> None:
+            matrix = load_npz(MATRIX)
+            aligned = align_hedge_log(matrix, read_hedge_log(csv))
+            result = run_backtest(matrix, aligned, BASE)
+            summary = report.build_summary(result, market="SOL", source=str(MATRIX))
+            report.render_outputs(result, summary, plots=False)
+
+        total = timed(once, max(1, repeat // 4))
+    print(f"one run with I/O (npz load, CSV parse, CSV/JSON outputs, no PNGs): "
+          f"{total * 1e3:.0f} ms")
+
+
+def bench_sweep(matrix: LiqMatrix, minutes: MinuteInputs, baseline_sets: int) -> None:
+    grid = parse_sweep(SWEEP)
+    sets = grid_params(BASE, grid)
+    start = time.perf_counter()
+    result = run_sweep(matrix, minutes, BASE, grid)
+    lib = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(sets), size=min(baseline_sets, len(sets)), replace=False)
+    start = time.perf_counter()
+    loops = [plain_loop(matrix, minutes, sets[i]) for i in sample]
+    loop = (time.perf_counter() - start) / len(sample) * len(sets)
+    table = result.table.set_index(list(grid)).sort_index()
+    for i, (_, net_minus_raw) in zip(sample, loops, strict=True):
+        key = tuple(float(getattr(sets[i], f)) for f in (
+            "threshold_tokens", "window_usd", "release", "confirm", "boost"))
+        expected = float(table.loc[key, "net_improvement_usd"])
+        assert np.isclose(net_minus_raw, expected, rtol=1e-9, atol=1e-6), (key, expected)
+    ratio = loop / lib
+    print(f"sweep of {len(sets):,} sets: library {lib:.2f} s | plain loop {loop:.0f} s "
+          f"({len(sample)} sets timed, scaled) | {ratio:.0f}x | target < {SWEEP_TARGET_S} s: "
+          f"{verdict(lib < SWEEP_TARGET_S)}, >= {SWEEP_TARGET_RATIO:.0f}x: "
+          f"{verdict(ratio >= SWEEP_TARGET_RATIO)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline-sets", type=int, default=20,
+                        help="sweep sets the plain loop runs (scaled to all)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed single runs")
+    args = parser.parse_args()
+    matrix = load_npz(MATRIX)
+    minutes = drifting_hedge(matrix)
+    print(f"real matrix {matrix.z.shape[0]} bins x {matrix.n_columns:,} minutes, "
+          f"{os.cpu_count()} CPUs")
+    bench_run(matrix, minutes, args.repeat)
+    bench_run_with_io(minutes, args.repeat)
+    bench_sweep(matrix, replace(minutes), args.baseline_sets)
+
+
+if __name__ == "__main__":
+    main()

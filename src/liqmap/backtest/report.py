@@ -1,0 +1,215 @@
+"""Outputs of a backtest: summary dict, printed table, and the files in --out-dir."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+
+from liqmap.backtest.engine import BacktestResult
+from liqmap.backtest.params import SWEEPABLE, BacktestParams
+from liqmap.backtest.plots import (
+    default_sweep_axes,
+    describe_params,
+    render_pnl,
+    render_ratio,
+    render_sweep,
+)
+from liqmap.backtest.stats import compute_stats
+from liqmap.backtest.sweep import SweepResult
+from liqmap.errors import InputError
+
+TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+TOP_ROWS: Final = 5
+#: Metrics compared in and out of sample in the printed table.
+SPLIT_METRICS: Final = ("cum_pnl_raw_usd", "cum_pnl_boosted_net_usd", "net_improvement_usd",
+                        "cost_usd", "boosted_share", "n_toggles", "hit_rate", "max_drawdown_usd")
+
+
+def build_summary(result: BacktestResult, *, market: str, source: str,
+                  sweep: SweepResult | None = None) -> dict[str, Any]:
+    """Everything summary.json holds: inputs, coverage, parameters, metrics, sweep outcome."""
+    times = result.minutes.timestamps()
+    summary: dict[str, Any] = {
+        "market": market,
+        "source": source,
+        "t_start": f"{times[0]:{TIME_FORMAT}}",
+        "t_end": f"{times[-1]:{TIME_FORMAT}}",
+        "coverage": result.minutes.coverage.to_dict(),
+        "params": result.params.to_dict(),
+        "metrics": compute_stats(result.ledger),
+    }
+    if sweep is not None:
+        summary["sweep"] = _sweep_summary(sweep, times)
+    return summary
+
+
+def _sweep_summary(sweep: SweepResult, times: pd.DatetimeIndex) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "n_sets": len(sweep.table),
+        "objective": sweep.objective,
+        "grid": sweep.grid,
+        "best": {name: getattr(sweep.best, attr) for name, attr in SWEEPABLE.items()
+                 if name in sweep.grid},
+        "ranked_on": "all minutes (in sample)",
+    }
+    if sweep.split_index is not None:
+        out["ranked_on"] = "train part"
+        out["test_start"] = f"{times[sweep.split_index]:{TIME_FORMAT}}"
+        out["state_at_test_start"] = "carried over from the train part"
+        out["in_sample"] = sweep.in_sample
+        out["out_of_sample"] = sweep.out_of_sample
+    return out
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The table printed after a run (plain text, fixed width)."""
+    m = summary["metrics"]
+    cov = summary["coverage"]
+    lines = [
+        f"{summary['market']} backtest, {summary['t_start']} .. {summary['t_end']} "
+        f"({cov['n_used']:,} minutes, {cov['n_gap']:,} without matrix data)",
+        f"rule: {_params_line(summary)}",
+        "",
+        f"{'':28}{'raw':>14}{'boosted':>14}{'boosted net':>14}",
+        f"{'cumulative P&L (USD)':28}{m['cum_pnl_raw_usd']:>14,.2f}"
+        f"{m['cum_pnl_boosted_usd']:>14,.2f}{m['cum_pnl_boosted_net_usd']:>14,.2f}",
+        f"{'difference vs raw (USD)':28}{'':>14}{m['improvement_usd']:>14,.2f}"
+        f"{m['net_improvement_usd']:>14,.2f}",
+        f"{'costs (USD)':28}{'':>14}{'':>14}{m['cost_usd']:>14,.2f}",
+        f"{'time boosted':28}{m['boosted_minutes']:,.0f} min ({_pct(m['boosted_share'])})",
+        f"{'toggles':28}on {m['n_on']:.0f}, off {m['n_off']:.0f}, "
+        f"reverse {m['n_reverse']:.0f}",
+        f"{'hit rate':28}{_pct(m['hit_rate'])}",
+        f"{'turnover':28}{m['turnover_tokens']:,.2f} tokens, {m['turnover_usd']:,.2f} USD",
+        f"{'max drawdown, net − raw':28}{m['max_drawdown_usd']:,.2f} USD",
+    ]
+    if cov["n_hedge_outside_matrix"] or cov["n_matrix_without_hedge"]:
+        lines.append(f"{'unmatched minutes':28}hedge log only {cov['n_hedge_outside_matrix']:,}"
+                     f", matrix only {cov['n_matrix_without_hedge']:,}")
+    if "sweep" in summary:
+        lines += ["", *_format_sweep(summary["sweep"])]
+    return "\n".join(lines)
+
+
+def _params_line(summary: Mapping[str, Any]) -> str:
+    return describe_params(BacktestParams(**summary["params"]))
+
+
+def _format_sweep(sweep: Mapping[str, Any]) -> list[str]:
+    best = ", ".join(f"{k}={v:g}" for k, v in sweep["best"].items())
+    lines = [f"sweep: {sweep['n_sets']:,} sets ranked by {sweep['objective']} on "
+             f"{sweep['ranked_on']}", f"best: {best}"]
+    if "out_of_sample" in sweep:
+        lines.append(f"{'':28}{'in sample':>14}{'out of sample':>16}   (test from "
+                     f"{sweep['test_start']})")
+        for key in SPLIT_METRICS:
+            lines.append(f"{key:28}{_num(sweep['in_sample'][key]):>14}"
+                         f"{_num(sweep['out_of_sample'][key]):>16}")
+    else:
+        lines.append("(ranked and reported on the same minutes; add --train-frac 0.5 for an "
+                     "out-of-sample check)")
+    return lines
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f} %"
+
+
+def _num(x: float) -> str:
+    if isinstance(x, int):
+        return f"{x:,}"
+    return "n/a" if math.isnan(x) else f"{x:,.4g}" if abs(x) < 1 else f"{x:,.2f}"
+
+
+def render_outputs(result: BacktestResult, summary: Mapping[str, Any], *, plots: bool = True,
+                   sweep: SweepResult | None = None,
+                   sweep_axes: tuple[str, str | None] | None = None) -> dict[str, bytes]:
+    """File name -> content of every output, built in memory so a failure writes nothing."""
+    files = {
+        "minutes.csv": _csv(result.minutes_frame()),
+        "toggles.csv": _csv(result.toggles_frame()),
+        "summary.json": (json.dumps(_json_safe(summary), indent=2) + "\n").encode(),
+    }
+    if sweep is not None:
+        files["sweep.csv"] = _csv(sweep.table)
+    if plots:
+        market = summary["market"]
+        files["ratio.png"] = _png(render_ratio(result, market))
+        files["pnl.png"] = _png(render_pnl(result, summary["metrics"], market))
+        axes = sweep_axes or (default_sweep_axes(sweep.grid) if sweep is not None else None)
+        if sweep is not None and axes is not None:
+            title = f"{market} sweep of {len(sweep.table):,} sets, ranked on " \
+                    f"{summary['sweep']['ranked_on']}"
+            files["sweep.png"] = _png(render_sweep(sweep.table, sweep.objective, axes, title))
+    return files
+
+
+def check_sweep_axes(text: str | None, grid: Mapping[str, list[float]]
+                     ) -> tuple[str, str | None] | None:
+    """Parse `--sweep-axes a,b` (or `a`) against the swept names; None when not given."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in grid]
+    if not 1 <= len(names) <= 2 or unknown or len(set(names)) != len(names):
+        raise InputError(f"--sweep-axes {text!r} must name one or two different swept "
+                         f"parameters, from {', '.join(grid)}")
+    return names[0], names[1] if len(names) == 2 else None
+
+
+def write_outputs(out_dir: str | Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Create `out_dir` and write each file atomically (temporary file, then rename)."""
+    root = Path(out_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create --out-dir {root}: {exc.strerror}; pick a writable "
+                         "directory") from exc
+    written = []
+    for name, content in files.items():
+        target = root / name
+        tmp = root / f".{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            with tmp.open("xb") as fh:
+                fh.write(content)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        written.append(target)
+    return written
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.strftime(TIME_FORMAT)
+    return out.to_csv(index=False).encode()
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> null, numpy scalars -> Python (JSON has neither)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
