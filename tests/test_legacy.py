@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from factories import minutes, snapshot
 
 from liqmap.cli import cli
 from liqmap.errors import InputError
 from liqmap.store import Store
 from liqmap.store.legacy import ImportReport, _stage, export_legacy_csv, import_legacy_csv
+
+from factories import minutes, snapshot
 
 
 def write_log(path: Path, n_minutes: int = 90, per_minute: int = 20, *,
@@ -75,7 +76,7 @@ def test_bad_rows_are_counted_with_line_numbers(tmp_path: Path) -> None:
 def test_missing_columns_are_named(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text("liq_price,size\n1,2\n")
-    with pytest.raises(InputError, match="lacks column.*size_sol, t_bin"):
+    with pytest.raises(InputError, match=r"lacks column.*size_sol, t_bin"):
         import_legacy_csv(Store(str(tmp_path / "store")), path)
     assert not (tmp_path / "store" / "legacy").exists()
 

@@ -7,13 +7,14 @@ import logging
 import time
 
 import pytest
-from scripted_rpc import Step, ok, rpc_error, scripted
 
 from liqmap import constants as C
 from liqmap.config import load_settings
 from liqmap.errors import RpcError
 from liqmap.rpc import RpcClient, Transport
 from liqmap.rpc import requests as Q
+
+from scripted_rpc import Step, ok, rpc_error, scripted
 
 ACCOUNT = {"data": [base64.b64encode(b"\x01\x02\x03").decode(), "base64"], "owner": "x",
            "lamports": 1, "executable": False, "rentEpoch": 0, "space": 3}
@@ -80,9 +81,9 @@ def test_timeouts_are_retried() -> None:
 
 
 def test_rpc_error_object_that_cannot_succeed_is_not_retried() -> None:
-    with scripted([rpc_error(-32602, "Invalid param: too many filters")]) as srv:
-        with pytest.raises(RpcError, match="-32602: Invalid param") as err:
-            client(srv.url).get_program_accounts(C.PERPS_PROGRAM_ID, [])
+    with (scripted([rpc_error(-32602, "Invalid param: too many filters")]) as srv,
+          pytest.raises(RpcError, match="-32602: Invalid param") as err):
+        client(srv.url).get_program_accounts(C.PERPS_PROGRAM_ID, [])
     assert len(srv.requests) == 1 and err.value.method == "getProgramAccounts"
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from factories import minutes, snapshot
 
 from liqmap.errors import StorageError
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store.status import format_status, market_status
+
+from factories import minutes, snapshot
 
 
 def _fill(store: Store, start: str, count: int, n: int = 5) -> list[pd.Timestamp]:
@@ -36,7 +37,8 @@ def test_round_trip_keeps_types_and_values(tmp_path: Path) -> None:
     assert back.schema.equals(positions.schema)
     assert _sorted(back).equals(_sorted(positions))
     assert store.read_market_state("SOL").to_pylist() == state.to_pylist()
-    assert (tmp_path / "positions/market=SOL/date=2025-08-22/snap-20250822T100900Z.parquet").exists()
+    part = tmp_path / "positions/market=SOL/date=2025-08-22"
+    assert (part / "snap-20250822T100900Z.parquet").exists()
 
 
 def test_same_minute_twice_is_stored_once(tmp_path: Path) -> None:

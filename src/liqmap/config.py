@@ -107,13 +107,22 @@ def _markets(value: Any, origin: str) -> tuple[str, ...]:
     return markets
 
 
-def _seconds(name: str) -> Any:
+def _seconds(name: str, minimum: float = 0.0) -> Any:
     def coerce(value: Any, origin: str) -> float:
         number = float(value)
-        if not number > 0:
-            raise ConfigError(f"{name} ({origin}) must be > 0 seconds, got {value!r}")
+        if not number > minimum:
+            raise ConfigError(f"{name} ({origin}) must be > {minimum:g} seconds, got {value!r}")
         return number
     return coerce
+
+
+def _interval(value: Any, origin: str) -> float:
+    """Snapshots are named to the second, so the interval is a whole number of seconds."""
+    number = float(value)
+    if number < 1 or number != int(number):
+        raise ConfigError(f"interval ({origin}) must be a whole number of seconds >= 1, "
+                          f"got {value!r}")
+    return number
 
 
 def _retries(value: Any, origin: str) -> int:
@@ -131,7 +140,7 @@ def _clock(value: Any, origin: str) -> str:
 
 
 _COERCE = {
-    "rpc_urls": _urls, "markets": _markets, "interval_s": _seconds("interval"),
+    "rpc_urls": _urls, "markets": _markets, "interval_s": _interval,
     "timeout_s": _seconds("timeout"), "gpa_timeout_s": _seconds("gpa_timeout"),
     "backoff_s": _seconds("backoff"), "max_retries": _retries, "clock": _clock,
     "log_level": lambda v, o: str(v).upper(), "data_dir": lambda v, o: str(v),

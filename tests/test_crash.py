@@ -1,0 +1,132 @@
+"""kill -9 of a running collector at random moments: the store stays readable, holds only
+whole snapshots, and a restart carries on. SIGTERM finishes the write and exits 0."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from solders.pubkey import Pubkey
+
+from liqmap import constants as C
+from liqmap.accounts import AgPriceFeed, Custody
+from liqmap.encode import (
+    empty_positions,
+    encode_ag_price_feed,
+    encode_custody,
+    encode_positions,
+    key_bytes,
+)
+from liqmap.store import Store
+
+N_POSITIONS = 1500
+FEED = str(Pubkey.from_bytes(b"\x05" * 32))
+
+
+def _market(node) -> None:
+    now = node.chain_time()
+    sol = Custody(decimals=9, max_leverage_bps=5_000_000, decrease_position_bps=6,
+                  trade_impact_fee_scalar=3_750_000_000_000_000, doves_ag_oracle=FEED,
+                  owned=10**15, locked=10**14, min_rate_bps=1000, max_rate_bps=15000,
+                  target_rate_bps=3500, target_utilization_rate=800_000_000,
+                  funding_last_update=now, cumulative_interest_rate=10**9)
+    node.set_account(C.CUSTODY_BY_ASSET["SOL"], encode_custody(sol), C.PERPS_PROGRAM_ID)
+    usdc = Custody(decimals=6, is_stable=True, owned=10**14, funding_last_update=now)
+    node.set_account(C.CUSTODY_BY_ASSET["USDC"], encode_custody(usdc), C.PERPS_PROGRAM_ID)
+    node.set_account(FEED, encode_ag_price_feed(AgPriceFeed(price=15_000_000_000, expo=-8,
+                                                            timestamp=now)), C.DOVES_PROGRAM_ID)
+    rec = empty_positions(N_POSITIONS)
+    rng = np.random.default_rng(1)
+    rec["custody"] = np.void(key_bytes(C.CUSTODY_BY_ASSET["SOL"]))
+    rec["collateral_custody"] = np.void(key_bytes(C.CUSTODY_BY_ASSET["SOL"]))
+    rec["side"] = 1
+    rec["price"] = rng.integers(100_000_000, 200_000_000, N_POSITIONS)
+    rec["size_usd"] = rng.integers(10**8, 10**11, N_POSITIONS)
+    rec["collateral_usd"] = rec["size_usd"] // 10
+    rec["cumulative_interest_snapshot"] = 10**9
+    for i, blob in enumerate(encode_positions(rec)):
+        node.set_account(str(Pubkey.from_bytes(i.to_bytes(4, "big") * 8)), blob,
+                         C.PERPS_PROGRAM_ID)
+
+
+def _start(node, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_")}
+    cmd = [sys.executable, "-m", "liqmap", "collect", "--rpc-url", node.rpc_url, "--markets",
+           "SOL", "--interval", "1", "--data-dir", str(data_dir)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _assert_whole(data_dir: Path) -> int:
+    for path in data_dir.rglob("*.parquet"):
+        if not path.name.startswith("."):
+            pq.read_metadata(path)  # every visible file is a complete Parquet file
+    store = Store(str(data_dir))
+    state = store.read_market_state("SOL").to_pandas()
+    positions = store.read_positions("SOL", columns=["ts"]).to_pandas()
+    counts = positions.groupby("ts").size()
+    assert state["ts"].is_unique
+    assert set(counts.index) == set(state["ts"])
+    assert (counts == N_POSITIONS).all() and (state["n_positions"] == N_POSITIONS).all()
+    return len(state)
+
+
+def _in_flight(data_dir: Path) -> tuple[bool, bool]:
+    """(a temporary file is being written, a positions file waits for its commit record)."""
+    tmp = any(p.name.startswith(".tmp-") for p in data_dir.rglob("*.parquet"))
+    positions = {p.name for p in data_dir.glob("positions/*/*/snap-*")}
+    states = {p.name for p in data_dir.glob("market_state/*/*/snap-*")}
+    return tmp, bool(positions - states)
+
+
+def _kill_mid_write(proc: subprocess.Popen[bytes], data_dir: Path, want_tmp: bool,
+                    timeout_s: float = 20.0) -> bool:
+    """SIGKILL the collector the moment a write is in flight; True if one was caught."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and proc.poll() is None:
+        tmp, orphan = _in_flight(data_dir)
+        if (tmp if want_tmp else orphan):
+            proc.send_signal(signal.SIGKILL)
+            return True
+    proc.send_signal(signal.SIGKILL)
+    return False
+
+
+def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Path) -> None:
+    _market(surfnet)
+    rng = random.Random(5)
+    stored, caught = 0, 0
+    for attempt in range(8):
+        proc = _start(surfnet, tmp_path)
+        if attempt % 3 == 2:  # and a few kills at arbitrary moments
+            time.sleep(rng.uniform(1.5, 3.0))
+            proc.send_signal(signal.SIGKILL)
+        else:
+            caught += _kill_mid_write(proc, tmp_path, want_tmp=attempt % 2 == 0)
+        proc.wait(timeout=30)
+        now = _assert_whole(tmp_path)
+        assert now >= stored  # nothing finished was lost
+        stored = now
+    assert caught >= 3  # the kills really landed inside writes
+    proc = _start(surfnet, tmp_path)  # a restart carries on and cleans up
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert _assert_whole(tmp_path) > stored
+
+
+def test_sigterm_finishes_and_exits_zero(surfnet, tmp_path: Path) -> None:
+    _market(surfnet)
+    proc = _start(surfnet, tmp_path)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr.decode()
+    assert b"collector stopped" in stderr
+    assert _assert_whole(tmp_path) >= 1
