@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from liqmap import constants as C
@@ -29,6 +30,7 @@ from liqmap.decode import (
     decode_pool,
     decode_positions,
     decode_pyth_price_update,
+    match_keys,
     pubkeys_to_base58,
 )
 from liqmap.errors import DecodeError, LiqmapError
@@ -104,7 +106,7 @@ def fetch_market(client: RpcClient, addr: MarketAddresses, *, deadline: float | 
                                                  deadline=deadline)
     all_stats.append(gpa_stats)
     decoded = decode_positions(gpa.pubkeys, gpa.blobs)
-    unknown = sorted(set(_collateral_keys(decoded)) - set(addr.collateral) - {addr.custody})
+    unknown = _unknown_collateral(decoded, [addr.custody, *addr.collateral])
     if unknown:
         log.info("%s: positions use new collateral custodies %s", addr.market, unknown)
         addr.collateral.extend(unknown)
@@ -120,10 +122,11 @@ def _merge(client: RpcClient, accounts: dict[str, bytes | None], keys: list[str]
     return stats
 
 
-def _collateral_keys(decoded: DecodedPositions) -> list[str]:
-    if len(decoded.records) == 0:
-        return []
-    return list(dict.fromkeys(pubkeys_to_base58(np.unique(decoded.records["collateral_custody"]))))
+def _unknown_collateral(decoded: DecodedPositions, known: list[str]) -> list[str]:
+    """Collateral custodies used by positions that are not in `known`."""
+    keys = decoded.records["collateral_custody"]
+    unknown = keys[match_keys(keys, known) < 0]
+    return sorted(set(pubkeys_to_base58(np.unique(unknown)))) if len(unknown) else []
 
 
 def _custody(accounts: dict[str, bytes | None], key: str, what: str) -> Custody:
@@ -143,13 +146,16 @@ def build_snapshot(fetched: FetchedMarket, ts: datetime, addr: MarketAddresses) 
     pyth = _pyth_price(accounts, custody)
     cum_now = _accrued_interest(accounts, addr, clock)
     rec = fetched.positions.records
-    collateral = pubkeys_to_base58(rec["collateral_custody"]) if len(rec) else []
-    missing = sorted(set(collateral) - set(cum_now))
-    if missing:
-        raise DecodeError(f"{addr.market}: collateral custody {missing[0]} could not be read")
-    cum = np.array([cum_now[k] for k in collateral], dtype=np.uint64)
+    readable = list(cum_now)
+    collateral = match_keys(rec["collateral_custody"], readable)
+    if (collateral < 0).any():
+        missing = pubkeys_to_base58(rec["collateral_custody"][collateral < 0][:1])[0]
+        raise DecodeError(f"{addr.market}: collateral custody {missing} could not be read")
+    cum = np.array([cum_now[k] for k in readable], dtype=np.uint64)[collateral]
     liq = perps.liquidation_prices(rec, custody, cum)
-    positions = _positions_table(fetched, ts, collateral, liq)
+    collateral_keys = pa.DictionaryArray.from_arrays(pa.array(collateral, pa.int16()),
+                                                     pa.array(readable, pa.string()))
+    positions = _positions_table(fetched, ts, collateral_keys.cast(pa.string()), liq)
     errors = {ERROR_NAMES[c]: len(keys) for c, keys in fetched.positions.errors.items()}
     for code, keys in fetched.positions.errors.items():
         log.warning("%s: %d account(s) rejected, %s: %s%s", addr.market, len(keys),
@@ -198,19 +204,20 @@ def _accrued_interest(accounts: dict[str, bytes | None], addr: MarketAddresses,
     return out
 
 
-def _ts_array(values: np.ndarray) -> pa.Array:
-    arr = np.asarray(values, dtype=np.int64) * 1_000_000
-    return pa.array(arr, type=pa.int64()).cast(S.TS)
+def _ts_array(unix_s: np.ndarray) -> pa.Array:
+    """Unix seconds -> timestamp[us, UTC] without Python objects."""
+    return pa.array(np.asarray(unix_s, dtype=np.int64) * 1_000_000, pa.int64()).cast(S.TS)
 
 
-def _positions_table(fetched: FetchedMarket, ts: datetime, collateral: list[str],
+def _positions_table(fetched: FetchedMarket, ts: datetime, collateral: pa.Array,
                      liq: perps.LiquidationColumns) -> pa.Table:
     rec = fetched.positions.records
     n = len(rec)
     usd = float(C.USD_PRECISION)
     side_idx = (rec["side"].astype(np.int8) - 1)
+    ts_us = int(pd.Timestamp(ts).value // 1000)
     columns = {
-        "ts": pa.array([ts] * n, S.TS),
+        "ts": pa.array(np.full(n, ts_us, dtype=np.int64), pa.int64()).cast(S.TS),
         "slot": pa.array(np.full(n, fetched.positions_slot, dtype=np.uint64)),
         "pubkey": pa.array(fetched.positions.pubkeys, pa.string()),
         "owner": pa.array(pubkeys_to_base58(rec["owner"]) if n else [], pa.string()),
@@ -224,7 +231,7 @@ def _positions_table(fetched: FetchedMarket, ts: datetime, collateral: list[str]
         "close_fee_usd": liq.close_fee_usd6 / usd,
         "liq_price": liq.liq_price_usd6 / usd,
         "leverage": liq.leverage,
-        "collateral_custody": pa.array(collateral, pa.string()),
+        "collateral_custody": collateral,
         "cumulative_interest_snapshot": rec["cumulative_interest_snapshot"],
         "open_time": _ts_array(rec["open_time"]),
         "update_time": _ts_array(rec["update_time"]),

@@ -24,7 +24,7 @@ __all__ = [
     "OraclePrice", "Pool", "decode_ag_price_feed", "decode_ag_price_feed_account", "decode_clock",
     "decode_custody",
     "decode_doves_price_feed", "decode_pool", "decode_positions", "decode_pyth_price_update",
-    "pubkeys_to_base58",
+    "match_keys", "pubkeys_to_base58",
 ]
 
 POSITION_DISC_U64 = int.from_bytes(C.POSITION_DISCRIMINATOR, "little")
@@ -80,19 +80,30 @@ def decode_positions(pubkeys: list[str], blobs: list[bytes]) -> DecodedPositions
                     | (rec["cumulative_interest_snapshot_hi"] != 0))
     code[(code == OK) & is_open & out_of_range] = ERR_RANGE
     keep = (code == OK) & is_open
-    idx = np.flatnonzero(keep)
     errors: dict[int, list[str]] = {}
     for c in np.unique(code[code != OK]).tolist():
         errors[int(c)] = [pubkeys[i] for i in np.flatnonzero(code == c).tolist()]
+    n_closed = int(((code == OK) & ~is_open).sum())
+    if keep.all():
+        return DecodedPositions(records=rec, pubkeys=list(pubkeys), errors=errors,
+                                n_closed=n_closed)
+    idx = np.flatnonzero(keep)
     return DecodedPositions(records=rec[idx], pubkeys=[pubkeys[i] for i in idx.tolist()],
-                            errors=errors, n_closed=int(((code == OK) & ~is_open).sum()))
+                            errors=errors, n_closed=n_closed)
 
 
 def pubkeys_to_base58(keys: np.ndarray) -> list[str]:
-    """base58 strings of an array of 32-byte keys (dtype V32), repeats encoded once."""
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    encoded = [str(Pubkey.from_bytes(bytes(k))) for k in uniq]
-    return [encoded[i] for i in inverse.tolist()]
+    """base58 strings of an array of 32-byte keys (dtype V32), in order."""
+    raw = np.ascontiguousarray(keys).tobytes()
+    return [str(Pubkey.from_bytes(raw[i:i + 32])) for i in range(0, len(raw), 32)]
+
+
+def match_keys(keys: np.ndarray, known: list[str]) -> np.ndarray:
+    """Index into `known` of each 32-byte key (dtype V32); -1 where the key is not known."""
+    out = np.full(len(keys), -1, dtype=np.int16)
+    for i, key in enumerate(known):
+        out[keys == np.void(bytes(Pubkey.from_string(key)))] = i
+    return out
 
 
 def b58(raw: bytes) -> str:

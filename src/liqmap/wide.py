@@ -49,6 +49,20 @@ def mul_div(a: np.ndarray | int, b: np.ndarray | int, d: np.ndarray | int, *,
     av, bv, dv = np.broadcast_arrays(av, bv, dv)
     if (dv == 0).any():
         raise ZeroDivisionError("mul_div by zero")
+    fits = av <= np.iinfo(U64).max // np.maximum(bv, U64(1))  # the product fits in 64 bits
+    if fits.all():
+        product = av * bv
+        q = product // dv
+        return q + ((product % dv) != 0).astype(U64) if ceil else q
+    out = np.empty(av.shape, dtype=U64)
+    out[fits] = mul_div(av[fits], bv[fits], dv[fits], ceil=ceil)
+    wide = ~fits
+    out[wide] = _mul_div_wide(av[wide], bv[wide], dv[wide], ceil)
+    return out
+
+
+def _mul_div_wide(av: np.ndarray, bv: np.ndarray, dv: np.ndarray, ceil: bool) -> np.ndarray:
+    """mul_div for rows whose product needs more than 64 bits (128-bit limbs)."""
     estimate = np.floor(av.astype(np.float64) * bv.astype(np.float64) / dv.astype(np.float64))
     if (estimate >= _MAX_EXACT).any():
         raise OverflowError("quotient too large for exact uint64 mul_div")
@@ -61,6 +75,8 @@ def mul_div(a: np.ndarray | int, b: np.ndarray | int, d: np.ndarray | int, *,
         nh, nl = mul128(q + U64(1), dv)
         under = ~_greater(nh, nl, ph, pl)
         q = np.where(under & ~over, q + U64(1), q)
+        if not (over | under).any():
+            break
     qh, ql = mul128(q, dv)
     nh, nl = mul128(q + U64(1), dv)
     if (_greater(qh, ql, ph, pl) | ~_greater(nh, nl, ph, pl)).any():

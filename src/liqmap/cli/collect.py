@@ -53,6 +53,7 @@ def collect_cmd(ctx: click.Context, **flags: object) -> None:
 
     Example:
 
+    \b
         LIQMAP_RPC_URL=https://mainnet.helius-rpc.com/?api-key=KEY liqmap collect
     """
     from liqmap.collector import Collector
@@ -89,6 +90,7 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
 
     Example:
 
+    \b
         liqmap status --market SOL --t-start 2026-11-23T00:00
     """
     from liqmap.store import Store
@@ -118,6 +120,7 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
 
     Example:
 
+    \b
         liqmap compact --data-dir ./data
     """
     from liqmap.store import Store
@@ -143,6 +146,7 @@ def import_legacy_cmd(ctx: click.Context, csv_file: str, data_dir: str | None,
 
     Example:
 
+    \b
         liqmap import-legacy data-sol_snapshots/sol_positions_log.csv
     """
     import os
@@ -178,6 +182,7 @@ def export_cmd(ctx: click.Context, fmt: str, data_dir: str | None, market: str,
 
     Example:
 
+    \b
         liqmap export --format legacy-csv --out data-sol_snapshots/sol_positions_log.csv
     """
     from liqmap.store import Store
