@@ -58,7 +58,7 @@ class LiqMatrix:
 
     @property
     def bin_width_usd(self) -> float:
-        return float(self.y_edges_usd[1] - self.y_edges_usd[0])
+        return round(float(self.y_edges_usd[1] - self.y_edges_usd[0]), 12)
 
 
 def save_npz(matrix: LiqMatrix, path: str | Path) -> None:

@@ -1,0 +1,320 @@
+"""Heatmap speed and memory, measured against the old tool's pandas pipeline in the same run.
+
+    .venv/bin/python benchmarks/bench_heatmap.py [--cache DIR] [--repeat 3]
+
+Builds (once, cached under the temp folder) a store of 30 days of 1-minute snapshots with 3,000
+open positions each (129.6 M position rows, written with `Store.write_bulk`) and the old tool's
+CSV log of the 72 h window read by the benchmark. Then, each in a fresh process so peak memory
+is its own:
+
+- store: `build_heatmap` for 72 h at 1 minute × 500 price bins (read + bin, no PNG);
+- baseline: the old pipeline on the same rows: `pd.read_csv` of the CSV log, `pd.cut` +
+  `groupby` + reindex over all minutes;
+- legacy: `liqmap heatmap --folder` on the same CSV (pyarrow CSV reader);
+- png: rendering the 72 h matrix to PNG;
+- store for 6 h and 24 h windows, to show that memory follows the window, not the store.
+
+Targets (issue): store 72 h < 2 s and >= 10x faster than the baseline; PNG < 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from liqmap.store import Store
+from liqmap.store import schema as S
+
+DAYS = 30
+POSITIONS_PER_SNAPSHOT = 3000
+MARKET = "SOL"
+START = pd.Timestamp("2025-07-01T00:00:00Z")
+WINDOW_HOURS = 72
+N_BINS = 500
+BIN_USD = 0.1
+CACHE_VERSION = "v1"
+MINUTES_PER_DAY = 1440
+
+
+# ------------------------------------------------------------------ synthetic market
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64: a counter-based hash, uint64 -> uint64 (wrapping arithmetic on purpose)."""
+    x = (x + np.uint64(0x9E3779B97F4A7C15)).astype(np.uint64)
+    x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)).astype(np.uint64)
+    x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)).astype(np.uint64)
+    return x ^ (x >> np.uint64(31))
+
+
+def _uniform(key: np.ndarray, salt: int) -> np.ndarray:
+    """Uniform [0, 1) floats from integer keys."""
+    return (_mix(key.astype(np.uint64) * np.uint64(8) + np.uint64(salt)) >> np.uint64(11)) / 2**53
+
+
+def price_path(n_minutes: int, seed: int = 7) -> np.ndarray:
+    """SOL-like oracle price per minute: a random walk, 0.08 % per minute, around 180 USD."""
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(0, 0.0008, n_minutes)
+    return 180.0 * np.exp(np.cumsum(steps) - np.linspace(0, steps.sum(), n_minutes))
+
+
+def day_tables(day: int, prices: np.ndarray) -> tuple[pa.Table, pa.Table]:
+    """(positions, market_state) of one day: 1,440 snapshots × 3,000 open positions.
+
+    Position slot k holds one position at a time for a lifetime of 20 min to 8 h; a position's
+    entry is the price at its opening minute and its leverage sets its liquidation price.
+    """
+    slots = np.arange(POSITIONS_PER_SNAPSHOT, dtype=np.int64)
+    lifetime = (20 + 460 * _uniform(slots, 1)).astype(np.int64)
+    phase = (_uniform(slots, 2) * lifetime).astype(np.int64)
+    minute = day * MINUTES_PER_DAY + np.arange(MINUTES_PER_DAY, dtype=np.int64)
+    pos_id = (minute[:, None] + phase[None, :]) // lifetime[None, :]
+    key = (slots[None, :] << np.int64(24)) + pos_id
+    opened = np.clip(pos_id * lifetime[None, :] - phase[None, :], 0, None)
+    entry = prices[opened]
+    is_long = _uniform(key, 3) < 0.6
+    leverage = np.exp(np.log(1.5) + (np.log(80) - np.log(1.5)) * _uniform(key, 4))
+    size_usd = 50.0 * 10 ** (3.6 * _uniform(key, 5))
+    age = minute[:, None] - opened  # borrow fees accrue: the liquidation price creeps inward
+    liq = np.where(is_long, entry * (1 - 1 / leverage + 0.002 + 2e-6 * age),
+                   entry * (1 + 1 / leverage - 0.002 - 2e-6 * age))
+    n = minute.size * slots.size
+    ts = pa.array((minute.repeat(slots.size) * 60_000_000 + START.value // 1000), pa.int64())
+    ts = ts.cast(S.TS)
+    uniq, inverse = np.unique(key.ravel(), return_inverse=True)
+    names = pa.array([f"Pos{k:016x}" for k in uniq.tolist()], pa.string())
+    pubkey = pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), names)
+    owners = pa.array([f"Owner{k:05d}" for k in range(slots.size)], pa.string())
+    owner = pa.DictionaryArray.from_arrays(pa.array(np.tile(slots, minute.size).astype(np.int32)),
+                                           owners)
+    side = pa.DictionaryArray.from_arrays(pa.array((~is_long).ravel().astype(np.int8)),
+                                          pa.array(["long", "short"]))
+    flat = {k: v.ravel() for k, v in {"entry": entry, "size_usd": size_usd, "liq": liq,
+                                       "lev": leverage, "age": age}.items()}
+    opened_ts = pa.array(opened.ravel() * 60_000_000 + START.value // 1000, pa.int64()).cast(S.TS)
+    custody = pa.DictionaryArray.from_arrays(pa.array((~is_long).ravel().astype(np.int8)),
+                                             pa.array(["SOLcustody", "USDCcustody"]))
+    positions = pa.table({
+        "ts": ts, "slot": pa.array(np.repeat(minute, slots.size).astype(np.uint64)),
+        "pubkey": pubkey.cast(pa.string()), "owner": owner.cast(pa.string()), "side": side,
+        "entry_price": flat["entry"], "size_usd": flat["size_usd"],
+        "collateral_usd": flat["size_usd"] / flat["lev"],
+        "size_tokens": flat["size_usd"] / flat["entry"],
+        "borrow_fee_usd": flat["size_usd"] * 2e-6 * flat["age"],
+        "close_fee_usd": flat["size_usd"] * 0.0006,
+        "liq_price": flat["liq"], "leverage": flat["lev"],
+        "collateral_custody": custody.cast(pa.string()),
+        "cumulative_interest_snapshot": pa.array(np.zeros(n, dtype=np.uint64)),
+        "open_time": opened_ts, "update_time": opened_ts,
+    })
+    state_ts = pa.array(minute * 60_000_000 + START.value // 1000, pa.int64()).cast(S.TS)
+    state = {f.name: pa.nulls(minute.size, f.type) for f in S.MARKET_STATE}
+    state.update(ts=state_ts, slot=pa.array(minute.astype(np.uint64)),
+                 oracle_price=pa.array(prices[minute]),
+                 n_positions=pa.array(np.full(minute.size, slots.size, dtype=np.int32)))
+    return positions, pa.table(state, schema=S.MARKET_STATE)
+
+
+def ensure_store(cache: Path) -> Path:
+    """The 30-day store under `cache` (generated once; a marker file says it is complete)."""
+    root = cache / f"store-{CACHE_VERSION}"
+    marker = root / "_complete"
+    if marker.exists():
+        return root
+    store = Store(str(root))
+    prices = price_path(DAYS * MINUTES_PER_DAY)
+    started = time.perf_counter()
+    for day in range(DAYS):
+        positions, state = day_tables(day, prices)
+        store.write_bulk("positions", MARKET, positions)
+        store.write_bulk("market_state", MARKET, state)
+        print(f"  generated day {day + 1}/{DAYS} ({time.perf_counter() - started:.0f} s)",
+              file=sys.stderr, flush=True)
+    marker.write_text("ok")
+    return root
+
+
+def window(hours: int = WINDOW_HOURS) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """A window in the middle of the store: `hours` hours ending at its last minute."""
+    start = START + pd.Timedelta(days=DAYS // 2)
+    return start, start + pd.Timedelta(hours=hours) - pd.Timedelta(minutes=1)
+
+
+def price_range(prices: np.ndarray) -> tuple[float, float]:
+    """500 bins of 0.1 USD centred on the window's mean price."""
+    start, end = window()
+    lo = int((start - START) / pd.Timedelta(minutes=1))
+    hi = int((end - START) / pd.Timedelta(minutes=1))
+    pmin = float(np.floor(prices[lo:hi + 1].mean() - N_BINS * BIN_USD / 2))
+    return pmin, round(pmin + N_BINS * BIN_USD, 1)
+
+
+def ensure_csv(cache: Path, root: Path) -> Path:
+    """The old tool's CSV log holding the 72 h window's rows (liq_price, size_sol, t_bin)."""
+    folder = cache / f"legacy-{CACHE_VERSION}"
+    path = folder / "sol_positions_log.csv"
+    if path.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    start, end = window()
+    table = Store(str(root)).read_positions(MARKET, start, end,
+                                            ["liq_price", "size_tokens", "ts"])
+    # the old tool's format, 2025-08-22T12:00:00Z (snapshot times are whole minutes)
+    t_bin = pc.strftime(table.column("ts"), format="%Y-%m-%dT%H:%M:00Z")
+    out = pa.table({"liq_price": table.column("liq_price"),
+                    "size_sol": table.column("size_tokens"), "t_bin": t_bin})
+    tmp = path.with_suffix(".tmp")
+    pacsv.write_csv(out, tmp, pacsv.WriteOptions(quoting_style="none"))
+    tmp.rename(path)
+    return folder
+
+
+# ------------------------------------------------------------------ measured jobs (children)
+def baseline_old_tool(folder: Path, pmin: float, pmax: float) -> np.ndarray:
+    """The old tool's pipeline: pandas CSV, pd.cut (closed left), groupby, reindex minutes."""
+    from liqmap.heatmap.binning import make_price_edges
+
+    start, end = window()
+    df = pd.read_csv(folder / "sol_positions_log.csv")
+    df["t_bin"] = pd.to_datetime(df["t_bin"], utc=True)
+    df = df[(df["t_bin"] >= start) & (df["t_bin"] <= end)]
+    edges = make_price_edges(pmin, pmax, BIN_USD)
+    df["p_bin"] = pd.cut(df["liq_price"], edges, right=False)
+    grp = df.groupby([df["t_bin"].dt.floor("1min"), "p_bin"], observed=False)["size_sol"]
+    grid = grp.sum().unstack(fill_value=0.0)
+    minutes = pd.date_range(grid.index.min(), grid.index.max(), freq="1min")
+    return grid.reindex(minutes, fill_value=0.0).T.to_numpy()
+
+
+def _build(source: object, hours: int, pmin: float, pmax: float) -> object:
+    from liqmap.heatmap.build import HeatmapRequest, build_heatmap
+
+    start, end = window(hours)
+    request = HeatmapRequest(t_start=start, t_end=end, bin_usd=BIN_USD, pmin_usd=pmin,
+                             pmax_usd=pmax)
+    return build_heatmap(source, request)  # type: ignore[arg-type]
+
+
+def run_child(job: str, cache: Path, hours: int, repeat: int) -> dict[str, float]:
+    """One measurement in this (fresh) process: best wall time of `repeat`, peak RSS."""
+    from liqmap.heatmap.sources import LegacyCsvSource, StoreSource
+
+    root, folder = cache / f"store-{CACHE_VERSION}", cache / f"legacy-{CACHE_VERSION}"
+    pmin, pmax = price_range(price_path(DAYS * MINUTES_PER_DAY))
+    rss_before = _memory_mb("VmRSS")
+    times, cells = [], 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        if job == "store":
+            heatmap = _build(StoreSource(str(root), MARKET), hours, pmin, pmax)
+            cells = float(heatmap.matrix.z.sum())  # type: ignore[attr-defined]
+        elif job == "legacy":
+            heatmap = _build(LegacyCsvSource(folder), hours, pmin, pmax)
+            cells = float(heatmap.matrix.z.sum())  # type: ignore[attr-defined]
+        elif job == "baseline":
+            cells = float(baseline_old_tool(folder, pmin, pmax).sum())
+        elif job in ("png", "html"):
+            seconds, cells = _time_render(job, StoreSource(str(root), MARKET), hours, pmin, pmax)
+            times.append(seconds)
+            continue
+        times.append(time.perf_counter() - t0)
+    peak = _memory_mb("VmHWM")
+    return {"seconds": min(times), "peak_rss_mb": peak, "rss_added_mb": peak - rss_before,
+            "sum": cells}
+
+
+def _memory_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MB, from /proc (Linux); else ru_maxrss.
+
+    VmHWM starts afresh at exec, unlike ru_maxrss, which a child inherits from its parent.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _time_render(job: str, source: object, hours: int, pmin: float,
+                 pmax: float) -> tuple[float, float]:
+    """(seconds to draw and encode the built matrix, bytes of the file)."""
+    heatmap = _build(source, hours, pmin, pmax)
+    t0 = time.perf_counter()
+    if job == "png":
+        from liqmap.heatmap.render_png import heatmap_figure, png_bytes
+
+        data = png_bytes(heatmap_figure(heatmap, log_color=True))  # type: ignore[arg-type]
+    else:
+        from liqmap.heatmap.render_html import heatmap_html_figure, html_bytes
+
+        data = html_bytes(heatmap_html_figure(heatmap, log_color=True))  # type: ignore[arg-type]
+    return time.perf_counter() - t0, float(len(data))
+
+
+def measure(job: str, cache: Path, hours: int, repeat: int) -> dict[str, float]:
+    """Run `job` in a fresh interpreter and return its figures."""
+    out = subprocess.run([sys.executable, __file__, "--child", job, "--cache", str(cache),
+                          "--hours", str(hours), "--repeat", str(repeat)],
+                         check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cache", type=Path,
+                        default=Path(tempfile.gettempdir()) / "liqmap-bench-heatmap")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--hours", type=int, default=WINDOW_HOURS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(args.child, args.cache, args.hours, args.repeat)))
+        return
+    root = ensure_store(args.cache)
+    ensure_csv(args.cache, root)
+    report(args.cache, args.repeat)
+
+
+def report(cache: Path, repeat: int) -> None:
+    rows = POSITIONS_PER_SNAPSHOT * 60 * WINDOW_HOURS
+    print(f"store: {DAYS} days × 1,440 snapshots × {POSITIONS_PER_SNAPSHOT:,} positions; "
+          f"window {WINDOW_HOURS} h = {rows:,} rows, {N_BINS} bins of {BIN_USD} USD")
+    base = measure("baseline", cache, WINDOW_HOURS, 1)
+    store = measure("store", cache, WINDOW_HOURS, repeat)
+    legacy = measure("legacy", cache, WINDOW_HOURS, 1)
+    png = measure("png", cache, WINDOW_HOURS, repeat)
+    html = measure("html", cache, WINDOW_HOURS, 1)
+    same = np.isclose(store["sum"], base["sum"], rtol=1e-9)
+    print(f"baseline (pandas read_csv + pd.cut + groupby): {base['seconds']:7.2f} s  "
+          f"peak RSS {base['peak_rss_mb']:6.0f} MB")
+    print(f"store read + bin (build_heatmap)             : {store['seconds']:7.2f} s  "
+          f"peak RSS {store['peak_rss_mb']:6.0f} MB  -> {base['seconds'] / store['seconds']:.1f}x"
+          f" faster than baseline (target >= 10x, < 2 s); same total: {same}")
+    print(f"legacy CSV read + bin (--folder)             : {legacy['seconds']:7.2f} s  "
+          f"peak RSS {legacy['peak_rss_mb']:6.0f} MB  -> "
+          f"{base['seconds'] / legacy['seconds']:.1f}x faster than baseline")
+    print(f"PNG render of the 72 h matrix                : {png['seconds']:7.2f} s  "
+          "(target < 3 s)")
+    print(f"HTML page of the 72 h matrix (--log-color)   : {html['seconds']:7.2f} s  "
+          f"{html['sum'] / 1e6:.1f} MB")
+    for hours in (6, 24, WINDOW_HOURS):
+        fig = store if hours == WINDOW_HOURS else measure("store", cache, hours, 1)
+        print(f"memory, store window {hours:3d} h: peak RSS {fig['peak_rss_mb']:6.0f} MB, "
+              f"of which the build added {fig['rss_added_mb']:6.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""numba kernels of the binning (plain numpy arrays in, no objects): one pass over the rows.
+
+`binning` wraps them; the rule for a price on an edge lives only in `_bin_of`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+US_PER_MINUTE = 60_000_000
+
+#: `lut` values besides a slot index: the minute has no snapshot / its rows are not used.
+NO_SNAPSHOT = -1
+SKIPPED = -2
+#: Indices into the int64 `counts` array filled by `bin_rows_nb`.
+N_USED, N_UNMATCHED, N_NO_LIQ, N_IN, N_BELOW, N_ABOVE = range(6)
+#: Indices into the float64 `amounts` array.
+A_IN, A_BELOW, A_ABOVE = range(3)
+#: `side_mode` of `bin_rows_nb`.
+ALL_ONE_LAYER, LONGS_ONLY, SHORTS_ONLY, SPLIT = range(4)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bin_of(price: float, edges: np.ndarray, inv_width: float) -> int:
+    """Bin of a finite price: i for edges[i] <= price < edges[i+1], -1 below, n_bins above.
+
+    The estimate from the width is corrected against the edges themselves, so a price equal
+    to an edge always lands in the bin starting there.
+    """
+    n_bins = edges.size - 1
+    if price < edges[0]:
+        return -1
+    if price >= edges[n_bins]:
+        return n_bins
+    k = min(max(int((price - edges[0]) * inv_width), 0), n_bins - 1)
+    if price < edges[k]:
+        k -= 1
+    elif price >= edges[k + 1]:
+        k += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def bin_index_nb(price: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """`_bin_of` of every price, int64 [n]."""
+    inv_width = (edges.size - 1) / (edges[-1] - edges[0])
+    out = np.empty(price.size, dtype=np.int64)
+    for i in range(price.size):
+        out[i] = _bin_of(price[i], edges, inv_width)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def bin_rows_nb(time_us: np.ndarray, price: np.ndarray, size: np.ndarray, is_long: np.ndarray,
+                side_mode: int, usd: bool, start_min: int, lut: np.ndarray, edges: np.ndarray,
+                acc: np.ndarray, counts: np.ndarray, amounts: np.ndarray) -> None:
+    """Add rows into `acc` float64 [n_layers, n_slots, n_bins] (slot-major for locality).
+
+    `lut[minute - start_min]` is the slot of a minute, NO_SNAPSHOT or SKIPPED. The amount is
+    `size` (tokens) or `size * price` (`usd`). `is_long` may be empty with ALL_ONE_LAYER.
+    """
+    n_bins = edges.size - 1
+    inv_width = n_bins / (edges[n_bins] - edges[0])
+    last_time, slot = np.int64(-1), NO_SNAPSHOT
+    for i in range(time_us.size):
+        if i == 0 or time_us[i] != last_time:  # rows come grouped by snapshot: divide rarely
+            last_time = time_us[i]
+            offset = last_time // US_PER_MINUTE - start_min
+            slot = lut[offset] if 0 <= offset < lut.size else NO_SNAPSHOT
+        if slot == NO_SNAPSHOT:
+            counts[N_UNMATCHED] += 1
+            continue
+        if slot == SKIPPED:
+            continue
+        layer = 0
+        if side_mode != ALL_ONE_LAYER:
+            if side_mode == LONGS_ONLY and not is_long[i]:
+                continue
+            if side_mode == SHORTS_ONLY and is_long[i]:
+                continue
+            if side_mode == SPLIT and not is_long[i]:
+                layer = 1
+        counts[N_USED] += 1
+        p = price[i]
+        if not (p > 0 and p < np.inf):  # 0 or NaN: cannot be liquidated
+            counts[N_NO_LIQ] += 1
+            continue
+        amount = size[i] * p if usd else size[i]
+        k = _bin_of(p, edges, inv_width)
+        if k < 0:
+            counts[N_BELOW] += 1
+            amounts[A_BELOW] += amount
+        elif k >= n_bins:
+            counts[N_ABOVE] += 1
+            amounts[A_ABOVE] += amount
+        else:
+            counts[N_IN] += 1
+            amounts[A_IN] += amount
+            acc[layer, slot, k] += amount

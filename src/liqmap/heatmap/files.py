@@ -1,0 +1,51 @@
+"""Atomic output files: written to a temporary name in the target folder, then renamed."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from liqmap.errors import InputError
+from liqmap.matrix import LiqMatrix, save_npz
+
+OUTPUT_SUFFIXES = (".png", ".html", ".htm")
+
+
+@contextmanager
+def atomic_output(path: str | Path, tmp_suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success rename it to `path`, else delete it."""
+    target = Path(path)
+    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}{tmp_suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_npz(matrix: LiqMatrix, path: str | Path) -> None:
+    """`save_npz` atomically, to exactly `path` (numpy would append .npz to other names)."""
+    with atomic_output(path, tmp_suffix=".npz") as tmp:
+        save_npz(matrix, tmp)
+
+
+def check_output_path(path: str | Path, suffixes: tuple[str, ...], option: str) -> Path:
+    """Raise `InputError` unless `path` ends in one of `suffixes` and its folder exists."""
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        names = " or ".join([", ".join(suffixes[:-1]), suffixes[-1]] if len(suffixes) > 1
+                            else suffixes)
+        raise InputError(f"{option} {target}: use a file name ending in {names}")
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"{option} {target}: folder {folder} does not exist; create it first")
+    return target

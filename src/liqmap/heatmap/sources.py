@@ -1,0 +1,393 @@
+"""Where heatmap rows come from: the liqmap store, a legacy CSV folder, a price CSV.
+
+Every source yields `RowBatch`es of snapshot times, liquidation prices, sizes and sides, plus the
+minutes that hold a snapshot and the price points of the price line. Reading is the only thing
+done here; binning lives in `binning`. Window ends are whole minutes, both included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from liqmap import constants as C
+from liqmap.errors import DataGapError, InputError
+from liqmap.heatmap.binning import weighted_quantiles
+from liqmap.matrix import NS_PER_MINUTE
+
+US_PER_MINUTE = 60_000_000
+#: Price CSV headers accepted (lower-cased) for the time and the price column, in this order.
+PRICE_CSV_TIME_HEADERS = ("timestamp", "time", "datetime", "date", "ts", "t", "open_time",
+                          "t_bin", "minute")
+PRICE_CSV_PRICE_HEADERS = ("price", "close", "oracle_price", "spot", "mid", "last", "value")
+#: `levels --at T` uses the newest snapshot at or before T, at most this long before it.
+SNAPSHOT_LOOKBACK = pd.Timedelta(hours=1)
+#: Without a price line, the default price range holds this central share of the amount.
+QUANTILE_RANGE = (0.005, 0.995)
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """Position rows: time_us int64 [n] (snapshot time, µs since the epoch), liq_price_usd
+    float64 [n], size_tokens float64 [n], is_long bool [n] or None when the source has no side."""
+
+    time_us: np.ndarray
+    liq_price_usd: np.ndarray
+    size_tokens: np.ndarray
+    is_long: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """The snapshots of a window: minute int64 [n_snap] of each, and the price points of the
+    price line, price_minute int64 [n_price] with price_usd float64 [n_price] (may be empty)."""
+
+    minute: np.ndarray
+    price_minute: np.ndarray
+    price_usd: np.ndarray
+
+
+class Source(Protocol):
+    """What `build_heatmap` needs from a data source. Times are tz-aware UTC, bounds inclusive."""
+
+    market: str
+    description: str
+    has_side: bool
+    price_label: str  # legend of the price line
+
+    def time_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp] | None: ...
+
+    def snapshots(self, start: pd.Timestamp, end: pd.Timestamp) -> Snapshots: ...
+
+    def batches(self, start: pd.Timestamp, end: pd.Timestamp, progress: bool | None = False,
+                with_side: bool = True) -> Iterator[RowBatch]: ...
+
+    def liq_price_range(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[float, float]: ...
+
+
+def to_micros(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Microseconds since the epoch (int64) of an Arrow timestamp column."""
+    return np.asarray(pc.cast(ts, pa.timestamp("us", tz="UTC")).cast(pa.int64()))
+
+
+def to_minutes(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Minutes since the epoch (int64, floored) of an Arrow timestamp column."""
+    return to_micros(ts) // US_PER_MINUTE
+
+
+def minute_of(ts: pd.Timestamp) -> int:
+    """Minutes since the epoch of `ts` (floored)."""
+    return int(ts.value // NS_PER_MINUTE)
+
+
+def through_minute(end: pd.Timestamp) -> pd.Timestamp:
+    """The last microsecond of the minute `end` (window ends include their whole minute)."""
+    return end.floor("min") + pd.Timedelta(minutes=1) - pd.Timedelta(microseconds=1)
+
+
+def _days(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """[start, end] cut at UTC midnights (the store keeps one file per day)."""
+    pieces = []
+    lo = start
+    while lo <= end:
+        next_day = lo.normalize() + pd.Timedelta(days=1)
+        hi = min(end, next_day - pd.Timedelta(microseconds=1))
+        pieces.append((lo, hi))
+        lo = next_day
+    return pieces
+
+
+class StoreSource:
+    """Snapshots of one market in a liqmap store (`liqmap.store.Store`)."""
+
+    has_side = True
+    price_label = "Oracle price"
+
+    def __init__(self, root: str, market: str) -> None:
+        from liqmap.store import Store
+
+        if market not in C.MARKETS:
+            raise InputError(f"unknown market {market!r}; choose one of {', '.join(C.MARKETS)}")
+        self.store = Store(root)
+        self.market = market
+        self.description = f"store {root}"
+
+    def time_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        return self.store.time_bounds(self.market)
+
+    def snapshots(self, start: pd.Timestamp, end: pd.Timestamp) -> Snapshots:
+        state = self.store.read_market_state(self.market, start, through_minute(end),
+                                             ["ts", "oracle_price"])
+        minute = to_minutes(state.column("ts"))
+        price = state.column("oracle_price").to_numpy(zero_copy_only=False).astype(np.float64)
+        return Snapshots(minute, minute, price)
+
+    def batches(self, start: pd.Timestamp, end: pd.Timestamp, progress: bool | None = False,
+                with_side: bool = True) -> Iterator[RowBatch]:
+        """Rows of each UTC day of [start, end] in turn, so memory holds one day at a time
+        (`with_side` False skips reading the side column)."""
+        columns = ["ts", "liq_price", "size_tokens", *(["side"] if with_side else [])]
+        days = _days(start, through_minute(end))
+        bar = tqdm(days, desc=f"reading {self.market} positions", unit="day",
+                   disable=_tqdm_disable(progress), leave=False)
+        for lo, hi in bar:  # a day's table is freed before the next one is read
+            yield from _row_batches(self.store.read_positions(self.market, lo, hi, columns))
+
+    def snapshot_at(self, at: pd.Timestamp | None) -> tuple[pd.Timestamp, float, RowBatch]:
+        """(time, oracle price, positions) of the newest snapshot at or before `at` (None: the
+        newest of all), looking back at most `SNAPSHOT_LOOKBACK`."""
+        if at is None:
+            bounds = self.time_bounds()
+            if bounds is None:
+                raise DataGapError(f"no {self.market} snapshots in {self.description}; run "
+                                   "`liqmap collect` or point --data-dir at collected data")
+            at = bounds[1]
+        state = self.store.read_market_state(self.market, at - SNAPSHOT_LOOKBACK, at,
+                                             ["ts", "oracle_price"])
+        if state.num_rows == 0:
+            raise DataGapError(self._no_snapshot_message(at))
+        last = int(np.argmax(to_minutes(state.column("ts"))))
+        ts = pd.Timestamp(state.column("ts")[last].as_py())
+        price = float(state.column("oracle_price")[last].as_py() or math.nan)
+        table = self.store.read_positions(self.market, ts, ts,
+                                          ["ts", "liq_price", "size_tokens", "side"])
+        return ts, price, _row_batch(table)
+
+    def _no_snapshot_message(self, at: pd.Timestamp) -> str:
+        bounds = self.time_bounds()
+        held = ("it holds none" if bounds is None else
+                f"it holds {bounds[0]:%Y-%m-%dT%H:%M}Z to {bounds[1]:%Y-%m-%dT%H:%M}Z")
+        return (f"no {self.market} snapshot in the hour up to {at:%Y-%m-%dT%H:%M}Z in "
+                f"{self.description} ({held}); pick --at inside it")
+
+    def liq_price_range(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[float, float]:
+        raise InputError(f"no oracle price stored for {self.market} in this window to centre "
+                         "the price range on; pass --pmin and --pmax")
+
+
+def _row_batches(table: pa.Table) -> Iterator[RowBatch]:
+    """One RowBatch per Arrow chunk of `table`, without copying the columns."""
+    for batch in table.to_batches():
+        if batch.num_rows:
+            yield _row_batch(batch)
+
+
+def _row_batch(table: pa.Table | pa.RecordBatch) -> RowBatch:
+    side = (_is_long(pa.chunked_array([table.column("side")]))
+            if "side" in table.column_names else None)
+    return RowBatch(to_micros(table.column("ts")), _floats(table, "liq_price"),
+                    _floats(table, "size_tokens"), side)
+
+
+def _tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's `disable`: progress None = only on a terminal."""
+    return None if progress is None else not progress
+
+
+def _floats(table: pa.Table | pa.RecordBatch, name: str) -> np.ndarray:
+    """A float column as numpy (no copy for one chunk without nulls; nulls become NaN)."""
+    column = table.column(name)
+    if column.null_count:
+        column = pc.fill_null(column, np.nan)
+    return np.asarray(column, dtype=np.float64)
+
+
+def _is_long(side: pa.ChunkedArray) -> np.ndarray:
+    """True where the side column says "long" (dictionary or plain strings)."""
+    if pa.types.is_dictionary(side.type):
+        parts = []
+        for chunk in side.chunks:
+            codes = np.asarray(chunk.indices.fill_null(-1))
+            names = chunk.dictionary.to_pylist()
+            long_code = names.index("long") if "long" in names else -2
+            parts.append(codes == long_code)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    return np.asarray(pc.fill_null(pc.equal(side, "long"), False))
+
+
+class LegacyCsvSource:
+    """The old tool's `sol_positions_log.csv` (`liq_price,size_sol,t_bin`), read directly.
+
+    Each distinct `t_bin` minute is a snapshot; the file has no side and no price, so the price
+    line comes from an optional price CSV (`read_price_csv`).
+    """
+
+    has_side = False
+
+    def __init__(self, folder: str | Path, price_csv: str | Path | None = None,
+                 market: str = "SOL") -> None:
+        if market != "SOL":
+            raise InputError(f"the legacy CSV holds SOL positions (size_sol), not {market}; "
+                             "drop --market or use --market SOL")
+        self.path = Path(folder) / C.LEGACY_CSV_NAME
+        if not self.path.is_file():
+            raise InputError(f"no {C.LEGACY_CSV_NAME} in {folder}; point --folder at the "
+                             "folder holding the old tool's log")
+        self.market = market
+        self.description = f"legacy CSV {self.path}"
+        self.price = read_price_csv(price_csv) if price_csv else None
+        self.price_label = f"Price ({Path(price_csv).name})" if price_csv else "Price"
+        self._rows: tuple[tuple[int | None, int | None], RowBatch] | None = None
+
+    def _load(self, start: pd.Timestamp | None, end: pd.Timestamp | None,
+              progress: bool | None = False) -> RowBatch:
+        """Rows with minute in [start, end] (None = open); the file is read once per window."""
+        lo = None if start is None else minute_of(start)
+        hi = None if end is None else minute_of(end)
+        if self._rows is not None and self._rows[0] == (lo, hi):
+            return self._rows[1]
+        if self._rows is not None and self._rows[0] == (None, None):
+            rows = _window(self._rows[1], lo, hi)  # the whole file is in memory already
+        else:
+            rows = read_legacy_csv(self.path, lo, hi, progress=progress)
+        self._rows = ((lo, hi), rows)
+        return rows
+
+    def time_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        time_us = self._load(None, None).time_us
+        if not time_us.size:
+            return None
+        return (pd.Timestamp(int(time_us.min()) * 1000, tz="UTC"),
+                pd.Timestamp(int(time_us.max()) * 1000, tz="UTC"))
+
+    def snapshots(self, start: pd.Timestamp, end: pd.Timestamp) -> Snapshots:
+        rows = self._load(start, end)
+        empty = np.zeros(0, dtype=np.int64)
+        price_minute, price = self.price if self.price is not None else (empty, empty * 0.0)
+        return Snapshots(np.unique(rows.time_us // US_PER_MINUTE), price_minute, price)
+
+    def batches(self, start: pd.Timestamp, end: pd.Timestamp, progress: bool | None = False,
+                with_side: bool = True) -> Iterator[RowBatch]:
+        yield self._load(start, end, progress)
+
+    def liq_price_range(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[float, float]:
+        """The range holding the central 99 % of the size (no price line to centre on)."""
+        rows = self._load(start, end)
+        lo, hi = weighted_quantiles(rows.liq_price_usd, rows.size_tokens, QUANTILE_RANGE)
+        if math.isnan(lo):
+            raise DataGapError("no liquidation prices in the window; pass --pmin and --pmax")
+        return lo, hi
+
+
+def read_legacy_csv(path: str | Path, start_min: int | None = None, end_min: int | None = None,
+                    *, progress: bool | None = False) -> RowBatch:
+    """Rows of an old-tool CSV (`liq_price,size_sol,t_bin`) with minute in [start_min, end_min].
+
+    Streams the file in blocks with the parser `liqmap import-legacy` uses, keeping only the
+    window. Unlike the import, which skips bad rows, a bad row here is an `InputError` naming
+    its line: a heatmap with silently missing rows would misstate the amounts.
+    """
+    from liqmap.store.legacy import header_indices, iter_blocks, parse_chunk
+
+    path = Path(path)
+    times, prices, sizes = [], [], []
+    with path.open("rb") as fh, tqdm(total=path.stat().st_size, desc=f"reading {path.name}",
+                                     unit="B", unit_scale=True, disable=_tqdm_disable(progress),
+                                     leave=False) as bar:
+        header = fh.readline()
+        try:
+            indices = header_indices(header)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from exc
+        n_columns = header.decode("utf-8-sig").count(",") + 1
+        for block, first_line in iter_blocks(fh):
+            parsed = parse_chunk(block, first_line, indices, n_columns)
+            bar.update(len(block))
+            if parsed.n_bad:
+                line, why = parsed.bad[0]
+                raise InputError(f"{path}: line {line}: {why} ({parsed.n_bad:,} bad row(s) in "
+                                 "this block); fix or delete them, or import the file with "
+                                 "`liqmap import-legacy`, which skips bad rows")
+            rows = _window(RowBatch(to_micros(parsed.table.column("t_bin")),
+                                    _floats(parsed.table, "liq_price"),
+                                    _floats(parsed.table, "size_sol")), start_min, end_min)
+            times.append(rows.time_us)
+            prices.append(rows.liq_price_usd)
+            sizes.append(rows.size_tokens)
+    if not times:
+        return RowBatch(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    return RowBatch(np.concatenate(times), np.concatenate(prices), np.concatenate(sizes))
+
+
+def _window(rows: RowBatch, start_min: int | None, end_min: int | None) -> RowBatch:
+    """The rows with minute in [start_min, end_min] (None = open)."""
+    minute = rows.time_us // US_PER_MINUTE
+    keep = np.ones(minute.size, dtype=bool)
+    if start_min is not None:
+        keep &= minute >= start_min
+    if end_min is not None:
+        keep &= minute <= end_min
+    if keep.all():
+        return rows
+    return RowBatch(rows.time_us[keep], rows.liq_price_usd[keep], rows.size_tokens[keep])
+
+
+def _parse_times(path: Path, values: pd.Series) -> np.ndarray:
+    """Minutes of ISO times in any form (naive = UTC); InputError naming the first bad one."""
+    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{path}: line {first + 2}: cannot parse time "
+                         f"{values.iloc[first]!r}; use ISO 8601 such as 2025-08-22T12:00:00Z")
+    ns = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    return ns // NS_PER_MINUTE
+
+
+def read_price_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(minute int64 [n], price_usd float64 [n]) from a CSV with a time and a price column.
+
+    Headers are matched case-insensitively: time is the first of timestamp, time, datetime,
+    date, ts, t, open_time, t_bin, minute; price the first of price, close, oracle_price, spot,
+    mid, last, value. Times are ISO 8601 (naive = UTC) or epoch numbers in s, ms, us or ns.
+    """
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot read price CSV {path}: {exc}; pass a CSV with a header "
+                         "such as timestamp,price") from exc
+    columns = {c.strip().lower(): c for c in frame.columns}
+    t_col = next((columns[h] for h in PRICE_CSV_TIME_HEADERS if h in columns), None)
+    p_col = next((columns[h] for h in PRICE_CSV_PRICE_HEADERS if h in columns), None)
+    if t_col is None or p_col is None:
+        found = ", ".join(map(str, frame.columns)) or "no header"
+        raise InputError(f"price CSV {path} needs a time column "
+                         f"({', '.join(PRICE_CSV_TIME_HEADERS)}) and a price column "
+                         f"({', '.join(PRICE_CSV_PRICE_HEADERS)}); found {found}")
+    price = pd.to_numeric(frame[p_col].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(price)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(f"price CSV {path}: line {first + 2}: bad price "
+                         f"{frame[p_col].iloc[first]!r}; fix or delete that row")
+    return _price_csv_minutes(path, frame[t_col].str.strip()), price
+
+
+def _price_csv_minutes(path: Path, values: pd.Series) -> np.ndarray:
+    numeric = pd.to_numeric(values, errors="coerce")
+    if values.size and numeric.notna().all():
+        epoch = numeric.to_numpy(dtype=np.float64)
+        scale = _epoch_ns_scale(float(np.nanmax(np.abs(epoch))))
+        return (epoch * scale).astype(np.int64) // NS_PER_MINUTE
+    return _parse_times(path, values)
+
+
+def _epoch_ns_scale(magnitude: float) -> float:
+    """Nanoseconds per unit of an epoch number: s, ms, us or ns told apart by size."""
+    if magnitude > 1e17:
+        return 1.0
+    if magnitude > 1e14:
+        return 1e3
+    if magnitude > 1e11:
+        return 1e6
+    return 1e9
