@@ -382,14 +382,8 @@ def test_jlp_amount_takes_the_stored_delta_as_exposure(real_matrix_path: Path, m
 def test_matrix_from_store_matches_the_npz(real_matrix_path: Path, matrix: LiqMatrix,
                                            tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    # TODO(lead): the store path. It stores one position per non-empty matrix cell (liq price at
-    # the bin centre) for 30 gap-free minutes and expects the npz run's window sums. It runs
-    # against liqmap.heatmap.build_matrix_from_store and is skipped only while that is absent;
-    # drop the guard below once the heatmap work is merged.
-    import liqmap.heatmap as heatmap
-
-    if not hasattr(heatmap, "build_matrix_from_store"):
-        pytest.skip("TODO(lead): liqmap.heatmap.build_matrix_from_store does not exist yet")
+    # the store path: one position per non-empty matrix cell (liq price at the bin centre) for
+    # 30 gap-free minutes must give the npz run's window sums
     from liqmap.store import Store
     from liqmap.store import schema as S
 
