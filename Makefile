@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint pytest bench install clean
+.PHONY: run test lint pytest bench install browser clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -17,6 +17,11 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# headless Chromium, for the tests that load the interactive HTML pages (Debian package)
+browser:
+	command -v chromium >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 run: install
 	$(BIN)/liqmap demo
