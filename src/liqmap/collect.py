@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from liqmap import constants as C
 from liqmap import perps
+from liqmap.base58 import encode_keys
 from liqmap.decode import (
     ERROR_NAMES,
     ClockSysvar,
@@ -220,7 +221,7 @@ def _positions_table(fetched: FetchedMarket, ts: datetime, collateral: pa.Array,
         "ts": pa.array(np.full(n, ts_us, dtype=np.int64), pa.int64()).cast(S.TS),
         "slot": pa.array(np.full(n, fetched.positions_slot, dtype=np.uint64)),
         "pubkey": pa.array(fetched.positions.pubkeys, pa.string()),
-        "owner": pa.array(pubkeys_to_base58(rec["owner"]) if n else [], pa.string()),
+        "owner": encode_keys(rec["owner"]),
         "side": pa.DictionaryArray.from_arrays(pa.array(side_idx, pa.int8()),
                                                pa.array(["long", "short"])),
         "entry_price": rec["price"] / usd,

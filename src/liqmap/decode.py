@@ -85,8 +85,7 @@ def decode_positions(pubkeys: list[str], blobs: list[bytes]) -> DecodedPositions
         errors[int(c)] = [pubkeys[i] for i in np.flatnonzero(code == c).tolist()]
     n_closed = int(((code == OK) & ~is_open).sum())
     if keep.all():
-        return DecodedPositions(records=rec, pubkeys=list(pubkeys), errors=errors,
-                                n_closed=n_closed)
+        return DecodedPositions(records=rec, pubkeys=pubkeys, errors=errors, n_closed=n_closed)
     idx = np.flatnonzero(keep)
     return DecodedPositions(records=rec[idx], pubkeys=[pubkeys[i] for i in idx.tolist()],
                             errors=errors, n_closed=n_closed)

@@ -7,6 +7,7 @@ getProgramAccounts response never becomes a tree of Python dicts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -63,6 +64,7 @@ class _AnyResponse(msgspec.Struct):
 
 
 _GPA = msgspec.json.Decoder(_GpaResponse)
+_PUBKEY = attrgetter("pubkey")
 _GMA = msgspec.json.Decoder(_GmaResponse)
 _ANY = msgspec.json.Decoder(_AnyResponse)
 
@@ -114,7 +116,7 @@ def parse_program_accounts(raw: bytes, method: str = "getProgramAccounts") -> Pr
         slot, items = 0, resp.result
     else:
         slot, items = resp.result.context.slot, resp.result.value
-    return ProgramAccounts(slot=slot, pubkeys=[k.pubkey for k in items],
+    return ProgramAccounts(slot=slot, pubkeys=list(map(_PUBKEY, items)),
                            blobs=[k.account.data[0] for k in items])
 
 
