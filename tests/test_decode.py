@@ -270,3 +270,10 @@ def test_vectorised_decode_equals_struct_decode() -> None:
         got = decoded.records[i]
         assert (got["side"], got["price"], got["size_usd"], got["collateral_usd"],
                 got["cumulative_interest_snapshot"]) == (side, price, size, coll, snap)
+
+
+def test_encoded_padding_is_zero_even_for_copied_records() -> None:
+    rec = _open_positions(50)
+    picked = rec[np.arange(0, 50, 3)]  # fancy indexing leaves padding bytes uninitialised
+    for blob in encode_positions(picked):
+        assert len(blob) == 216 and blob[210:] == bytes(6)

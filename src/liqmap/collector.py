@@ -142,7 +142,9 @@ class Collector:
     def _now_or_none(self) -> float | None:
         try:
             return self._now()
-        except (LiqmapError, Stopped) as exc:
+        except Stopped:
+            return None
+        except LiqmapError as exc:
             log.warning("cannot read the chain clock: %s", scrub(str(exc)))
             self.stop.wait(min(self.settings.interval_s, 5.0))
             return None

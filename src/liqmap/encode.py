@@ -30,8 +30,15 @@ def empty_positions(n: int) -> np.ndarray:
 
 
 def encode_positions(records: np.ndarray) -> list[bytes]:
-    """216-byte account data of each Position record (padding bytes are zero)."""
-    raw = np.ascontiguousarray(records.astype(POSITION_DTYPE)).tobytes()
+    """216-byte account data of each Position record (padding bytes are zero).
+
+    Fields are copied one by one into zeroed records: numpy leaves the bytes between fields
+    of a copied structured array (the padding) uninitialised.
+    """
+    clean = np.zeros(len(records), dtype=POSITION_DTYPE)
+    for name in POSITION_DTYPE.names or ():
+        clean[name] = records[name]
+    raw = clean.tobytes()
     size = C.POSITION_ACCOUNT_SIZE
     return [raw[i:i + size] for i in range(0, len(raw), size)]
 

@@ -1,0 +1,132 @@
+"""`liqmap simulate` and `liqmap demo`: thin wrappers over `liqmap.sim` and `liqmap.demo`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import click
+
+from liqmap import constants as C
+from liqmap.sim import params as SP
+
+
+@contextmanager
+def _signals_stop(stop: threading.Event | None) -> Iterator[None]:
+    """SIGTERM/SIGINT: set `stop` (finish the current minute, exit 0); a second signal, or any
+    signal when there is no `stop`, raises KeyboardInterrupt (the node child is still ended)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop is None or stop.is_set():
+            raise KeyboardInterrupt
+        click.echo(f"{signal.Signals(signum).name}: stopping after this minute", err=True)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _markets(value: str) -> tuple[str, ...]:
+    markets = tuple(dict.fromkeys(m.strip().upper() for m in value.split(",") if m.strip()))
+    bad = [m for m in markets if m not in C.MARKETS]
+    if bad or not markets:
+        raise click.BadParameter(f"unknown market(s) {', '.join(bad) or value!r}; choose from "
+                                 f"{', '.join(C.MARKETS)}", param_hint="--markets")
+    return markets
+
+
+def _positions(value: int | None, markets: tuple[str, ...]) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if value < 0:
+        raise click.BadParameter(f"must be >= 0, got {value}", param_hint="--positions")
+    return {m: value for m in markets}
+
+
+@click.command("simulate")
+@click.option("--rpc-url", default=None, metavar="URL",
+              help="Write into this running surfnet instead of starting one (use a fresh one).")
+@click.option("--markets", default=",".join(C.MARKETS), show_default=True,
+              metavar="SOL,ETH,BTC", help="Markets with traders.")
+@click.option("--seed", type=int, default=SP.DEFAULT_SEED, show_default=True,
+              help="Seed of every random draw: same seed, same accounts.")
+@click.option("--speed", "speed_s", type=float, default=SP.DEFAULT_SPEED_S, show_default=True,
+              help="Wall-clock seconds per simulated minute (>= 1 for a separate collector).")
+@click.option("--minutes", type=int, default=None,
+              help="Stop after this many simulated minutes (default: run until Ctrl-C).")
+@click.option("--price-from", "price_file", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Replay a real price series: an npz with `spot_grid` or a "
+                                   "CSV timestamp,price (one price per minute).")
+@click.option("--price-market", default="SOL", show_default=True, metavar="SOL|ETH|BTC",
+              help="The market whose prices --price-from holds (others use the model).")
+@click.option("--positions", type=int, default=None, metavar="N",
+              help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
+def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
+                 minutes: int | None, price_file: str | None, price_market: str,
+                 positions: int | None) -> None:
+    """Run a simulated Jupiter Perps market on a local Solana node (surfnet), offline.
+
+    Real pool, custody, oracle and Position accounts change every simulated minute (traders
+    open, change and close positions; crossed positions are liquidated), and the chain clock
+    moves one minute per --speed seconds, so `liqmap collect --clock chain` records
+    minute-spaced snapshots. Ctrl-C or SIGTERM stops it and ends the node.
+
+    \b
+    Examples:
+      liqmap simulate                # prints the RPC URL of its node
+      liqmap collect --rpc-url http://127.0.0.1:PORT --clock chain --data-dir sim-data
+      liqmap simulate --price-from liq_matrix_72h_1m.npz --markets SOL --minutes 600
+    """
+    from liqmap.sim.market import SimConfig
+    from liqmap.sim.prices import load_price_series
+    from liqmap.sim.session import run_simulation
+
+    chosen = _markets(markets)
+    series = load_price_series(price_file) if price_file else None
+    config = SimConfig(markets=chosen, seed=seed, positions=_positions(positions, chosen),
+                       price_series=series, price_market=price_market.upper())
+    stop = threading.Event()
+    with _signals_stop(stop):
+        run_simulation(config, rpc_url=rpc_url, speed_s=speed_s, minutes=minutes, stop=stop,
+                       echo=click.echo)
+
+
+@click.command("demo")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="New or empty directory for every output (default: a fresh temporary "
+                   "directory, printed at the end).")
+@click.option("--hours", type=float, default=3.0, show_default=True,
+              help="Simulated hours to collect (one snapshot per simulated minute).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the simulated market (default: one with a sell-off).")
+@click.option("--positions", type=int, default=None, metavar="N",
+              help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
+def demo_cmd(out_dir: str | None, hours: float, seed: int | None,
+             positions: int | None) -> None:
+    """The whole tool offline in about a minute: simulate a market on a local Solana node,
+    collect it, draw the heatmap (PNG, HTML) and the liquidation levels, run a backtest.
+
+    Needs Node.js and `npm ci` (the local node), no network and no RPC key. Ctrl-C stops it
+    and ends the node.
+
+    \b
+    Examples:
+      liqmap demo
+      liqmap demo --out-dir demo-out --hours 6 --seed 7
+    """
+    from liqmap.demo import DEMO_SEED, run_demo
+
+    with _signals_stop(None):
+        outputs = run_demo(out_dir, hours=hours, seed=DEMO_SEED if seed is None else seed,
+                           positions=_positions(positions, C.MARKETS), echo=click.echo)
+    click.echo(f"\ndone in {outputs.seconds:.0f} s: {outputs.minutes} minutes collected, "
+               f"{outputs.liquidations} liquidations. Outputs:")
+    for line in outputs.lines():
+        click.echo(f"  {line}")

@@ -1,0 +1,90 @@
+"""`liqmap simulate` as a library call: node, warm-up, minute 0, then paced minutes."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+
+import pandas as pd
+from tqdm import tqdm
+
+from liqmap import constants as C
+from liqmap.errors import LiqmapError
+from liqmap.sim import params as SP
+from liqmap.sim.market import MarketSim, MinuteReport, SimConfig
+from liqmap.sim.writer import ChainWriter, RunSummary, node_at, publish_initial, run_paced
+from liqmap.sim.writer import start_time_s as first_minute_time
+from liqmap.surfnet import unavailable_reason
+
+Echo = Callable[[str], object]
+
+
+def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
+                   speed_s: float = SP.DEFAULT_SPEED_S, minutes: int | None = None,
+                   stop: threading.Event | None = None, echo: Echo = print,
+                   progress: bool = True) -> RunSummary:
+    """Run the simulated market on a local surfnet until `minutes` ran or `stop` is set.
+
+    Starts its own surfnet (its RPC URL is echoed first, for a collector) unless `rpc_url`
+    names a running one. Echoes `ready: minute 0 ...` once every account of minute 0 is
+    written and the clock is on it; then each simulated minute takes `speed_s` seconds.
+    """
+    if speed_s < 0:
+        raise LiqmapError(f"--speed must be >= 0 seconds per simulated minute, got {speed_s:g}")
+    if minutes is not None and minutes < 0:
+        raise LiqmapError(f"--minutes must be >= 0, got {minutes}")
+    if rpc_url is None and (reason := unavailable_reason()):
+        raise LiqmapError(f"cannot start the local Solana node: {reason}; run `npm ci` in the "
+                          "liqmap project root")
+    stop = stop or threading.Event()
+    with node_at(rpc_url) as node:
+        echo(f"local Solana node: {node.rpc_url}")
+        echo(f"collect it with:   liqmap collect --rpc-url {node.rpc_url} --clock chain "
+             f"--markets {','.join(config.markets)} --data-dir DIR")
+        sim = MarketSim(config, first_minute_time(node))
+        writer = ChainWriter(node)
+        with progress_bar(config.warmup_min, "warm-up (simulated history)", "min",
+                          progress) as bar:
+            sim.warm_up(bar.update)
+        if stop.is_set():
+            return RunSummary(0, 0, 0, "stop")
+        total = sum(b.n for b in sim.books.values()) + 2 * len(SP.POOL_ASSETS) + 1
+        with progress_bar(total, "writing accounts", "acct", progress) as bar:
+            count = publish_initial(sim, writer, bar.update)
+        echo(f"ready: minute 0 at chain time {_iso(sim.chain_time(0))}, {count} accounts "
+             f"({_open_counts(sim)})")
+        with progress_bar(minutes, "simulating", "min", progress) as bar:
+            summary = run_paced(sim, writer, speed_s=speed_s, minutes=minutes, stop=stop,
+                                on_minute=_progress_callback(bar))
+    echo(f"stopped ({summary.ended_by}): {summary.minutes} simulated minutes, "
+         f"{summary.liquidations} liquidations, {summary.accounts_written} account writes")
+    return summary
+
+
+def _progress_callback(bar: tqdm) -> Callable[[MinuteReport], None]:
+    state = {"liquidations": 0}
+
+    def update(report: MinuteReport) -> None:
+        state["liquidations"] += len(report.liquidations)
+        prices = ", ".join(f"{m} {p / C.USD_PRECISION:,.2f}"
+                           for m, p in report.prices_usd6.items())
+        bar.set_postfix_str(f"{_iso(report.chain_time_s)} {prices}; "
+                            f"{state['liquidations']} liquidations", refresh=False)
+        bar.update(1)
+
+    return update
+
+
+def _open_counts(sim: MarketSim) -> str:
+    return ", ".join(f"{m} {len(b.open_rows())} open" for m, b in sim.books.items())
+
+
+def _iso(unix_s: int) -> str:
+    return pd.Timestamp(unix_s, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def progress_bar(total: int | None, desc: str, unit: str, enabled: bool = True) -> tqdm:
+    """A tqdm bar on stderr (None total: a counter)."""
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True)

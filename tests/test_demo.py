@@ -1,0 +1,183 @@
+"""`liqmap demo` and `liqmap simulate` as a user runs them (child processes): every output
+written and named, no node process left behind after Ctrl-C or SIGTERM, one-line errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liqmap import constants as C
+from liqmap.decode import decode_ag_price_feed
+from liqmap.sim.params import ASSETS
+from liqmap.store import Store
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_")}
+    return {**env, **extra}
+
+
+def _demo(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "liqmap", "demo", *args], cwd=cwd,
+                            env=env or _env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+@pytest.fixture
+def node_available() -> None:
+    from conftest import skip_or_fail_without_surfnet
+
+    skip_or_fail_without_surfnet()
+
+
+@pytest.mark.slow
+@pytest.mark.surfnet
+def test_demo_writes_and_names_every_output(node_available, tmp_path: Path) -> None:
+    out = tmp_path / "demo-out"
+    started = time.monotonic()
+    proc = _demo("--out-dir", str(out), "--hours", "0.25", "--positions", "300", cwd=tmp_path)
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+    assert time.monotonic() - started < 120
+    assert "simulate + collect" in stderr  # progress bars on stderr
+    files = {"heatmap PNG": out / "heatmap_SOL.png", "heatmap HTML": out / "heatmap_SOL.html",
+             "liquidation levels": out / "levels_SOL.png", "backtest": out / "backtest",
+             "store (Parquet)": out / "store"}
+    for label, path in files.items():
+        assert f"{label}:" in stdout and str(path) in stdout
+    for png in (files["heatmap PNG"], files["liquidation levels"]):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert "plotly" in files["heatmap HTML"].read_text().lower()
+    summary = json.loads((files["backtest"] / "summary.json").read_text())
+    assert summary
+    store = Store(str(out / "store"))
+    for market in ("SOL", "ETH", "BTC"):
+        times = store.snapshot_times(market)
+        assert len(times) == 16 and (times[1:] - times[:-1] == pd.Timedelta(minutes=1)).all()
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the processes whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.surfnet
+@pytest.mark.parametrize(("signum", "phase"), [
+    (signal.SIGINT, "simulate + collect"),  # Ctrl-C while collecting
+    (signal.SIGTERM, "writing accounts"),  # kill while the node is being filled
+])
+def test_interrupted_demo_leaves_no_node_behind(node_available, tmp_path: Path, signum: int,
+                                                phase: str) -> None:
+    proc = _demo("--out-dir", str(tmp_path / "out"), "--hours", "3", "--positions", "300",
+                 cwd=tmp_path)
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    stderr = b""
+    deadline = time.monotonic() + 60
+    while phase.encode() not in stderr and time.monotonic() < deadline:
+        chunk = os.read(fd, 65536)  # whatever the child wrote so far (blocks until some)
+        if not chunk:
+            break
+        stderr += chunk
+    nodes = [p for p in _children(proc.pid)
+             if b"surfnet" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert phase.encode() in stderr and len(nodes) == 1 and _alive(nodes[0])
+    proc.send_signal(signum)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert rest.strip().splitlines()[-1] in ("Aborted.", "Interrupted.")
+    assert not _alive(nodes[0])
+
+
+def test_demo_without_node_says_how_to_fix(tmp_path: Path) -> None:
+    proc = _demo(cwd=tmp_path, env=_env(PATH=str(tmp_path)))
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert stderr.count("\n") == 1 and stderr.startswith("Error: ") and "npm ci" in stderr
+
+
+def test_demo_never_writes_into_a_used_directory(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    proc = _demo("--out-dir", str(tmp_path), cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "not an empty directory" in stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.slow
+@pytest.mark.surfnet
+def test_simulate_stops_cleanly_on_sigterm(node_available, tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "liqmap", "simulate", "--positions", "100",
+                             "--speed", "0.2"], cwd=tmp_path, env=_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline()]
+    while lines[-1] and not lines[-1].startswith("ready: "):
+        lines.append(proc.stdout.readline())
+    assert lines[0].startswith("local Solana node: http://127.0.0.1:"), lines
+    nodes = [p for p in _children(proc.pid)
+             if b"surfnet" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(nodes) == 1
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "stopped (stop): " in out
+    assert not _alive(nodes[0])
+
+
+@pytest.mark.surfnet
+def test_simulate_replays_a_price_file_into_the_feed(surfnet, real_matrix_path: Path,
+                                                      tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "liqmap", "simulate", "--rpc-url",
+                           surfnet.rpc_url, "--markets", "SOL", "--positions", "50",
+                           "--speed", "0", "--minutes", "3", "--price-from",
+                           str(real_matrix_path)], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "stopped (minutes): 3 simulated minutes" in done.stdout
+    account = surfnet.call("getAccountInfo", [ASSETS["SOL"].doves_ag_oracle,
+                                              {"encoding": "base64"}])["value"]
+    feed = decode_ag_price_feed(base64.b64decode(account["data"][0]))
+    with np.load(real_matrix_path) as data:
+        assert feed.price_usd6 == round(data["spot_grid"][3] * C.USD_PRECISION)
+    assert account["owner"] == C.DOVES_PROGRAM_ID
+    assert feed.publish_time == surfnet.chain_time()
+
+
+def test_simulate_names_a_dead_rpc_url(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "liqmap", "simulate", "--rpc-url",
+                           "http://127.0.0.1:9", "--minutes", "1"], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("Error: no surfnet answers at http://127.0.0.1:9")
