@@ -277,3 +277,13 @@ def test_encoded_padding_is_zero_even_for_copied_records() -> None:
     picked = rec[np.arange(0, 50, 3)]  # fancy indexing leaves padding bytes uninitialised
     for blob in encode_positions(picked):
         assert len(blob) == 216 and blob[210:] == bytes(6)
+
+
+def test_match_keys_needs_all_32_bytes() -> None:
+    from liqmap.decode import match_keys
+    from liqmap.encode import key_bytes
+
+    sol, usdc = C.CUSTODY_BY_ASSET["SOL"], C.CUSTODY_BY_ASSET["USDC"]
+    twin = key_bytes(sol)[:8] + bytes(24)  # same first 8 bytes as the SOL custody
+    keys = np.frombuffer(key_bytes(usdc) + key_bytes(sol) + twin + bytes(32), dtype="V32")
+    assert match_keys(keys, [sol, usdc]).tolist() == [1, 0, -1, -1]

@@ -23,23 +23,26 @@ def _encode(keys: np.ndarray, alphabet: np.ndarray) -> tuple[np.ndarray, np.ndar
     n = keys.shape[0]
     chars = np.empty((n, MAX_CHARS), dtype=np.uint8)
     lengths = np.empty(n, dtype=np.int32)
+    limbs = np.empty((n, 8), dtype=np.uint64)  # scratch, allocated once (not per key)
+    digits = np.empty((n, MAX_CHARS), dtype=np.uint8)
+    group_size = np.uint64(_GROUP)
+    base = np.uint64(58)
     for i in numba.prange(n):
-        limbs = np.empty(8, dtype=np.uint64)
         for j in range(8):
-            limbs[j] = ((np.uint64(keys[i, 4 * j]) << 24) | (np.uint64(keys[i, 4 * j + 1]) << 16)
-                        | (np.uint64(keys[i, 4 * j + 2]) << 8) | np.uint64(keys[i, 4 * j + 3]))
-        digits = np.empty(MAX_CHARS, dtype=np.uint8)
+            limbs[i, j] = ((np.uint64(keys[i, 4 * j]) << 24)
+                           | (np.uint64(keys[i, 4 * j + 1]) << 16)
+                           | (np.uint64(keys[i, 4 * j + 2]) << 8) | np.uint64(keys[i, 4 * j + 3]))
         for group in range(MAX_CHARS // 5 - 1, -1, -1):
             rest = np.uint64(0)
             for j in range(8):
-                cur = (rest << np.uint64(32)) | limbs[j]
-                limbs[j] = cur // np.uint64(_GROUP)
-                rest = cur % np.uint64(_GROUP)
+                cur = (rest << np.uint64(32)) | limbs[i, j]
+                limbs[i, j] = cur // group_size
+                rest = cur % group_size
             for k in range(4, -1, -1):
-                digits[group * 5 + k] = rest % np.uint64(58)
-                rest //= np.uint64(58)
+                digits[i, group * 5 + k] = rest % base
+                rest //= base
         zero_digits = 0
-        while zero_digits < MAX_CHARS and digits[zero_digits] == 0:
+        while zero_digits < MAX_CHARS and digits[i, zero_digits] == 0:
             zero_digits += 1
         zero_bytes = 0
         while zero_bytes < 32 and keys[i, zero_bytes] == 0:
@@ -47,7 +50,7 @@ def _encode(keys: np.ndarray, alphabet: np.ndarray) -> tuple[np.ndarray, np.ndar
         start = zero_digits - zero_bytes  # each leading zero byte is one leading "1"
         lengths[i] = MAX_CHARS - start
         for p in range(MAX_CHARS - start):
-            chars[i, p] = alphabet[digits[start + p]]
+            chars[i, p] = alphabet[digits[i, start + p]]
     return chars, lengths
 
 

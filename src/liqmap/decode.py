@@ -99,9 +99,15 @@ def pubkeys_to_base58(keys: np.ndarray) -> list[str]:
 
 def match_keys(keys: np.ndarray, known: list[str]) -> np.ndarray:
     """Index into `known` of each 32-byte key (dtype V32); -1 where the key is not known."""
-    out = np.full(len(keys), -1, dtype=np.int16)
-    for i, key in enumerate(known):
-        out[keys == np.void(bytes(Pubkey.from_string(key)))] = i
+    words = np.ascontiguousarray(keys).view(np.uint64).reshape(-1, 4)
+    table = np.frombuffer(b"".join(bytes(Pubkey.from_string(k)) for k in known),
+                          dtype=np.uint64).reshape(-1, 4)
+    out = np.full(len(words), -1, dtype=np.int16)
+    for i, key in enumerate(table):
+        out[words[:, 0] == key[0]] = i  # first word picks the candidate ...
+    hit = out >= 0
+    exact = (words[hit] == table[out[hit]]).all(axis=1)  # ... all four words confirm it
+    out[np.flatnonzero(hit)[~exact]] = -1
     return out
 
 

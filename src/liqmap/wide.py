@@ -45,20 +45,30 @@ def mul_div(a: np.ndarray | int, b: np.ndarray | int, d: np.ndarray | int, *,
     ...
     OverflowError: quotient too large for exact uint64 mul_div
     """
-    av, bv, dv = (np.atleast_1d(np.asarray(x, dtype=U64)) for x in (a, b, d))
-    av, bv, dv = np.broadcast_arrays(av, bv, dv)
+    av, bv, dv = (np.asarray(x, dtype=U64) for x in (a, b, d))
     if (dv == 0).any():
         raise ZeroDivisionError("mul_div by zero")
-    fits = av <= np.iinfo(U64).max // np.maximum(bv, U64(1))  # the product fits in 64 bits
-    if fits.all():
-        product = av * bv
+    fits = _product_fits(av, bv)
+    if fits.all():  # the usual case: plain uint64, scalar operands stay scalar (fast division)
+        product = np.atleast_1d(av * bv)
         q = product // dv
         return q + ((product % dv) != 0).astype(U64) if ceil else q
+    av, bv, dv, fits = (np.atleast_1d(x) for x in np.broadcast_arrays(av, bv, dv, fits))
     out = np.empty(av.shape, dtype=U64)
     out[fits] = mul_div(av[fits], bv[fits], dv[fits], ceil=ceil)
     wide = ~fits
     out[wide] = _mul_div_wide(av[wide], bv[wide], dv[wide], ceil)
     return out
+
+
+def _product_fits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether a*b < 2**64, elementwise (one division by a scalar when b or a is scalar)."""
+    top = np.iinfo(U64).max
+    if b.ndim == 0:
+        return np.asarray(a <= U64(top // max(int(b), 1)))
+    if a.ndim == 0:
+        return np.asarray(b <= U64(top // max(int(a), 1)))
+    return np.asarray(a <= top // np.maximum(b, U64(1)))
 
 
 def _mul_div_wide(av: np.ndarray, bv: np.ndarray, dv: np.ndarray, ceil: bool) -> np.ndarray:
