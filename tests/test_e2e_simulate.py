@@ -72,8 +72,9 @@ class Lines:
 def run(tmp_path_factory: pytest.TempPathFactory):
     """Simulator and collector processes against one surfnet; returns (store dir, minute-0
     chain time, the collector's stderr)."""
-    from conftest import skip_or_fail_without_surfnet
     from liqmap.surfnet import Surfnet
+
+    from conftest import skip_or_fail_without_surfnet
 
     skip_or_fail_without_surfnet()
     tmp = tmp_path_factory.mktemp("e2e")

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from liqmap.matrix import load_npz
+
 from test_heatmap_helpers import run_cli as run
 from test_heatmap_helpers import write_legacy_csv, write_store
 

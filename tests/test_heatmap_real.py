@@ -12,6 +12,7 @@ import pytest
 
 from liqmap.heatmap.render_png import color_scale
 from liqmap.matrix import load_npz
+
 from test_heatmap_helpers import run_cli
 
 

@@ -12,6 +12,7 @@ from liqmap.errors import DataGapError, InputError
 from liqmap.heatmap import build_matrix_from_store
 from liqmap.heatmap.build import HeatmapRequest, build_heatmap
 from liqmap.heatmap.sources import StoreSource
+
 from test_heatmap_helpers import write_store
 
 # 12:00..12:05 with 12:02 and 12:03 missing (gaps)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from matplotlib.image import imread
 
 from liqmap.cli import cli
+
 from test_heatmap_helpers import write_store
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -15,6 +15,7 @@ from liqmap.heatmap.binning import make_price_edges
 from liqmap.heatmap.build import build_levels
 from liqmap.heatmap.levels import compute_levels
 from liqmap.heatmap.sources import StoreSource
+
 from test_heatmap_helpers import run_cli, write_store
 
 NAN = np.nan

@@ -193,8 +193,9 @@ def _layout(fig: go.Figure, heatmap: Heatmap, grid: DisplayGrid) -> None:
         subtitle += (f" · page shows {grid.col_group}-column means × {grid.bin_group}-bin sums"
                      " (npz keeps every cell)")
     for first, last in gap_runs(grid.gap_mask):
-        fig.add_vrect(x0=grid.x_edges_ns[first].astype("datetime64[ns]"),
-                      x1=grid.x_edges_ns[last + 1].astype("datetime64[ns]"),
+        # ISO strings: plotly.js reads bare numbers on a date axis as milliseconds
+        fig.add_vrect(x0=str(grid.x_edges_ns[first].astype("datetime64[ns]")),
+                      x1=str(grid.x_edges_ns[last + 1].astype("datetime64[ns]")),
                       fillcolor=GAP_FACE, line_width=0, layer="below")
     m = heatmap.matrix
     fig.update_layout(
@@ -212,8 +213,9 @@ def _layout(fig: go.Figure, heatmap: Heatmap, grid: DisplayGrid) -> None:
 def html_bytes(fig: go.Figure) -> bytes:
     """A self-contained page of `fig`: plotly.js inline (works offline, no CDN)."""
     page = fig.to_html(include_plotlyjs=True, full_html=True,
-                       config={"displaylogo": False, "scrollZoom": True})
-    return page.encode("utf-8")
+                       config={"displaylogo": False, "scrollZoom": True, "responsive": True})
+    style = f"<style>html, body {{ margin: 0; background: {BACKGROUND}; }}</style>"
+    return page.replace("<head>", "<head>" + style, 1).encode("utf-8")
 
 
 def render_heatmap_html(heatmap: Heatmap, path: str | Path, *, log_color: bool = False,
