@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from solders.pubkey import Pubkey
 
 from liqmap import constants as C
@@ -121,11 +122,12 @@ def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Pat
     assert _assert_whole(tmp_path) > stored
 
 
-def test_sigterm_finishes_and_exits_zero(surfnet, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_finishes_and_exits_zero(surfnet, tmp_path: Path, sig: signal.Signals) -> None:
     _market(surfnet)
     proc = _start(surfnet, tmp_path)
     time.sleep(3.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
     assert b"collector stopped" in stderr
