@@ -98,7 +98,7 @@ def gpa_response(n: int) -> bytes:
                                           "owner": C.PERPS_PROGRAM_ID,
                                           "rentEpoch": 18446744073709551615, "space": 216}}
                 for k, b in zip(keys, encode_positions(rec), strict=True)]
-    return json.dumps({"jsonrpc": "2.0", "id": 1, "result": {
+    return json.dumps(separators=(",", ":"), obj={"jsonrpc": "2.0", "id": 1, "result": {
         "context": {"apiVersion": "2.3.6", "slot": 450_000_000}, "value": accounts}}).encode()
 
 

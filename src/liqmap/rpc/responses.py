@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -27,9 +27,15 @@ class _Account(msgspec.Struct, gc=False):
     owner: str = ""
 
 
+class _ProgramAccount(msgspec.Struct, gc=False):
+    """An account of a getProgramAccounts result: only its data is read (owner is implied)."""
+
+    data: tuple[bytes, Literal["base64"]]
+
+
 class _Keyed(msgspec.Struct, gc=False):
     pubkey: str
-    account: _Account
+    account: _ProgramAccount
 
 
 class _GpaResult(msgspec.Struct, gc=False):
