@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +23,7 @@ from liqmap.backtest.plots import (
 from liqmap.backtest.stats import compute_stats
 from liqmap.backtest.sweep import SweepResult
 from liqmap.errors import InputError
+from liqmap.files import write_bytes
 
 TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 TOP_ROWS: Final = 5
@@ -175,16 +174,8 @@ def write_outputs(out_dir: str | Path, files: Mapping[str, bytes]) -> list[Path]
                          "directory") from exc
     written = []
     for name, content in files.items():
-        target = root / name
-        tmp = root / f".{name}.{uuid.uuid4().hex}.tmp"
-        try:
-            with tmp.open("xb") as fh:
-                fh.write(content)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        written.append(target)
+        write_bytes(root / name, content)
+        written.append(root / name)
     return written
 
 

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from liqmap.errors import InputError
+from liqmap.files import atomic_output, write_bytes
 from liqmap.matrix import LiqMatrix, save_npz
 
+__all__ = ["OUTPUT_SUFFIXES", "atomic_output", "check_output_path", "write_bytes", "write_npz"]
+
 OUTPUT_SUFFIXES = (".png", ".html", ".htm")
-
-
-@contextmanager
-def atomic_output(path: str | Path, tmp_suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success rename it to `path`, else delete it."""
-    target = Path(path)
-    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}{tmp_suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def write_npz(matrix: LiqMatrix, path: str | Path) -> None:

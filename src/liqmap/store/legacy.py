@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 
 from liqmap import constants as C
 from liqmap.errors import InputError
+from liqmap.files import atomic_output
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
@@ -311,15 +312,8 @@ def export_legacy_csv(store: Store, out: str, market: str = "SOL", *, source: st
     """
     if out == "-":
         return _write_csv(sys.stdout.buffer, store, market, source, start, end)
-    target = Path(out)
-    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
-    try:
-        with tmp.open("wb") as fh:
-            rows = _write_csv(fh, store, market, source, start, end)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return rows
+    with atomic_output(out) as tmp, tmp.open("wb") as fh:
+        return _write_csv(fh, store, market, source, start, end)
 
 
 def _write_csv(fh: BinaryIO, store: Store, market: str, source: str,
