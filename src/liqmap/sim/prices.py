@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from liqmap.errors import InputError
+from liqmap.pricecsv import read_price_csv
 from liqmap.sim import params as SP
 
 
@@ -109,33 +109,15 @@ def _load_npz(path: Path) -> np.ndarray:
 
 
 def _load_csv(path: Path) -> np.ndarray:
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read CSV {path}: {exc}; expected columns timestamp,price"
-                         ) from exc
-    cols = {c.lower().strip(): c for c in frame.columns}
-    time_col = next((cols[c] for c in ("timestamp", "time", "ts", "date") if c in cols), None)
-    price_col = next((cols[c] for c in ("price", "close", "spot") if c in cols), None)
-    if time_col is None or price_col is None:
-        raise InputError(f"{path}: need a time column (timestamp) and a price column (price); "
-                         f"found {', '.join(map(str, frame.columns))}")
-    times = _parse_times(frame[time_col])
-    series = pd.Series(pd.to_numeric(frame[price_col], errors="coerce").to_numpy(), index=times)
+    """One price per minute from the first to the last minute of a price CSV (the last price
+    of each minute, carried forward over minutes without one)."""
+    minutes, prices = read_price_csv(path)
+    series = pd.Series(prices, index=minutes)
     series = series[~series.index.duplicated(keep="last")].sort_index()
-    return series.resample("1min").last().ffill().to_numpy(dtype=np.float64)
-
-
-def _parse_times(column: pd.Series) -> pd.DatetimeIndex:
-    if pd.api.types.is_numeric_dtype(column):
-        values = column.to_numpy(dtype=np.float64)
-        unit: Literal["ms", "s"] = "ms" if np.nanmedian(values) > 1e11 else "s"
-        return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
-    try:
-        return pd.DatetimeIndex(pd.to_datetime(column, utc=True))
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"cannot parse the time column: {exc}; use ISO 8601 or unix seconds"
-                         ) from exc
+    if series.empty:
+        return np.zeros(0)
+    full = np.arange(series.index[0], series.index[-1] + 1)
+    return series.reindex(full).ffill().to_numpy(dtype=np.float64)
 
 
 class PriceSource:
