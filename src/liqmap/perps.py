@@ -83,6 +83,23 @@ def accrue_cumulative_interest(k: Custody, now_s: int) -> int:
                                                   C.SECONDS_PER_HOUR)
 
 
+def impact_fee_bps(size_usd6: int, custody: Custody) -> int:
+    """Price-impact fee of one position in bps: ceil(size x 10,000 / tradeImpactFeeScalar)."""
+    scalar = custody.trade_impact_fee_scalar
+    return _ceil_div(size_usd6 * C.BPS_POWER, scalar) if scalar else 0
+
+
+def close_fee_usd6(size_usd6: int, custody: Custody) -> int:
+    """Close fee of one position (USD-6): decrease bps + price-impact bps, rounded down."""
+    bps = custody.decrease_position_bps + impact_fee_bps(size_usd6, custody)
+    return size_usd6 * bps // C.BPS_POWER
+
+
+def borrow_fee_usd6(size_usd6: int, snapshot: int, cum_now: int) -> int:
+    """Borrow fee of one position accrued since `snapshot` (RATE-9 counters), rounded up."""
+    return _ceil_div(max(cum_now - snapshot, 0) * size_usd6, C.RATE_POWER)
+
+
 @dataclass(frozen=True)
 class LiquidationColumns:
     """Per-position results, aligned with the input records (USD-6 integers and floats)."""

@@ -102,23 +102,6 @@ class Book:
 
 
 # ---------------------------------------------------------------- fees and liquidation
-def impact_bps(size_usd6: int, custody: Custody) -> int:
-    """Price-impact fee in bps: ceil(size x 10,000 / tradeImpactFeeScalar), 0 without a scalar."""
-    scalar = custody.trade_impact_fee_scalar
-    return -(-size_usd6 * C.BPS_POWER // scalar) if scalar else 0
-
-
-def close_fee_usd6(size_usd6: int, custody: Custody) -> int:
-    """Close fee of a position of `size_usd6`: decrease bps + price-impact bps (spec §6.2)."""
-    return size_usd6 * (custody.decrease_position_bps + impact_bps(size_usd6, custody)) \
-        // C.BPS_POWER
-
-
-def borrow_fee_usd6(size_usd6: int, snapshot: int, cum_now: int) -> int:
-    """Borrow fee accrued since `snapshot` (RATE-9), rounded up as on chain."""
-    return -(-max(cum_now - snapshot, 0) * size_usd6 // C.RATE_POWER)
-
-
 def approx_liquidation_prices(records: np.ndarray, custody: Custody, cum_now: np.ndarray
                               ) -> np.ndarray:
     """Float64 estimate (USD-6) of `perps.liquidation_prices`, within a few USD-6 units."""
@@ -207,7 +190,7 @@ def open_fields(rec: np.ndarray, order: Order, now_s: int, cum_now: int, custody
 
 def open_fee_usd6(size_usd6: int, custody: Custody) -> int:
     """Open fee of a position of `size_usd6`: increase bps + price-impact bps."""
-    return size_usd6 * (custody.increase_position_bps + impact_bps(size_usd6, custody)) \
+    return size_usd6 * (custody.increase_position_bps + perps.impact_fee_bps(size_usd6, custody)) \
         // C.BPS_POWER
 
 
@@ -231,16 +214,16 @@ def closed_fraction(rec: np.ndarray, fraction: float, price_usd6: int, now_s: in
     the trader takes out (<= 0), USD-6. Accrued borrow fees are settled."""
     size, coll = int(rec["size_usd"]), int(rec["collateral_usd"])
     entry, side = int(rec["price"]), int(rec["side"])
-    borrow = borrow_fee_usd6(size, int(rec["cumulative_interest_snapshot"]), cum_now)
+    borrow = perps.borrow_fee_usd6(size, int(rec["cumulative_interest_snapshot"]), cum_now)
     part = size if fraction >= 1.0 else int(size * fraction)
     part_coll = coll if part == size else coll * part // size
     pnl = pnl_usd6(side, part, entry, price_usd6)
-    payout = part_coll + pnl - close_fee_usd6(part, custody)
+    payout = part_coll + pnl - perps.close_fee_usd6(part, custody)
     rest_coll = coll - part_coll - borrow
     rec["update_time"] = now_s
     if part == size or rest_coll <= 0:
-        payout = coll + pnl_usd6(side, size, entry, price_usd6) - close_fee_usd6(size, custody) \
-            - borrow
+        payout = (coll + pnl_usd6(side, size, entry, price_usd6)
+                  - perps.close_fee_usd6(size, custody) - borrow)
         _zero(rec)
         return -max(payout, 0)
     rec["size_usd"] = size - part
@@ -257,7 +240,7 @@ def increased(rec: np.ndarray, add_size_usd6: int, leverage: float, price_usd6: 
     harmonic mean, borrow fees settled); returns the cash paid in, USD-6."""
     size, coll = int(rec["size_usd"]), int(rec["collateral_usd"])
     entry, side = int(rec["price"]), int(rec["side"])
-    borrow = borrow_fee_usd6(size, int(rec["cumulative_interest_snapshot"]), cum_now)
+    borrow = perps.borrow_fee_usd6(size, int(rec["cumulative_interest_snapshot"]), cum_now)
     add_coll = max(int(add_size_usd6 / leverage), 1)
     new_size = size + add_size_usd6
     tokens_x = size * 10**12 // entry + add_size_usd6 * 10**12 // price_usd6
