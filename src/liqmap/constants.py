@@ -47,8 +47,6 @@ PYTH_PRICE_UPDATE_DISCRIMINATOR: Final = bytes.fromhex("22f123639d7ef4cd")
 # --- Account sizes ------------------------------------------------------------------------
 POSITION_ACCOUNT_SIZE: Final = 216  # 210 Borsh bytes + 6 padding (FX, SW)
 POSITION_CUSTODY_OFFSET: Final = 72  # memcmp offset of Position.custody
-CUSTODY_MIN_SIZE: Final = 416  # bytes needed to read every field we use (dovesAgOracle ends @416)
-AG_PRICE_FEED_MIN_SIZE: Final = 202
 CLOCK_SIZE: Final = 40
 
 # --- Precision ----------------------------------------------------------------------------

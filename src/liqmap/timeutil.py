@@ -25,9 +25,3 @@ def parse_time(value: str | pd.Timestamp, *, what: str = "time", tz: str = "UTC"
     if ts.tzinfo is None:
         ts = ts.tz_localize(tz)
     return ts.tz_convert("UTC")
-
-
-def floor_time(ts: pd.Timestamp, seconds: float) -> pd.Timestamp:
-    """The latest multiple of `seconds` since the epoch at or before `ts`."""
-    step_ns = round(seconds * 1e9)
-    return pd.Timestamp(ts.value // step_ns * step_ns, tz="UTC")

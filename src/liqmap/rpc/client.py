@@ -9,7 +9,6 @@ from liqmap.rpc.responses import (
     ProgramAccounts,
     parse_multiple_accounts,
     parse_program_accounts,
-    parse_result,
 )
 from liqmap.rpc.transport import CallStats, Transport
 
@@ -51,12 +50,6 @@ class RpcClient:
             "getProgramAccounts",
             Q.get_program_accounts_params(program, filters, self.commitment),
             parse_program_accounts, timeout_s=self.gpa_timeout_s, deadline=deadline)
-
-    def get_slot(self, *, deadline: float | None = None) -> int:
-        slot, _ = self.transport.call("getSlot", [{"commitment": self.commitment}],
-                                      lambda raw: int(parse_result(raw, "getSlot")),
-                                      deadline=deadline)
-        return slot
 
 
 def _add(total: CallStats, stats: CallStats) -> None:

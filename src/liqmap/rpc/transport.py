@@ -21,6 +21,7 @@ import httpx
 import msgspec
 
 from liqmap import __version__
+from liqmap import constants as C
 from liqmap.config import redact_url
 from liqmap.errors import RpcError
 from liqmap.logs import register_secret_url
@@ -64,8 +65,9 @@ class _Endpoint:
 class Transport:
     """JSON-RPC over HTTP to one or more endpoints."""
 
-    def __init__(self, urls: tuple[str, ...] | list[str], *, timeout_s: float = 30.0,
-                 max_retries: int = 5, backoff_s: float = 0.5, backoff_max_s: float = 15.0,
+    def __init__(self, urls: tuple[str, ...] | list[str], *, timeout_s: float = C.DEFAULT_TIMEOUT_S,
+                 max_retries: int = C.DEFAULT_MAX_RETRIES, backoff_s: float = C.DEFAULT_BACKOFF_S,
+                 backoff_max_s: float = C.DEFAULT_BACKOFF_MAX_S,
                  stop: threading.Event | None = None) -> None:
         if not urls:
             raise RpcError("no RPC URL configured; pass --rpc-url or set LIQMAP_RPC_URL")
