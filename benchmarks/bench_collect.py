@@ -30,18 +30,18 @@ import pyarrow as pa
 from solders.pubkey import Pubkey
 
 from liqmap import constants as C
-from liqmap.accounts import AgPriceFeed, Custody
-from liqmap.collect import FetchedMarket, MarketAddresses, build_snapshot
-from liqmap.decode import decode_positions
-from liqmap.encode import (
+from liqmap.collect.cycle import FetchedMarket, MarketAddresses, build_snapshot
+from liqmap.collect.rpc.responses import parse_program_accounts
+from liqmap.jupiter.accounts import AgPriceFeed, Custody
+from liqmap.jupiter.decode import decode_positions
+from liqmap.jupiter.encode import (
     empty_positions,
     encode_ag_price_feed,
     encode_custody,
     encode_positions,
     key_bytes,
 )
-from liqmap.perps import USD6_CAP as CAP
-from liqmap.rpc.responses import parse_program_accounts
+from liqmap.jupiter.perps import USD6_CAP as CAP
 from liqmap.store import Store
 from liqmap.store.schema import POSITIONS
 
@@ -159,7 +159,7 @@ def struct_rows(raw: bytes, cum_now: dict[bytes, int]) -> pa.Table:
 
 
 def bench_decode() -> None:
-    from liqmap.perps import accrue_cumulative_interest
+    from liqmap.jupiter.perps import accrue_cumulative_interest
 
     raw = gpa_response(N_DECODE)
     accounts = other_accounts()

@@ -33,7 +33,7 @@ def mainnet_accounts_path(shared_dir: Path) -> Path:
 
 def skip_or_fail_without_surfnet() -> None:
     """Skip (locally) or fail (CI sets LIQMAP_REQUIRE_SURFNET=1) when surfnet cannot run."""
-    from liqmap.surfnet import unavailable_reason
+    from liqmap.sim.surfnet import unavailable_reason
 
     reason = unavailable_reason()
     if reason is None:
@@ -47,7 +47,7 @@ def skip_or_fail_without_surfnet() -> None:
 def surfnet():
     """A fresh local Solana RPC node (surfpool surfnet, offline) for one test."""
     skip_or_fail_without_surfnet()
-    from liqmap.surfnet import Surfnet
+    from liqmap.sim.surfnet import Surfnet
 
     with Surfnet() as node:
         yield node

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from solders.pubkey import Pubkey
 
-from liqmap.base58 import encode_keys
+from liqmap.jupiter.base58 import encode_keys
 
 
 @settings(max_examples=200, deadline=None)

@@ -17,11 +17,11 @@ import pytest
 from solders.pubkey import Pubkey
 
 from liqmap import constants as C
-from liqmap.accounts import Pool
-from liqmap.collector import Collector
+from liqmap.collect.loop import Collector
 from liqmap.config import load_settings
-from liqmap.decode import decode_ag_price_feed_account, decode_custody
-from liqmap.encode import (
+from liqmap.jupiter.accounts import Pool
+from liqmap.jupiter.decode import decode_ag_price_feed_account, decode_custody
+from liqmap.jupiter.encode import (
     empty_positions,
     encode_ag_price_feed,
     encode_custody,

@@ -17,8 +17,8 @@ import pytest
 from solders.pubkey import Pubkey
 
 from liqmap import constants as C
-from liqmap.accounts import AgPriceFeed, Custody
-from liqmap.encode import (
+from liqmap.jupiter.accounts import AgPriceFeed, Custody
+from liqmap.jupiter.encode import (
     empty_positions,
     encode_ag_price_feed,
     encode_custody,

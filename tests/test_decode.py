@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from liqmap import constants as C
-from liqmap.decode import (
+from liqmap.errors import DecodeError
+from liqmap.jupiter.decode import (
     ERR_DISCRIMINATOR,
     ERR_SIDE,
     ERR_SIZE,
@@ -26,8 +27,12 @@ from liqmap.decode import (
     decode_positions,
     decode_pyth_price_update,
 )
-from liqmap.encode import encode_ag_price_feed, encode_custody, encode_pool, encode_positions
-from liqmap.errors import DecodeError
+from liqmap.jupiter.encode import (
+    encode_ag_price_feed,
+    encode_custody,
+    encode_pool,
+    encode_positions,
+)
 
 SOL_CUSTODY = C.CUSTODY_BY_ASSET["SOL"]
 USDC_CUSTODY = C.CUSTODY_BY_ASSET["USDC"]
@@ -197,7 +202,7 @@ def test_legacy_doves_feed(fx: dict[str, bytes]) -> None:
 
 
 def test_pool_round_trip() -> None:
-    from liqmap.accounts import Pool
+    from liqmap.jupiter.accounts import Pool
 
     pool = Pool(custodies=tuple(C.CUSTODY_BY_ASSET.values()), aum_usd6=943_382_147_770_150,
                 liquidation_reward_bps=150, protocol_share_bps=2500, inception_time=1689677832)
@@ -233,7 +238,7 @@ def test_wrong_account_type_is_refused(fx: dict[str, bytes]) -> None:
 
 
 def _open_positions(n: int, side: int = 1) -> np.ndarray:
-    from liqmap.encode import empty_positions
+    from liqmap.jupiter.encode import empty_positions
 
     rec = empty_positions(n)
     rec["side"] = side
@@ -280,8 +285,8 @@ def test_encoded_padding_is_zero_even_for_copied_records() -> None:
 
 
 def test_match_keys_needs_all_32_bytes() -> None:
-    from liqmap.decode import match_keys
-    from liqmap.encode import key_bytes
+    from liqmap.jupiter.decode import match_keys
+    from liqmap.jupiter.encode import key_bytes
 
     sol, usdc = C.CUSTODY_BY_ASSET["SOL"], C.CUSTODY_BY_ASSET["USDC"]
     twin = key_bytes(sol)[:8] + bytes(24)  # same first 8 bytes as the SOL custody

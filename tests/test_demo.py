@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from liqmap import constants as C
-from liqmap.decode import decode_ag_price_feed
+from liqmap.jupiter.decode import decode_ag_price_feed
 from liqmap.sim.params import ASSETS
 from liqmap.store import Store
 

@@ -72,7 +72,7 @@ class Lines:
 def run(tmp_path_factory: pytest.TempPathFactory):
     """Simulator and collector processes against one surfnet; returns (store dir, minute-0
     chain time, the collector's stderr)."""
-    from liqmap.surfnet import Surfnet
+    from liqmap.sim.surfnet import Surfnet
 
     from conftest import skip_or_fail_without_surfnet
 

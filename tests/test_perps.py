@@ -12,11 +12,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from liqmap import perps
-from liqmap.accounts import Custody
-from liqmap.decode import decode_custody
-from liqmap.encode import empty_positions
-from liqmap.wide import mul_div
+from liqmap.jupiter import perps
+from liqmap.jupiter.accounts import Custody
+from liqmap.jupiter.decode import decode_custody
+from liqmap.jupiter.encode import empty_positions
+from liqmap.jupiter.wide import mul_div
 
 U64_MAX = 2**64 - 1
 

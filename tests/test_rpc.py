@@ -9,10 +9,10 @@ import time
 import pytest
 
 from liqmap import constants as C
+from liqmap.collect.rpc import RpcClient, Transport
+from liqmap.collect.rpc import requests as Q
 from liqmap.config import load_settings
 from liqmap.errors import RpcError
-from liqmap.rpc import RpcClient, Transport
-from liqmap.rpc import requests as Q
 
 from scripted_rpc import Step, ok, rpc_error, scripted
 
@@ -120,7 +120,7 @@ def test_retry_after_beyond_the_deadline_gives_up_at_once() -> None:
 
 
 def test_collector_records_a_miss_and_never_logs_the_key(tmp_path, caplog) -> None:
-    from liqmap.collector import Collector
+    from liqmap.collect.loop import Collector
     from liqmap.store import Store
 
     caplog.set_level(logging.DEBUG, logger="liqmap")

@@ -14,7 +14,7 @@ import pytest
 from solders.pubkey import Pubkey
 
 from liqmap import constants as C
-from liqmap.decode import (
+from liqmap.jupiter.decode import (
     POSITION_DTYPE,
     decode_ag_price_feed,
     decode_ag_price_feed_account,
@@ -22,7 +22,7 @@ from liqmap.decode import (
     decode_pool,
     decode_positions,
 )
-from liqmap.encode import encode_ag_price_feed, encode_custody, encode_positions
+from liqmap.jupiter.encode import encode_ag_price_feed, encode_custody, encode_positions
 from liqmap.sim import params as SP
 from liqmap.sim.market import MarketSim, SimConfig, custody_template
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from liqmap import constants as C
-from liqmap import perps
-from liqmap.decode import POSITION_DTYPE
-from liqmap.encode import empty_positions
+from liqmap.jupiter import perps
+from liqmap.jupiter.decode import POSITION_DTYPE
+from liqmap.jupiter.encode import empty_positions
 from liqmap.sim import params as SP
 from liqmap.sim import traders as T
 from liqmap.sim.market import MarketSim, SimConfig, custody_template

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from liqmap import constants as C
-from liqmap.decode import decode_custody
+from liqmap.jupiter.decode import decode_custody
 from liqmap.sim.market import MarketSim, SimConfig
 from liqmap.sim.writer import ChainWriter, publish_initial, run_paced, start_time_s
 

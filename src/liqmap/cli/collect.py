@@ -56,7 +56,7 @@ def collect_cmd(ctx: click.Context, **flags: object) -> None:
     \b
         LIQMAP_RPC_URL=https://mainnet.helius-rpc.com/?api-key=KEY liqmap collect
     """
-    from liqmap.collector import Collector
+    from liqmap.collect.loop import Collector
     from liqmap.store import Store
 
     once = bool(flags.pop("once"))

@@ -1,4 +1,4 @@
-"""`liqmap simulate` and `liqmap demo`: thin wrappers over `liqmap.sim` and `liqmap.demo`."""
+"""`liqmap simulate` and `liqmap demo`: thin wrappers over `liqmap.sim` and `liqmap.sim.demo`."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def demo_cmd(out_dir: str | None, hours: float, seed: int | None,
       liqmap demo
       liqmap demo --out-dir demo-out --hours 6 --seed 7
     """
-    from liqmap.demo import DEMO_SEED, run_demo
+    from liqmap.sim.demo import DEMO_SEED, run_demo
 
     with _signals_stop(None):
         outputs = run_demo(out_dir, hours=hours, seed=DEMO_SEED if seed is None else seed,

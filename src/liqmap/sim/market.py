@@ -18,16 +18,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from liqmap import constants as C
-from liqmap import perps
-from liqmap.accounts import AgPriceFeed, Custody
-from liqmap.encode import (
+from liqmap.errors import InputError
+from liqmap.jupiter import perps
+from liqmap.jupiter.accounts import AgPriceFeed, Custody
+from liqmap.jupiter.encode import (
     empty_positions,
     encode_ag_price_feed,
     encode_custody,
     encode_pool,
     encode_positions,
 )
-from liqmap.errors import InputError
 from liqmap.sim import params as SP
 from liqmap.sim import traders as T
 from liqmap.sim.prices import PriceSource, history_path

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from liqmap import constants as C
-from liqmap.accounts import Custody, Pool
+from liqmap.jupiter.accounts import Custody, Pool
 
 
 @dataclass(frozen=True)

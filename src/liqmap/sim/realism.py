@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from liqmap import perps
+from liqmap.jupiter import perps
 from liqmap.sim.market import MarketSim
 
 #: A bin counts as "holding liquidations" for the empty zone when it has this share of its column.

@@ -13,9 +13,9 @@ from liqmap import constants as C
 from liqmap.errors import LiqmapError
 from liqmap.sim import params as SP
 from liqmap.sim.market import MarketSim, MinuteReport, SimConfig
+from liqmap.sim.surfnet import unavailable_reason
 from liqmap.sim.writer import ChainWriter, RunSummary, node_at, publish_initial, run_paced
 from liqmap.sim.writer import start_time_s as first_minute_time
-from liqmap.surfnet import unavailable_reason
 
 Echo = Callable[[str], object]
 

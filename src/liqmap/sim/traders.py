@@ -19,9 +19,9 @@ import numpy as np
 from solders.pubkey import Pubkey
 
 from liqmap import constants as C
-from liqmap import perps
-from liqmap.accounts import Custody
-from liqmap.encode import empty_positions, key_bytes
+from liqmap.jupiter import perps
+from liqmap.jupiter.accounts import Custody
+from liqmap.jupiter.encode import empty_positions, key_bytes
 from liqmap.sim import params as SP
 
 U64 = np.uint64

@@ -22,7 +22,7 @@ from liqmap.config import redact_url
 from liqmap.errors import LiqmapError
 from liqmap.sim import params as SP
 from liqmap.sim.market import AccountWrite, MarketSim, MinuteReport
-from liqmap.surfnet import Surfnet
+from liqmap.sim.surfnet import Surfnet
 
 
 def connect(rpc_url: str) -> Surfnet:

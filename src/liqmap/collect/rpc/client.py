@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from liqmap import constants as C
-from liqmap.rpc import requests as Q
-from liqmap.rpc.responses import (
+from liqmap.collect.rpc import requests as Q
+from liqmap.collect.rpc.responses import (
     MultipleAccounts,
     ProgramAccounts,
     parse_multiple_accounts,
     parse_program_accounts,
 )
-from liqmap.rpc.transport import CallStats, Transport
+from liqmap.collect.rpc.transport import CallStats, Transport
 
 __all__ = ["MultipleAccounts", "ProgramAccounts", "RpcClient"]
 

@@ -20,15 +20,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from liqmap import constants as C
-from liqmap.collector import Collector
+from liqmap.collect.loop import Collector
 from liqmap.config import Settings
 from liqmap.errors import LiqmapError
 from liqmap.sim import params as SP
 from liqmap.sim.market import MarketSim, SimConfig
 from liqmap.sim.session import progress_bar
+from liqmap.sim.surfnet import Surfnet, unavailable_reason
 from liqmap.sim.writer import ChainWriter, publish_initial, publish_minute, start_time_s
 from liqmap.store import Store
-from liqmap.surfnet import Surfnet, unavailable_reason
 
 DEFAULT_HOURS = 3.0
 #: The demo's default seed: any seed works; this one's 3 hours hold a sell-off through long

@@ -10,9 +10,9 @@ import numpy as np
 from solders.pubkey import Pubkey
 
 from liqmap import constants as C
-from liqmap import layouts as LY
-from liqmap.accounts import AgPriceFeed, Custody, Pool
-from liqmap.layouts import POSITION_DTYPE
+from liqmap.jupiter import layouts as LY
+from liqmap.jupiter.accounts import AgPriceFeed, Custody, Pool
+from liqmap.jupiter.layouts import POSITION_DTYPE
 
 POSITION_DISC_U64 = int.from_bytes(C.POSITION_DISCRIMINATOR, "little")
 

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 
 from liqmap import constants as C
-from liqmap.decode import decode_clock
 from liqmap.errors import LiqmapError
+from liqmap.jupiter.decode import decode_clock
 
 ADDON_PACKAGE = "@solana/surfpool-linux-x64-gnu"
 ADDON_FILE = "surfpool-sdk.linux-x64-gnu.node"
@@ -74,7 +74,7 @@ class Surfnet:
         nm = find_node_modules()
         if nm is not None:
             env["LIQMAP_NODE_MODULES"] = str(nm)
-        launcher = resources.files("liqmap") / "node" / "surfnet.js"
+        launcher = resources.files("liqmap.sim") / "node" / "surfnet.js"
         self._proc = subprocess.Popen(["node", str(launcher)], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         line = self._read_first_line()

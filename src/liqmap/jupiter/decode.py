@@ -14,10 +14,10 @@ import numpy as np
 from solders.pubkey import Pubkey
 
 from liqmap import constants as C
-from liqmap import layouts as LY
-from liqmap.accounts import AgPriceFeed, ClockSysvar, Custody, OraclePrice, Pool
 from liqmap.errors import DecodeError
-from liqmap.layouts import POSITION_DTYPE
+from liqmap.jupiter import layouts as LY
+from liqmap.jupiter.accounts import AgPriceFeed, ClockSysvar, Custody, OraclePrice, Pool
+from liqmap.jupiter.layouts import POSITION_DTYPE
 
 __all__ = [
     "POSITION_DTYPE", "AgPriceFeed", "ClockSysvar", "Custody", "DecodedPositions",

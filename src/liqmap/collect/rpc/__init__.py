@@ -1,6 +1,6 @@
 """Solana JSON-RPC in three layers: pure request bodies, one transport, pure response parsers."""
 
-from liqmap.rpc.client import ProgramAccounts, RpcClient
-from liqmap.rpc.transport import CallStats, Stopped, Transport
+from liqmap.collect.rpc.client import ProgramAccounts, RpcClient
+from liqmap.collect.rpc.transport import CallStats, Stopped, Transport
 
 __all__ = ["CallStats", "ProgramAccounts", "RpcClient", "Stopped", "Transport"]

@@ -22,10 +22,10 @@ import msgspec
 
 from liqmap import __version__
 from liqmap import constants as C
+from liqmap.collect.rpc.requests import body
 from liqmap.config import redact_url
 from liqmap.errors import RpcError
 from liqmap.logs import register_secret_url
-from liqmap.rpc.requests import body
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

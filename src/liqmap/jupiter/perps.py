@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from liqmap import constants as C
-from liqmap.decode import Custody
-from liqmap.wide import mul_div_capped
+from liqmap.jupiter.decode import Custody
+from liqmap.jupiter.wide import mul_div_capped
 
 U64 = np.uint64
 #: USD-6 amounts beyond any real position (≈ $4.5 billion): results past it are capped, so a

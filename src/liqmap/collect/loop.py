@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from liqmap import constants as C
-from liqmap.collect import MarketAddresses, Snapshot, build_snapshot, fetch_market
+from liqmap.collect.cycle import MarketAddresses, Snapshot, build_snapshot, fetch_market
+from liqmap.collect.rpc import RpcClient, Stopped, Transport
 from liqmap.config import Settings
-from liqmap.decode import decode_clock
 from liqmap.errors import LiqmapError
+from liqmap.jupiter.decode import decode_clock
 from liqmap.logs import scrub
-from liqmap.rpc import RpcClient, Stopped, Transport
 from liqmap.store import Store
 
 log = logging.getLogger("liqmap.collect")

@@ -2,7 +2,7 @@
 
 `fetch_market` is the I/O half (two RPC calls, plus one more only when an oracle address
 rotates or a position uses a collateral custody not seen before). `build_snapshot` is the pure
-half: bytes in, Arrow tables out. `Collector` (in `liqmap.collector`) schedules cycles.
+half: bytes in, Arrow tables out. `Collector` (in `liqmap.collect.loop`) schedules cycles.
 """
 
 from __future__ import annotations
@@ -16,9 +16,14 @@ import pandas as pd
 import pyarrow as pa
 
 from liqmap import constants as C
-from liqmap import perps
-from liqmap.base58 import encode_keys
-from liqmap.decode import (
+from liqmap.collect.rpc import RpcClient
+from liqmap.collect.rpc.requests import position_filters
+from liqmap.collect.rpc.responses import MultipleAccounts
+from liqmap.collect.rpc.transport import CallStats
+from liqmap.errors import DecodeError, LiqmapError
+from liqmap.jupiter import perps
+from liqmap.jupiter.base58 import encode_keys
+from liqmap.jupiter.decode import (
     ERROR_NAMES,
     ClockSysvar,
     Custody,
@@ -34,11 +39,6 @@ from liqmap.decode import (
     match_keys,
     pubkeys_to_base58,
 )
-from liqmap.errors import DecodeError, LiqmapError
-from liqmap.rpc import RpcClient
-from liqmap.rpc.requests import position_filters
-from liqmap.rpc.responses import MultipleAccounts
-from liqmap.rpc.transport import CallStats
 from liqmap.store import schema as S
 
 log = logging.getLogger(__name__)

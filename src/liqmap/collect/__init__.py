@@ -1,0 +1,1 @@
+"""The collector: RPC (`rpc/`), one collection cycle (`cycle`), and the loop (`loop`)."""
