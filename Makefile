@@ -18,10 +18,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# headless Chromium, for the tests that load the interactive HTML pages (Debian package)
+# headless Chromium and its WebDriver, for the tests that load the pages (Debian packages)
 browser:
-	command -v chromium >/dev/null 2>&1 || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	(command -v chromium && command -v chromedriver) >/dev/null 2>&1 || \
+		(apt-get update -qq && \
+		 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
 run: install
 	$(BIN)/liqmap demo
@@ -33,7 +34,7 @@ lint: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
