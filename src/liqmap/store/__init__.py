@@ -44,6 +44,8 @@ class CompactionReport:
 
     hours: int = 0
     days: int = 0
+    converted: int = 0  # closed days of positions now stored as versions
+    kept_rows: int = 0  # closed days left as rows (a row no version can represent)
     files_removed: int = 0
     orphans_dropped: int = 0
     partitions: list[str] = field(default_factory=list)
@@ -93,6 +95,9 @@ class Store:
             return False
         name = L.snap_name(ts)
         day = ts.astimezone(UTC).date()
+        if self.has_versions(market, day):
+            raise StorageError(f"{market} {day} is a closed day already stored as position "
+                               f"versions; a snapshot at {ts:%Y-%m-%dT%H:%M}Z cannot be added")
         self.fs.write_table(f"{L.partition_dir('positions', market, day)}/{name}",
                             positions.sort_by(S.SORT_KEYS["positions"]))
         return self.fs.write_table(f"{L.partition_dir('market_state', market, day)}/{name}",
@@ -159,11 +164,69 @@ class Store:
     # ---------------------------------------------------------------- reading
     def read(self, dataset: str, market: str, start: TimeLike = None, end: TimeLike = None,
              columns: list[str] | None = None) -> pa.Table:
-        """Rows of `dataset` with time key in [start, end] (inclusive; None = open)."""
+        """Rows of `dataset` with time key in [start, end] (inclusive; None = open).
+
+        `positions` of days stored as versions are expanded to the rows they stand for.
+        """
         start_u, end_u = _utc(start), _utc(end)
+        if dataset == "positions":
+            converted = self._days("position_versions", market)
+            if any(d in converted for d in L.days_between(start_u, end_u, converted)):
+                return self._read_positions_mixed(market, start_u, end_u, columns, converted)
         files = self._live_paths(dataset, market, start_u, end_u)
         return self._read_files(dataset, files, columns,
                                 _time_filter(S.TIME_COLUMN[dataset], start_u, end_u))
+
+    def _read_positions_mixed(self, market: str, start: pd.Timestamp | None,
+                              end: pd.Timestamp | None, columns: list[str] | None,
+                              converted: list[date]) -> pa.Table:
+        """Positions over days of both layouts, day by day in time order."""
+        pieces = []
+        for day in L.days_between(start, end, self._days("positions", market)):
+            lo = _day_start(day) if start is None else max(_day_start(day), start)
+            hi = _day_end(day) if end is None else min(_day_end(day), end)
+            if day in converted:
+                pieces.append(self.read_versions_expanded(market, day, lo, hi, columns))
+            else:
+                files = self._live_paths("positions", market, lo, hi)
+                pieces.append(self._read_files("positions", files, columns,
+                                               _time_filter("ts", lo, hi)))
+        schema = pa.schema([S.POSITIONS.field(n) for n in (columns or S.POSITIONS.names)])
+        return pa.concat_tables([p.cast(schema) for p in pieces]) if pieces else \
+            schema.empty_table()
+
+    def has_versions(self, market: str, day: date) -> bool:
+        """True when the positions of `day` are stored as versions (a converted closed day)."""
+        return self.fs.exists(f"{L.partition_dir('position_versions', market, day)}/"
+                              f"{L.day_name(day)}")
+
+    def read_versions(self, market: str, day: date, start: TimeLike = None,
+                      end: TimeLike = None) -> pa.Table:
+        """The position versions of a converted `day` that hold a minute in [start, end],
+        sorted by (pubkey, valid_from); empty when the day is not converted."""
+        path = f"{L.partition_dir('position_versions', market, day)}/{L.day_name(day)}"
+        if not self.fs.exists(path):
+            return S.POSITION_VERSIONS.empty_table()
+        start_u, end_u = _utc(start), _utc(end)
+        flt = None
+        if start_u is not None:
+            flt = pc.field("valid_to") >= pa.scalar(start_u, S.TS)
+        if end_u is not None:
+            upper = pc.field("valid_from") <= pa.scalar(end_u, S.TS)
+            flt = upper if flt is None else flt & upper
+        return self._read_files("position_versions", [path], None, flt)
+
+    def read_versions_expanded(self, market: str, day: date, start: TimeLike = None,
+                               end: TimeLike = None, columns: list[str] | None = None
+                               ) -> pa.Table:
+        """The positions rows a converted `day` stands for in [start, end], by (ts, pubkey)."""
+        from liqmap.store import versions as V
+
+        start_u, end_u = _utc(start), _utc(end)
+        lo = _day_start(day) if start_u is None else max(_day_start(day), start_u)
+        hi = _day_end(day) if end_u is None else min(_day_end(day), end_u)
+        state = V.DayState.from_table(self.read_market_state(market, lo, hi, V.STATE_COLUMNS))
+        return V.expand(self.read_versions(market, day, lo, hi), state, columns)
 
     def read_positions(self, market: str, start: TimeLike = None, end: TimeLike = None,
                        columns: list[str] | None = None) -> pa.Table:
@@ -217,8 +280,11 @@ class Store:
 
     # ---------------------------------------------------------------- internals
     def _days(self, dataset: str, market: str) -> list[date]:
+        """Partition dates of `dataset`; for positions, with the days stored as versions."""
         names = self.fs.listdir(L.market_dir(dataset, market))
-        return sorted(d for d in (L.parse_date_dir(n) for n in names) if d is not None)
+        if dataset == "positions":
+            names += self.fs.listdir(L.market_dir("position_versions", market))
+        return sorted({d for d in (L.parse_date_dir(n) for n in names) if d is not None})
 
     def _live_paths(self, dataset: str, market: str, start: pd.Timestamp | None,
                     end: pd.Timestamp | None) -> list[str]:
@@ -256,16 +322,18 @@ class Store:
                                "`liqmap status` to locate the damaged file") from exc
 
     # ---------------------------------------------------------------- maintenance
-    def compact(self, now: TimeLike = None, *, grace_s: float = C.COMPACTION_GRACE_S
-                ) -> CompactionReport:
-        """Compact closed hours into hour files and closed days into one day file each.
+    def compact(self, now: TimeLike = None, *, grace_s: float = C.COMPACTION_GRACE_S,
+                versions: bool = True) -> CompactionReport:
+        """Compact closed hours into hour files and closed days into one day file each; with
+        `versions`, a closed day's positions become position versions (`store.versions`).
 
         Readers see the same rows before and after. Positions are compacted before their
         market_state, and only snapshots whose market_state row exists are kept.
         """
         from liqmap.store.compact import compact_store
 
-        return compact_store(self, _utc(now) or pd.Timestamp.now(tz="UTC"), grace_s)
+        return compact_store(self, _utc(now) or pd.Timestamp.now(tz="UTC"), grace_s,
+                             versions=versions)
 
     def recover(self, now: TimeLike = None) -> int:
         """Remove leftovers of interrupted writes; returns the number of files removed."""

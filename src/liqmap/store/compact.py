@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 COMPACT_ORDER = ("positions", "market_state", "misses")
 
 
-def compact_store(store: Store, now: pd.Timestamp, grace_s: float) -> CompactionReport:
+def compact_store(store: Store, now: pd.Timestamp, grace_s: float, *,
+                  versions: bool = True) -> CompactionReport:
     from liqmap.store import CompactionReport
 
     report = CompactionReport()
@@ -39,18 +40,23 @@ def compact_store(store: Store, now: pd.Timestamp, grace_s: float) -> Compaction
         days = sorted(set().union(*(store._days(d, market) for d in COMPACT_ORDER)))
         for day in days:
             for dataset in COMPACT_ORDER:
-                _compact_partition(store, dataset, market, day, cutoff, report)
+                _compact_partition(store, dataset, market, day, cutoff, report, versions)
     return report
 
 
 def _compact_partition(store: Store, dataset: str, market: str, day: date,
-                       cutoff: pd.Timestamp, report: CompactionReport) -> None:
+                       cutoff: pd.Timestamp, report: CompactionReport,
+                       versions: bool = False) -> None:
     pdir = L.partition_dir(dataset, market, day)
     names = store.fs.listdir(pdir)
     files = [f for f in (L.parse_file(n) for n in names) if f is not None]
     if not files:
         return
     day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    closed = day_end <= cutoff
+    converting = dataset == "positions" and (versions or store.has_versions(market, day))
+    if closed and converting and convert_day(store, market, day, report):
+        return
     if day_end <= cutoff:
         if len(files) > 1 or files[0].kind != "day":
             _rewrite(store, dataset, market, day, pdir, L.live_files(names),
@@ -85,6 +91,41 @@ def _rewrite(store: Store, dataset: str, market: str, day: date, pdir: str,
             store.fs.delete(f"{pdir}/{name}")
             report.files_removed += 1
     log.debug("compacted %s/%s (%d rows)", pdir, target, table.num_rows)
+
+
+def convert_day(store: Store, market: str, day: date, report: CompactionReport) -> bool:
+    """Store a closed day's positions as versions, then delete its row files.
+
+    Idempotent and safe to interrupt: the versions file is written atomically before any row
+    file is deleted, and readers use it as soon as it exists. False when the day must stay in
+    the row layout (`versions.to_versions` returned None).
+    """
+    from liqmap.store import versions as V
+
+    pdir = L.partition_dir("positions", market, day)
+    names = store.fs.listdir(pdir)
+    if not store.has_versions(market, day):
+        rows = _merge_sources(store, "positions", pdir, L.live_files(names))
+        rows, dropped = _drop_uncommitted(store, market, rows)
+        lo = pd.Timestamp(day, tz="UTC")
+        state = store.read_market_state(market, lo, lo + timedelta(days=1, microseconds=-1),
+                                        V.STATE_COLUMNS)
+        table = V.to_versions(rows, V.DayState.from_table(state), market)
+        if table is None:
+            report.kept_rows += 1
+            log.info("%s %s kept as rows: a row cannot be stored as a version", market, day)
+            return False
+        store.fs.write_table(f"{L.partition_dir('position_versions', market, day)}/"
+                             f"{L.day_name(day)}", table, row_group_size=_row_group(table))
+        report.orphans_dropped += dropped
+        report.converted += 1
+        report.partitions.append(pdir)
+        log.debug("%s %s: %d rows -> %d versions", market, day, rows.num_rows, table.num_rows)
+    for name in names:
+        if L.parse_file(name) is not None:
+            store.fs.delete(f"{pdir}/{name}")
+            report.files_removed += 1
+    return True
 
 
 def _row_group(table: pa.Table) -> int:
@@ -122,14 +163,16 @@ def _drop_uncommitted(store: Store, market: str, table: pa.Table) -> tuple[pa.Ta
 def recover_store(store: Store, now: pd.Timestamp) -> int:
     """Delete stale temporary files, files covered by a compacted file, and old orphans."""
     removed = 0
-    for dataset in (*COMPACT_ORDER, "legacy"):
+    for dataset in (*COMPACT_ORDER, "legacy", "position_versions"):
         for market in store.markets(dataset):
             for day, pdir in store.partitions(dataset, market):
                 names = store.fs.listdir(pdir)
                 stale = [n for n in names if n.startswith(".tmp-")
                          and _age_s(store, f"{pdir}/{n}") > 3600]
                 doomed = stale + L.covered_files(names)
-                if dataset == "positions":
+                if dataset == "positions" and store.has_versions(market, day):
+                    doomed = stale + [n for n in names if L.parse_file(n) is not None]
+                elif dataset == "positions":
                     doomed += _orphans(store, market, day, names, now)
                 for name in doomed:
                     store.fs.delete(f"{pdir}/{name}")

@@ -85,16 +85,47 @@ LEGACY: Final = pa.schema([
     ("size_sol", pa.float64()),  # SOL
 ])
 
+#: One row per position VERSION of one closed day: the account as it stood, unchanged, in every
+#: committed snapshot minute of [valid_from, valid_to]. The per-minute columns of `positions`
+#: (ts, slot, borrow_fee_usd, close_fee_usd, liq_price) follow on read from market_state with
+#: the collector's formula (`liqmap.store.versions`, or the DuckDB macro `positions.sql`).
+POSITION_VERSIONS: Final = pa.schema([
+    ("valid_from", TS),  # first snapshot minute holding this version
+    ("valid_to", TS),  # last snapshot minute holding it (inclusive)
+    ("pubkey", KEY),
+    ("owner", KEY),
+    ("side", SIDE),
+    ("entry_price_usd6", pa.uint64()),  # USD-6; entry_price = entry_price_usd6 / 1e6
+    ("size_usd6", pa.uint64()),  # USD-6
+    ("collateral_usd6", pa.uint64()),  # USD-6
+    ("size_tokens", pa.float64()),  # as in positions
+    ("leverage", pa.float64()),  # as in positions
+    ("collateral_custody", KEY),
+    ("cumulative_interest_snapshot", pa.uint64()),  # RATE-9
+    ("open_time", TS),
+    ("update_time", TS),
+    # which market_state counter accrues this version's borrow fee: 0 cumulative_interest_rate_now
+    # (the market's custody), 1 usdc_…, 2 usdt_…; -1: a single-minute row whose per-minute
+    # values are stored below as collected (the formula could not reproduce them)
+    ("interest_source", pa.int8()),
+    ("slot", pa.uint64()),  # only when interest_source = -1
+    ("borrow_fee_usd", pa.float64()),  # only when interest_source = -1
+    ("close_fee_usd", pa.float64()),  # only when interest_source = -1
+    ("liq_price", pa.float64()),  # only when interest_source = -1
+])
+
 SCHEMAS: Final[dict[str, pa.Schema]] = {
     "positions": POSITIONS,
     "market_state": MARKET_STATE,
     "misses": MISSES,
     "legacy": LEGACY,
+    "position_versions": POSITION_VERSIONS,
 }
 
 #: Column holding each dataset's time key.
 TIME_COLUMN: Final[dict[str, str]] = {
     "positions": "ts", "market_state": "ts", "misses": "ts", "legacy": "t_bin",
+    "position_versions": "valid_from",
 }
 #: Sort order used when compacting (rows orderable; positions keep a stable order per minute).
 SORT_KEYS: Final[dict[str, list[tuple[str, str]]]] = {
@@ -102,4 +133,5 @@ SORT_KEYS: Final[dict[str, list[tuple[str, str]]]] = {
     "market_state": [("ts", "ascending")],
     "misses": [("ts", "ascending")],
     "legacy": [("t_bin", "ascending"), ("liq_price", "ascending")],
+    "position_versions": [("pubkey", "ascending"), ("valid_from", "ascending")],
 }
