@@ -190,3 +190,70 @@ def test_round_trip_any_market(tmp_path_factory: pytest.TempPathFactory, seed: i
     before = store.read_positions("SOL")
     store.compact(now=NOW)
     _assert_same_rows(before, store.read_positions("SOL"))
+
+
+# ------------------------------------------------------------------ heatmaps from versions
+def _heatmap(root: Path, **kw: object) -> object:
+    from liqmap.heatmap.build import HeatmapRequest, build_heatmap
+    from liqmap.heatmap.sources import StoreSource
+
+    return build_heatmap(StoreSource(str(root), "SOL"), HeatmapRequest(**kw))  # type: ignore[arg-type]
+
+
+def _assert_same_heatmap(rows: object, versions: object) -> None:
+    a, b = rows.matrix, versions.matrix  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(a.gap_mask, b.gap_mask)
+    np.testing.assert_array_equal(a.t_edges_ns, b.t_edges_ns)
+    scale = max(float(np.abs(a.z).max()), 1e-300)
+    np.testing.assert_allclose(b.z, a.z, rtol=1e-9, atol=1e-12 * scale)
+    assert ((a.z == 0) == (b.z == 0)).all()  # no float dust in empty cells
+    for name in a.extra:
+        np.testing.assert_allclose(b.extra[name], a.extra[name], rtol=1e-9, atol=1e-12 * scale)
+    sa, sb = rows.stats, versions.stats  # type: ignore[attr-defined]
+    for field in ("n_rows", "n_rows_in_range", "n_rows_below", "n_rows_above", "n_rows_no_liq",
+                  "n_rows_unmatched", "n_snapshots"):
+        assert getattr(sa, field) == getattr(sb, field), field
+    for field in ("amount_in_range", "amount_below", "amount_above"):
+        assert getattr(sb, field) == pytest.approx(getattr(sa, field), rel=1e-9, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def twin_stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same simulated market twice: kept in today's row layout, and converted."""
+    roots = tmp_path_factory.mktemp("rows"), tmp_path_factory.mktemp("versions")
+    for root, versions in zip(roots, (False, True), strict=True):
+        store = Store(str(root))
+        sim = MarketSim(seed=3, n_positions=60, churn=0.03, rate_per_min=2_000_000)
+        write_market(store, sim, "2025-08-22T22:30", 180, skip=frozenset({7, 8, 100}),
+                     param_change_at=50)
+        store.compact(now=NOW, versions=versions)
+    assert Store(str(roots[1])).has_versions("SOL", pd.Timestamp("2025-08-23").date())
+    assert not Store(str(roots[0])).has_versions("SOL", pd.Timestamp("2025-08-23").date())
+    return roots
+
+
+@settings(max_examples=25, deadline=None)
+@given(side=st.sampled_from(["both", "long", "short", "split"]),
+       agg=st.sampled_from(["mean", "last", "max"]), freq=st.sampled_from([1, 2, 7, 60]),
+       bin_usd=st.sampled_from([0.01, 0.1, 1.0, 5.0]), start=st.integers(0, 170),
+       length=st.integers(0, 200), unit=st.sampled_from(["tokens", "tokens", "usd"]))
+def test_heatmap_from_versions_equals_heatmap_from_rows(twin_stores: tuple[Path, Path],
+                                                        side: str, agg: str, freq: int,
+                                                        bin_usd: float, start: int, length: int,
+                                                        unit: str) -> None:
+    first = pd.Timestamp("2025-08-22T22:30Z") + pd.Timedelta(minutes=start)
+    kw = dict(t_start=first, t_end=first + pd.Timedelta(minutes=length), bin_usd=bin_usd,
+              pmin_usd=120.0, pmax_usd=180.0, freq_min=freq, agg=agg, side=side, unit=unit)
+    _assert_same_heatmap(_heatmap(twin_stores[0], **kw), _heatmap(twin_stores[1], **kw))
+
+
+def test_borrow_fees_move_versions_across_bins(twin_stores: tuple[Path, Path]) -> None:
+    """The fast path really bisects: some version changes bin inside its validity."""
+    kw = dict(t_start="2025-08-22T22:30", t_end="2025-08-23T01:29", bin_usd=0.01,
+              pmin_usd=100.0, pmax_usd=200.0)
+    rows, versions = _heatmap(twin_stores[0], **kw), _heatmap(twin_stores[1], **kw)
+    _assert_same_heatmap(rows, versions)
+    store = Store(str(twin_stores[0]))
+    table = store.read_positions("SOL", columns=["pubkey", "update_time", "liq_price"])
+    moved = table.group_by(["pubkey", "update_time"]).aggregate([("liq_price", "count_distinct")])
+    assert max(moved.column("liq_price_count_distinct").to_pylist()) > 1

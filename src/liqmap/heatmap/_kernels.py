@@ -98,3 +98,57 @@ def bin_rows_nb(time_us: np.ndarray, price: np.ndarray, size: np.ndarray, is_lon
             counts[N_IN] += 1
             amounts[A_IN] += amount
             acc[layer, slot, k] += amount
+
+
+#: `code` of a price that cannot be liquidated (0 or not finite), below every bin's -1.
+NO_LIQ = -2
+
+
+@numba.njit(cache=True, nogil=True)
+def price_codes_nb(price: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """NO_LIQ for a price that is not > 0 and finite, else `_bin_of` (-1 .. n_bins): the codes
+    rise with the price, which `add_segments_nb` callers rely on."""
+    inv_width = (edges.size - 1) / (edges[-1] - edges[0])
+    out = np.empty(price.size, dtype=np.int64)
+    for i in range(price.size):
+        p = price[i]
+        out[i] = _bin_of(p, edges, inv_width) if (p > 0 and p < np.inf) else NO_LIQ
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def add_segments_nb(seg_a: np.ndarray, seg_b: np.ndarray, code: np.ndarray, amount: np.ndarray,
+                    layer: np.ndarray, snap_slot: np.ndarray, next_change: np.ndarray,
+                    n_bins: int, acc: np.ndarray, counts: np.ndarray,
+                    amounts: np.ndarray) -> None:
+    """Add segments: an amount held at one price code in snapshots [seg_a, seg_b).
+
+    What `bin_rows_nb` does for one row per snapshot, done once per run of snapshots sharing
+    a slot (`snap_slot[s]`; `next_change[s]` is the first snapshot after s with another slot).
+    `layer` -1: the side is not wanted (counted as unmatched only, like a filtered row).
+    """
+    for i in range(seg_a.size):
+        s, b, k, lay, amt = seg_a[i], seg_b[i], code[i], layer[i], amount[i]
+        while s < b:
+            e = min(next_change[s], b)
+            cnt = e - s
+            slot = snap_slot[s]
+            s = e
+            if slot == NO_SNAPSHOT:
+                counts[N_UNMATCHED] += cnt
+                continue
+            if slot == SKIPPED or lay < 0:
+                continue
+            counts[N_USED] += cnt
+            if k == NO_LIQ:
+                counts[N_NO_LIQ] += cnt
+            elif k < 0:
+                counts[N_BELOW] += cnt
+                amounts[A_BELOW] += amt * cnt
+            elif k >= n_bins:
+                counts[N_ABOVE] += cnt
+                amounts[A_ABOVE] += amt * cnt
+            else:
+                counts[N_IN] += cnt
+                amounts[A_IN] += amt * cnt
+                acc[lay, slot, k] += amt * cnt

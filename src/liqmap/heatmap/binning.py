@@ -284,6 +284,31 @@ class MatrixBinner:
                       side_mode, self.unit == "usd", self.grid.start_min, self._lut,
                       self._edges, self._acc, self._counts, self._amounts)
 
+    def price_codes(self, liq_price_usd: np.ndarray) -> np.ndarray:
+        """Where each price falls, int64 [n]: a bin 0..n_bins-1, -1 below, n_bins above, -2
+        (`_kernels.NO_LIQ`) for a position that cannot be liquidated. Rises with the price."""
+        return K.price_codes_nb(np.ascontiguousarray(liq_price_usd, dtype=np.float64),
+                                self._edges)
+
+    def add_segments(self, snap_minute: np.ndarray, seg_a: np.ndarray, seg_b: np.ndarray,
+                     code: np.ndarray, size_tokens: np.ndarray, is_long: np.ndarray) -> None:
+        """Add position segments, each the same as one row of `size_tokens` at price code
+        `code` in every snapshot seg_a <= s < seg_b of `snap_minute` (int64 [n_snap], sorted
+        minutes since the epoch). Amounts in tokens only (the USD amount moves each minute)."""
+        if self.unit != "tokens":
+            raise ValueError("add_segments adds token amounts; use add() for --unit usd")
+        offset = np.asarray(snap_minute, np.int64) - self.grid.start_min
+        inside = (offset >= 0) & (offset < self._lut.size)
+        snap_slot = np.where(inside, self._lut[np.where(inside, offset, 0)], K.NO_SNAPSHOT)
+        n = snap_slot.size
+        starts = np.flatnonzero(np.append(True, snap_slot[1:] != snap_slot[:-1]))
+        next_change = np.repeat(np.append(starts[1:], n), np.diff(np.append(starts, n)))
+        layer = _segment_layers(self.side, np.asarray(is_long, bool))
+        K.add_segments_nb(np.asarray(seg_a, np.int64), np.asarray(seg_b, np.int64),
+                          np.asarray(code, np.int64), np.asarray(size_tokens, np.float64),
+                          layer, snap_slot.astype(np.int64), next_change.astype(np.int64),
+                          self.n_bins, self._acc, self._counts, self._amounts)
+
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """(layers by name, each float64 [n_bins, n_cols]; gap mask bool [n_cols]).
 
@@ -312,6 +337,16 @@ class MatrixBinner:
             starts = np.searchsorted(self._snap_col, present)
             out[:, :, present] = np.maximum.reduceat(acc, starts, axis=2)
         return out
+
+
+def _segment_layers(side: str, is_long: np.ndarray) -> np.ndarray:
+    """Layer of each segment for `side` (-1: not wanted), as `bin_rows_nb` picks it."""
+    if side == "both":
+        return np.zeros(is_long.size, np.int64)
+    if side == "split":
+        return np.where(is_long, 0, 1).astype(np.int64)
+    wanted = is_long if side == "long" else ~is_long
+    return np.where(wanted, 0, -1).astype(np.int64)
 
 
 def aggregate_spot(minute: np.ndarray, price_usd: np.ndarray, grid: TimeGrid,

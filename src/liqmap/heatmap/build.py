@@ -211,8 +211,11 @@ def build_heatmap(source: Source, request: HeatmapRequest, *,
     _check_size(request, pmin, pmax, grid, snaps.minute.size)
     binner = MatrixBinner(grid, make_price_edges(pmin, pmax, request.bin_usd), snaps.minute,
                           agg=request.agg, side=request.side, unit=request.unit)
-    for batch in source.batches(start, end, progress, with_side=request.side != "both"):
-        binner.add(batch.time_us, batch.liq_price_usd, batch.size_tokens, batch.is_long)
+    if isinstance(source, StoreSource):
+        source.feed(binner, start, end, progress)
+    else:
+        for batch in source.batches(start, end, progress, with_side=request.side != "both"):
+            binner.add(batch.time_us, batch.liq_price_usd, batch.size_tokens, batch.is_long)
     return _assemble(binner, spot, request, source, start, end)
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from liqmap import constants as C
 from liqmap.errors import DataGapError, InputError
-from liqmap.heatmap.binning import weighted_quantiles
+from liqmap.heatmap.binning import MatrixBinner, weighted_quantiles
 from liqmap.matrix import NS_PER_MINUTE
 from liqmap.pricecsv import read_price_csv
 
@@ -138,6 +138,29 @@ class StoreSource:
                    disable=_tqdm_disable(progress), leave=False)
         for lo, hi in bar:  # a day's table is freed before the next one is read
             yield from _row_batches(self.store.read_positions(self.market, lo, hi, columns))
+
+    def feed(self, binner: MatrixBinner, start: pd.Timestamp, end: pd.Timestamp,
+             progress: bool | None = False) -> None:
+        """Add the window's positions to `binner`, a UTC day at a time. Days stored as
+        versions are binned from the versions (`heatmap.versions`), never as per-minute rows,
+        unless the amount is in USD (it moves every minute): then their rows are expanded."""
+        from liqmap.heatmap.versions import BIN_COLUMNS, add_versions
+        from liqmap.store.versions import STATE_COLUMNS, DayState
+
+        with_side = binner.side != "both"
+        columns = ["ts", "liq_price", "size_tokens", *(["side"] if with_side else [])]
+        days = _days(start, through_minute(end))
+        bar = tqdm(days, desc=f"reading {self.market} positions", unit="day",
+                   disable=_tqdm_disable(progress), leave=False)
+        for lo, hi in bar:
+            day = lo.date()
+            if binner.unit == "tokens" and self.store.has_versions(self.market, day):
+                state = self.store.read_market_state(self.market, lo, hi, STATE_COLUMNS)
+                versions = self.store.read_versions(self.market, day, lo, hi, BIN_COLUMNS)
+                add_versions(binner, versions, DayState.from_table(state))
+                continue
+            for batch in _row_batches(self.store.read_positions(self.market, lo, hi, columns)):
+                binner.add(batch.time_us, batch.liq_price_usd, batch.size_tokens, batch.is_long)
 
     def snapshot_at(self, at: pd.Timestamp | None) -> tuple[pd.Timestamp, float, RowBatch]:
         """(time, oracle price, positions) of the newest snapshot at or before `at` (None: the

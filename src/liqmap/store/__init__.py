@@ -201,12 +201,13 @@ class Store:
                               f"{L.day_name(day)}")
 
     def read_versions(self, market: str, day: date, start: TimeLike = None,
-                      end: TimeLike = None) -> pa.Table:
+                      end: TimeLike = None, columns: list[str] | None = None) -> pa.Table:
         """The position versions of a converted `day` that hold a minute in [start, end],
         sorted by (pubkey, valid_from); empty when the day is not converted."""
         path = f"{L.partition_dir('position_versions', market, day)}/{L.day_name(day)}"
         if not self.fs.exists(path):
-            return S.POSITION_VERSIONS.empty_table()
+            names = columns or S.POSITION_VERSIONS.names
+            return S.POSITION_VERSIONS.empty_table().select(names)
         start_u, end_u = _utc(start), _utc(end)
         flt = None
         if start_u is not None:
@@ -214,7 +215,7 @@ class Store:
         if end_u is not None:
             upper = pc.field("valid_from") <= pa.scalar(end_u, S.TS)
             flt = upper if flt is None else flt & upper
-        return self._read_files("position_versions", [path], None, flt)
+        return self._read_files("position_versions", [path], columns, flt)
 
     def read_versions_expanded(self, market: str, day: date, start: TimeLike = None,
                                end: TimeLike = None, columns: list[str] | None = None
