@@ -8,7 +8,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from liqmap.jupiter.perps_nb import liq_price_usd6_nb
+
 US_PER_MINUTE = 60_000_000
+USD6 = 1e6
 
 #: `lut` values besides a slot index: the minute has no snapshot / its rows are not used.
 NO_SNAPSHOT = -1
@@ -116,39 +119,100 @@ def price_codes_nb(price: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_segment(s: int, b: int, k: int, lay: int, amt: float, snap_slot: np.ndarray,
+                 next_change: np.ndarray, n_bins: int, acc: np.ndarray, counts: np.ndarray,
+                 amounts: np.ndarray) -> None:
+    """An amount at price code `k` in snapshots [s, b): what `bin_rows_nb` does for one row
+    per snapshot, once per run of snapshots sharing a slot (`next_change[s]`: the first
+    snapshot after s with another slot). `lay` -1: the side is not wanted."""
+    while s < b:
+        e = min(next_change[s], b)
+        cnt = e - s
+        slot = snap_slot[s]
+        s = e
+        if slot == NO_SNAPSHOT:
+            counts[N_UNMATCHED] += cnt
+            continue
+        if slot == SKIPPED or lay < 0:
+            continue
+        counts[N_USED] += cnt
+        if k == NO_LIQ:
+            counts[N_NO_LIQ] += cnt
+        elif k < 0:
+            counts[N_BELOW] += cnt
+            amounts[A_BELOW] += amt * cnt
+        elif k >= n_bins:
+            counts[N_ABOVE] += cnt
+            amounts[A_ABOVE] += amt * cnt
+        else:
+            counts[N_IN] += cnt
+            amounts[A_IN] += amt * cnt
+            acc[lay, slot, k] += amt * cnt
+
+
 @numba.njit(cache=True, nogil=True)
 def add_segments_nb(seg_a: np.ndarray, seg_b: np.ndarray, code: np.ndarray, amount: np.ndarray,
                     layer: np.ndarray, snap_slot: np.ndarray, next_change: np.ndarray,
                     n_bins: int, acc: np.ndarray, counts: np.ndarray,
                     amounts: np.ndarray) -> None:
-    """Add segments: an amount held at one price code in snapshots [seg_a, seg_b).
-
-    What `bin_rows_nb` does for one row per snapshot, done once per run of snapshots sharing
-    a slot (`snap_slot[s]`; `next_change[s]` is the first snapshot after s with another slot).
-    `layer` -1: the side is not wanted (counted as unmatched only, like a filtered row).
-    """
+    """Add segments: `amount[i]` at price code `code[i]` in snapshots [seg_a[i], seg_b[i])."""
     for i in range(seg_a.size):
-        s, b, k, lay, amt = seg_a[i], seg_b[i], code[i], layer[i], amount[i]
-        while s < b:
-            e = min(next_change[s], b)
-            cnt = e - s
-            slot = snap_slot[s]
+        _add_segment(seg_a[i], seg_b[i], code[i], layer[i], amount[i], snap_slot, next_change,
+                     n_bins, acc, counts, amounts)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _code_at(v: int, s: int, size: np.ndarray, entry: np.ndarray, coll: np.ndarray,
+             cis: np.ndarray, is_long: np.ndarray, source: np.ndarray, snap_cum: np.ndarray,
+             snap_params: np.ndarray, edges: np.ndarray, inv_width: float) -> int:
+    liq = liq_price_usd6_nb(size[v], entry[v], coll[v], cis[v], is_long[v],
+                            snap_cum[s, source[v]], snap_params[s, 0], snap_params[s, 1],
+                            snap_params[s, 2])
+    p = liq / USD6
+    return _bin_of(p, edges, inv_width) if (p > 0 and p < np.inf) else NO_LIQ
+
+
+@numba.njit(cache=True, nogil=True)
+def add_versions_nb(i0: np.ndarray, i1: np.ndarray, size: np.ndarray, entry: np.ndarray,
+                    coll: np.ndarray, cis: np.ndarray, is_long: np.ndarray, source: np.ndarray,
+                    amount: np.ndarray, layer: np.ndarray, run_end: np.ndarray,
+                    snap_cum: np.ndarray, snap_params: np.ndarray, snap_slot: np.ndarray,
+                    next_change: np.ndarray, edges: np.ndarray, acc: np.ndarray,
+                    counts: np.ndarray, amounts: np.ndarray) -> None:
+    """Add versions, version v held in snapshots [i0[v], i1[v]), priced at each snapshot.
+
+    Inside a run of snapshots (`run_end[s]`: where the run holding s ends) the price code of a
+    version is monotone, so a piece whose first and last codes agree holds that code
+    throughout; other pieces are halved until they do.
+    """
+    n_bins = edges.size - 1
+    inv_width = n_bins / (edges[n_bins] - edges[0])
+    stack = np.empty((128, 4), dtype=np.int64)
+    for v in range(i0.size):
+        s = i0[v]
+        while s < i1[v]:
+            e = min(run_end[s], i1[v])
+            top = 0
+            stack[0, 0], stack[0, 1] = s, e
+            stack[0, 2] = _code_at(v, s, size, entry, coll, cis, is_long, source, snap_cum,
+                                   snap_params, edges, inv_width)
+            stack[0, 3] = _code_at(v, e - 1, size, entry, coll, cis, is_long, source,
+                                   snap_cum, snap_params, edges, inv_width)
+            while top >= 0:
+                a, b, ca, cb = stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3]
+                top -= 1
+                if ca == cb:
+                    _add_segment(a, b, ca, layer[v], amount[v], snap_slot, next_change,
+                                 n_bins, acc, counts, amounts)
+                    continue
+                m = (a + b) // 2
+                before = _code_at(v, m - 1, size, entry, coll, cis, is_long, source, snap_cum,
+                                  snap_params, edges, inv_width)
+                at = _code_at(v, m, size, entry, coll, cis, is_long, source, snap_cum,
+                              snap_params, edges, inv_width)
+                top += 1
+                stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3] = m, b, at, cb
+                top += 1
+                stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3] = a, m, ca, before
             s = e
-            if slot == NO_SNAPSHOT:
-                counts[N_UNMATCHED] += cnt
-                continue
-            if slot == SKIPPED or lay < 0:
-                continue
-            counts[N_USED] += cnt
-            if k == NO_LIQ:
-                counts[N_NO_LIQ] += cnt
-            elif k < 0:
-                counts[N_BELOW] += cnt
-                amounts[A_BELOW] += amt * cnt
-            elif k >= n_bins:
-                counts[N_ABOVE] += cnt
-                amounts[A_ABOVE] += amt * cnt
-            else:
-                counts[N_IN] += cnt
-                amounts[A_IN] += amt * cnt
-                acc[lay, slot, k] += amt * cnt

@@ -290,24 +290,43 @@ class MatrixBinner:
         return K.price_codes_nb(np.ascontiguousarray(liq_price_usd, dtype=np.float64),
                                 self._edges)
 
-    def add_segments(self, snap_minute: np.ndarray, seg_a: np.ndarray, seg_b: np.ndarray,
-                     code: np.ndarray, size_tokens: np.ndarray, is_long: np.ndarray) -> None:
-        """Add position segments, each the same as one row of `size_tokens` at price code
-        `code` in every snapshot seg_a <= s < seg_b of `snap_minute` (int64 [n_snap], sorted
-        minutes since the epoch). Amounts in tokens only (the USD amount moves each minute)."""
-        if self.unit != "tokens":
-            raise ValueError("add_segments adds token amounts; use add() for --unit usd")
+    def _snapshot_slots(self, snap_minute: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(slot of each snapshot, first later snapshot with another slot), int64 [n_snap]."""
         offset = np.asarray(snap_minute, np.int64) - self.grid.start_min
         inside = (offset >= 0) & (offset < self._lut.size)
         snap_slot = np.where(inside, self._lut[np.where(inside, offset, 0)], K.NO_SNAPSHOT)
         n = snap_slot.size
         starts = np.flatnonzero(np.append(True, snap_slot[1:] != snap_slot[:-1]))
         next_change = np.repeat(np.append(starts[1:], n), np.diff(np.append(starts, n)))
-        layer = _segment_layers(self.side, np.asarray(is_long, bool))
+        return snap_slot.astype(np.int64), next_change.astype(np.int64)
+
+    def _check_tokens(self) -> None:
+        if self.unit != "tokens":
+            raise ValueError("segments add token amounts; use add() for --unit usd")
+
+    def add_segments(self, snap_minute: np.ndarray, seg_a: np.ndarray, seg_b: np.ndarray,
+                     code: np.ndarray, size_tokens: np.ndarray, is_long: np.ndarray) -> None:
+        """Add position segments, each the same as one row of `size_tokens` at price code
+        `code` in every snapshot seg_a <= s < seg_b of `snap_minute` (int64 [n_snap], sorted
+        minutes since the epoch). Amounts in tokens only (the USD amount moves each minute)."""
+        self._check_tokens()
+        snap_slot, next_change = self._snapshot_slots(snap_minute)
         K.add_segments_nb(np.asarray(seg_a, np.int64), np.asarray(seg_b, np.int64),
                           np.asarray(code, np.int64), np.asarray(size_tokens, np.float64),
-                          layer, snap_slot.astype(np.int64), next_change.astype(np.int64),
-                          self.n_bins, self._acc, self._counts, self._amounts)
+                          _segment_layers(self.side, np.asarray(is_long, bool)), snap_slot,
+                          next_change, self.n_bins, self._acc, self._counts, self._amounts)
+
+    def add_versions(self, snap: SnapshotTerms, held: VersionTerms) -> None:
+        """Add position versions priced at every snapshot they hold (`_kernels.add_versions_nb`:
+        the collector's formula, compiled; bisection on the price bin within `snap.run_end`)."""
+        self._check_tokens()
+        snap_slot, next_change = self._snapshot_slots(snap.minute)
+        K.add_versions_nb(held.i0, held.i1, held.size_usd6, held.entry_usd6,
+                          held.collateral_usd6, held.interest_snapshot, held.is_long,
+                          held.source, held.size_tokens,
+                          _segment_layers(self.side, held.is_long), snap.run_end, snap.cum,
+                          snap.params, snap_slot, next_change, self._edges, self._acc,
+                          self._counts, self._amounts)
 
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """(layers by name, each float64 [n_bins, n_cols]; gap mask bool [n_cols]).
@@ -337,6 +356,35 @@ class MatrixBinner:
             starts = np.searchsorted(self._snap_col, present)
             out[:, :, present] = np.maximum.reduceat(acc, starts, axis=2)
         return out
+
+
+@dataclass(frozen=True)
+class SnapshotTerms:
+    """Per snapshot of one day, sorted: minute int64 [n] since the epoch; cum uint64 [n, 3]
+    interest counters (market, USDC, USDT custody); params uint64 [n, 3] (decrease bps,
+    impact scalar, max leverage bps); run_end int64 [n]: end of the run of snapshots holding
+    s inside which the formula's parameters stay and no counter falls."""
+
+    minute: np.ndarray
+    cum: np.ndarray
+    params: np.ndarray
+    run_end: np.ndarray
+
+
+@dataclass(frozen=True)
+class VersionTerms:
+    """Per version: snapshots [i0, i1) held (int64), the account (uint64 USD-6 / RATE-9),
+    is_long bool, source int64 (index into `SnapshotTerms.cum`), size_tokens float64."""
+
+    i0: np.ndarray
+    i1: np.ndarray
+    size_usd6: np.ndarray
+    entry_usd6: np.ndarray
+    collateral_usd6: np.ndarray
+    interest_snapshot: np.ndarray
+    is_long: np.ndarray
+    source: np.ndarray
+    size_tokens: np.ndarray
 
 
 def _segment_layers(side: str, is_long: np.ndarray) -> np.ndarray:

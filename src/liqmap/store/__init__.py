@@ -200,14 +200,15 @@ class Store:
         return self.fs.exists(f"{L.partition_dir('position_versions', market, day)}/"
                               f"{L.day_name(day)}")
 
-    def read_versions(self, market: str, day: date, start: TimeLike = None,
+    def read_versions(self, market: str, day: date | list[date], start: TimeLike = None,
                       end: TimeLike = None, columns: list[str] | None = None) -> pa.Table:
-        """The position versions of a converted `day` that hold a minute in [start, end],
-        sorted by (pubkey, valid_from); empty when the day is not converted."""
-        path = f"{L.partition_dir('position_versions', market, day)}/{L.day_name(day)}"
-        if not self.fs.exists(path):
-            names = columns or S.POSITION_VERSIONS.names
-            return S.POSITION_VERSIONS.empty_table().select(names)
+        """The position versions of converted day(s) that hold a minute in [start, end],
+        each day's sorted by (pubkey, valid_from), days in the order given; days not converted
+        contribute nothing. Several days are read in one parallel pass."""
+        days = day if isinstance(day, list) else [day]
+        paths = [f"{L.partition_dir('position_versions', market, d)}/{L.day_name(d)}"
+                 for d in days]
+        paths = [p for p in paths if self.fs.exists(p)]
         start_u, end_u = _utc(start), _utc(end)
         flt = None
         if start_u is not None:
@@ -215,7 +216,7 @@ class Store:
         if end_u is not None:
             upper = pc.field("valid_from") <= pa.scalar(end_u, S.TS)
             flt = upper if flt is None else flt & upper
-        return self._read_files("position_versions", [path], columns, flt)
+        return self._read_files("position_versions", paths, columns, flt)
 
     def read_versions_expanded(self, market: str, day: date, start: TimeLike = None,
                                end: TimeLike = None, columns: list[str] | None = None

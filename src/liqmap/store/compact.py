@@ -156,7 +156,10 @@ def _drop_uncommitted(store: Store, market: str, table: pa.Table) -> tuple[pa.Ta
         return table, 0
     lo, hi = pc.min_max(table.column("ts")).values()
     committed = store.read_market_state(market, lo.as_py(), hi.as_py(), ["ts"]).column("ts")
-    kept = table.filter(pc.is_in(table.column("ts"), value_set=committed))
+    mask = pc.is_in(table.column("ts"), value_set=committed)
+    if pc.all(mask).as_py():
+        return table, 0
+    kept = table.filter(mask)
     return kept, table.num_rows - kept.num_rows
 
 

@@ -234,15 +234,19 @@ def _minute_floats(versions: pa.Table, v: VersionArrays, vidx: np.ndarray, sidx:
 
 
 # ------------------------------------------------------------------ rows -> versions
+#: Rows priced per formula call when checking a day (bounds the temporaries).
+CHECK_CHUNK = 1 << 20
+
+
 def to_versions(rows: pa.Table, state: DayState, market: str) -> pa.Table | None:
     """The versions standing for `rows` (one day's committed positions rows, all columns).
 
     None when a row cannot be represented (a USD amount that is not whole micro-dollars, or a
-    row at a minute without a snapshot): the day then stays in the row layout.
+    row at a minute without a snapshot): the day then stays in the row layout. Works on index
+    arrays (rows are never sorted or copied whole), so memory stays near the table's own.
     """
     if rows.num_rows == 0:
         return S.POSITION_VERSIONS.empty_table()
-    rows = rows.sort_by([("pubkey", "ascending"), ("ts", "ascending")])
     ts_us = _micros(rows.column("ts"))
     sidx = np.searchsorted(state.ts_us, ts_us)
     if (sidx >= state.n).any() or (state.ts_us[np.minimum(sidx, state.n - 1)] != ts_us).any():
@@ -255,70 +259,80 @@ def to_versions(rows: pa.Table, state: DayState, market: str) -> pa.Table | None
         ints[name] = value
     source = _interest_source(rows.column("collateral_custody"), market)
     reproduced = _reproduces(rows, ints, source, sidx, state)
-    starts = _version_starts(rows, ints, sidx, reproduced)
-    return _version_table(rows, ints, source, reproduced, starts, ts_us)
+    keys = _codes(rows.column("pubkey"))
+    order = np.lexsort((sidx, keys))
+    starts = _version_starts(rows, [keys, *ints.values()], sidx, reproduced, order)
+    table = _version_table(rows, ints, source, reproduced, order, starts, ts_us)
+    return table.sort_by(S.SORT_KEYS["position_versions"])
 
 
 def _reproduces(rows: pa.Table, ints: dict[str, np.ndarray], source: np.ndarray,
                 sidx: np.ndarray, state: DayState) -> np.ndarray:
     """Rows whose per-minute values the formula gives back bit for bit from market_state."""
     n = rows.num_rows
-    ok = (source >= 0) & state.params_ok[sidx] & state.slot_ok[sidx]
+    slot, slot_ok = _u64(rows.column("slot"))
+    cis, cis_ok = _u64(rows.column("cumulative_interest_snapshot"))
+    ok = (source >= 0) & state.params_ok[sidx] & state.slot_ok[sidx] & slot_ok & cis_ok
     ok &= ints["size_usd"] > 0  # the formula divides by the size
     ok &= state.cum_ok[sidx, np.maximum(source, 0)]
-    ok &= _u64(rows.column("slot"))[0] == state.slot[sidx]
-    ok &= _u64(rows.column("slot"))[1] & _u64(rows.column("cumulative_interest_snapshot"))[1]
-    cand = np.flatnonzero(ok)
-    if not cand.size:
-        return ok
+    ok &= slot == state.slot[sidx]
     side = np.where(_is_long(rows.column("side")), C.SIDE_LONG, C.SIDE_SHORT).astype(np.uint8)
-    v = VersionArrays(ints["size_usd"], ints["entry_price"], ints["collateral_usd"],
-                      _u64(rows.column("cumulative_interest_snapshot"))[0], side,
-                      source.astype(np.int8), np.zeros(n, np.int64), np.zeros(n, np.int64),
-                      np.zeros(n))
-    res = minute_values(v, cand, sidx[cand], state)
-    for name, usd6 in (("liq_price", res.liq_price_usd6), ("borrow_fee_usd", res.borrow_fee_usd6),
-                       ("close_fee_usd", res.close_fee_usd6)):
-        stored = np.asarray(pc.fill_null(rows.column(name), np.nan), np.float64)[cand]
-        ok[cand] &= (usd6 / USD6) == stored
+    v = VersionArrays(ints["size_usd"], ints["entry_price"], ints["collateral_usd"], cis, side,
+                      source.astype(np.int8), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                      np.zeros(0))
+    stored = {name: np.asarray(pc.fill_null(rows.column(name), np.nan), np.float64)
+              for name in ("liq_price", "borrow_fee_usd", "close_fee_usd")}
+    cand = np.flatnonzero(ok)
+    for lo in range(0, n, CHECK_CHUNK):
+        part = cand[(cand >= lo) & (cand < lo + CHECK_CHUNK)]
+        if not part.size:
+            continue
+        res = minute_values(v, part, sidx[part], state)
+        same = (res.liq_price_usd6 / USD6) == stored["liq_price"][part]
+        same &= (res.borrow_fee_usd6 / USD6) == stored["borrow_fee_usd"][part]
+        same &= (res.close_fee_usd6 / USD6) == stored["close_fee_usd"][part]
+        ok[part] = same
     return ok
 
 
-def _version_starts(rows: pa.Table, ints: dict[str, np.ndarray], sidx: np.ndarray,
-                    reproduced: np.ndarray) -> np.ndarray:
-    """Indices of the rows (sorted by pubkey, ts) that begin a new version."""
-    n = rows.num_rows
-    change = np.zeros(n, bool)
+def _version_starts(rows: pa.Table, values: list[np.ndarray], sidx: np.ndarray,
+                    reproduced: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Positions in `order` (rows by pubkey, then time) that begin a new version: another
+    pubkey, a snapshot skipped, any of `values` or of the static columns changed."""
+    change = np.zeros(rows.num_rows, bool)
     change[0] = True
-    change[1:] |= _changed(rows.column("pubkey"))
-    change[1:] |= sidx[1:] != sidx[:-1] + 1  # absent from a snapshot in between
-    for value in ints.values():
-        change[1:] |= value[1:] != value[:-1]
-    for name in STATIC_COLUMNS:
-        change[1:] |= _changed(rows.column(name))
-    change |= ~reproduced
-    change[1:] |= ~reproduced[:-1]
+    s = sidx[order]
+    change[1:] |= s[1:] != s[:-1] + 1  # a new position, or absent from a snapshot in between
+    statics = (_comparable(rows.column(c)) for c in STATIC_COLUMNS)
+    for column in (*values, *statics):
+        sorted_values = column[order]
+        change[1:] |= _differs(sorted_values[1:], sorted_values[:-1])
+    ok = reproduced[order]
+    change |= ~ok
+    change[1:] |= ~ok[:-1]
     return np.flatnonzero(change)
 
 
 def _version_table(rows: pa.Table, ints: dict[str, np.ndarray], source: np.ndarray,
-                   reproduced: np.ndarray, starts: np.ndarray, ts_us: np.ndarray) -> pa.Table:
+                   reproduced: np.ndarray, order: np.ndarray, starts: np.ndarray,
+                   ts_us: np.ndarray) -> pa.Table:
     ends = np.append(starts[1:] - 1, rows.num_rows - 1)
-    first = pa.array(starts)
-    fixed = ~reproduced[starts]
+    first, last = order[starts], order[ends]
+    take = pa.array(first)
+    fixed = ~reproduced[first]
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
-        "valid_from": pa.array(ts_us[starts], pa.int64()).cast(S.TS),
-        "valid_to": pa.array(ts_us[ends], pa.int64()).cast(S.TS),
-        "entry_price_usd6": pa.array(ints["entry_price"][starts], pa.uint64()),
-        "size_usd6": pa.array(ints["size_usd"][starts], pa.uint64()),
-        "collateral_usd6": pa.array(ints["collateral_usd"][starts], pa.uint64()),
-        "interest_source": pa.array(np.where(fixed, FIXED, source[starts]).astype(np.int8)),
+        "valid_from": pa.array(ts_us[first], pa.int64()).cast(S.TS),
+        "valid_to": pa.array(ts_us[last], pa.int64()).cast(S.TS),
+        "entry_price_usd6": pa.array(ints["entry_price"][first], pa.uint64()),
+        "size_usd6": pa.array(ints["size_usd"][first], pa.uint64()),
+        "collateral_usd6": pa.array(ints["collateral_usd"][first], pa.uint64()),
+        "interest_source": pa.array(np.where(fixed, FIXED, source[first]).astype(np.int8)),
     }
     for name in ("pubkey", *STATIC_COLUMNS):
-        cols[name] = rows.column(name).take(first)
+        cols[name] = rows.column(name).take(take)
     mask = pa.array(~fixed)
     for name in ("slot", "borrow_fee_usd", "close_fee_usd", "liq_price"):
-        taken = rows.column(name).take(first)
+        taken = rows.column(name).take(take)
         cols[name] = pc.if_else(mask, pa.nulls(len(taken), taken.type), taken)
     table = pa.table({n: cols[n] for n in S.POSITION_VERSIONS.names})
     return table.cast(S.POSITION_VERSIONS)
@@ -360,12 +374,32 @@ def _is_long(side: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.equal(side.cast(pa.string()), "long"), False), bool)
 
 
-def _changed(column: pa.ChunkedArray) -> np.ndarray:
-    """Bool [n - 1]: row i + 1 differs from row i (nulls equal each other only)."""
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    """int64 codes of a string column: equal strings, equal codes; null -1."""
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(col.type):
         col = col.cast(pa.string())
-    a, b = col.slice(1), col.slice(0, len(col) - 1)
-    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
-    differs = pc.fill_null(pc.not_equal(a, b), True)
-    return np.asarray(pc.and_(differs, pc.invert(both_null)), bool)
+    encoded = pc.dictionary_encode(col)
+    return np.asarray(encoded.indices.fill_null(-1), np.int64)
+
+
+def _comparable(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as numpy values whose equality is the column's (nulls equal each other only):
+    codes for strings, -2**63 for a null time or integer, NaN for a null float."""
+    t = column.type
+    if pa.types.is_string(t) or pa.types.is_dictionary(t):
+        return _codes(column)
+    if pa.types.is_floating(t):
+        return np.asarray(pc.fill_null(column, np.nan), np.float64)
+    if pa.types.is_timestamp(t):
+        return np.asarray(pc.fill_null(column.cast(S.TS).cast(pa.int64()), -(2**63)), np.int64)
+    if pa.types.is_unsigned_integer(t):  # a null here also fails the formula check: own version
+        return np.asarray(pc.fill_null(column.cast(pa.uint64()), 0), np.uint64)
+    return np.asarray(pc.fill_null(column.cast(pa.int64()), -(2**63)), np.int64)
+
+
+def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise a != b, with NaN equal to NaN (float arrays)."""
+    if a.dtype.kind == "f":
+        return ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    return a != b
