@@ -90,6 +90,10 @@ Examples:
               show_default=True, help="Directory for minutes.csv, toggles.csv, summary.json, "
                                       "PNGs (created).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG pictures.")
+@click.option("--source", "data_source", type=click.Choice(["auto", "collected", "legacy"]),
+              default="auto", show_default=True,
+              help="With --data-dir: collected snapshots, rows imported with import-legacy, or "
+              "auto (legacy rows at the minutes without a snapshot).")
 @click.pass_context
 def backtest_cmd(ctx: click.Context, **opts: Any) -> None:
     """Backtest the liquidation-pressure hedge boost against the plain hedge, after costs.
@@ -166,7 +170,7 @@ def _matrix(ctx: click.Context, opts: dict[str, Any], t_start: pd.Timestamp | No
                          "(liqmap.heatmap.build_matrix_from_store is missing); pass "
                          "--heatmap FILE.npz")
     matrix = build_matrix_from_store(data_dir, opts["market"], t_start, t_end, opts["bin_usd"],
-                                     unit="tokens")
+                                     unit="tokens", source=opts["data_source"])
     if matrix.unit != "tokens":
         raise InputError(f"the store matrix is in {matrix.unit}, the rule needs tokens")
     return matrix, f"store {data_dir}"

@@ -82,9 +82,14 @@ def collect_cmd(ctx: click.Context, **flags: object) -> None:
 @window_options
 @click.option("--interval", "interval_s", type=float, default=60.0, show_default=True,
               help="Expected seconds between snapshots.")
+@click.option("--source", "data_source", type=click.Choice(["auto", "collected", "legacy"]),
+              default="auto", show_default=True,
+              help="Minutes that count as present: collected snapshots, rows imported with "
+              "import-legacy, or auto (either).")
 @click.pass_context
 def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
-               t_start: str | None, t_end: str | None, interval_s: float) -> None:
+               t_start: str | None, t_end: str | None, interval_s: float,
+               data_source: str) -> None:
     """Snapshots present, gaps (missing minutes, with the recorded reason), positions per
     snapshot and store size, for a window (default: the last 24 hours of data).
 
@@ -101,13 +106,15 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
     store = Store(settings.data_dir)
     start = parse_time(t_start, what="--t-start") if t_start else None
     end = parse_time(t_end, what="--t-end") if t_end else None
-    chosen = settings.markets if markets else [m for m in store.markets() or []]
+    chosen = settings.markets if markets else sorted(set(store.markets())
+                                                     | set(store.markets("legacy")))
     if not chosen:
         raise InputError(f"no snapshots in {settings.data_dir}; run `liqmap collect` first "
                          "or pass --data-dir")
     click.echo(f"store {store.root}")
     for market in chosen:
-        click.echo(format_status(market_status(store, market, start, end, interval_s)))
+        click.echo(format_status(market_status(store, market, start, end, interval_s,
+                                               source=data_source)))
 
 
 @click.command("compact")

@@ -17,7 +17,7 @@ from liqmap.heatmap.binning import AGGS, SIDES, UNITS
 from liqmap.heatmap.build import Heatmap, HeatmapRequest, build_heatmap, build_levels
 from liqmap.heatmap.files import OUTPUT_SUFFIXES, check_output_path, write_bytes, write_npz
 from liqmap.heatmap.levels import LiqLevels
-from liqmap.heatmap.sources import LegacyCsvSource, Source, StoreSource
+from liqmap.heatmap.sources import DATA_SOURCES, LegacyCsvSource, Source, StoreSource
 from liqmap.heatmap.text import format_usd, summary_line
 from liqmap.timeutil import parse_time
 
@@ -34,7 +34,7 @@ def _check_colors(log_color: bool, vmin: float | None, vmax: float | None) -> No
 
 
 def _source(ctx: click.Context, data_dir: str | None, market: str, folder: str | None,
-            price_csv: str | None) -> Source:
+            price_csv: str | None, source: str = "auto") -> Source:
     if folder is not None:
         if data_dir is not None:
             raise InputError("give either --folder (legacy CSV) or --data-dir (store), not both")
@@ -42,7 +42,7 @@ def _source(ctx: click.Context, data_dir: str | None, market: str, folder: str |
     if price_csv is not None:
         raise InputError("--price-csv adds a price line to --folder data; the store has the "
                          "oracle price already: drop --price-csv or add --folder")
-    return StoreSource(settings_from(ctx, data_dir=data_dir).data_dir, market)
+    return StoreSource(settings_from(ctx, data_dir=data_dir).data_dir, market, source)
 
 
 def _render(heatmap: Heatmap, out: Path, log_color: bool, vmin: float | None,
@@ -85,6 +85,9 @@ def _default_out(heatmap: Heatmap) -> Path:
               help="Amount unit: tokens of the asset, or USD (size × liquidation price).")
 @click.option("--side", type=click.Choice(SIDES), default="both", show_default=True,
               help="Positions drawn; split draws longs (blue) and shorts (orange) apart.")
+@click.option("--source", "data_source", type=click.Choice(DATA_SOURCES), default="auto",
+              show_default=True, help="Store rows to draw: collected snapshots, rows imported "
+              "with import-legacy, or auto (legacy rows at the minutes without a snapshot).")
 @click.option("--log-color", is_flag=True, help="Logarithmic colour scale.")
 @click.option("--vmin", type=float, default=None, help="Colour scale minimum (amount unit).")
 @click.option("--vmax", type=float, default=None, help="Colour scale maximum (amount unit).")
@@ -97,7 +100,8 @@ def _default_out(heatmap: Heatmap) -> Path:
 def heatmap_cmd(ctx: click.Context, data_dir: str | None, market: str, folder: str | None,
                 price_csv: str | None, t_start: str | None, t_end: str | None, bin_usd: float,
                 pmin_usd: float | None, pmax_usd: float | None, freq_min: int, agg: str,
-                unit: str, side: str, log_color: bool, vmin: float | None, vmax: float | None,
+                unit: str, side: str, data_source: str, log_color: bool, vmin: float | None,
+                vmax: float | None,
                 out: str | None, npz_out: str | None) -> None:
     """Liquidation heatmap (time × price) of a window of the store or of a legacy CSV.
 
@@ -112,7 +116,8 @@ def heatmap_cmd(ctx: click.Context, data_dir: str | None, market: str, folder: s
     request = HeatmapRequest(t_start=t_start, t_end=t_end, bin_usd=bin_usd, pmin_usd=pmin_usd,
                              pmax_usd=pmax_usd, freq_min=freq_min, agg=agg, unit=unit, side=side)
     request.validate()
-    heatmap = build_heatmap(_source(ctx, data_dir, market, folder, price_csv), request,
+    heatmap = build_heatmap(_source(ctx, data_dir, market, folder, price_csv, data_source),
+                            request,
                             progress=None)
     if out_path is None and npz_path is None:
         out_path = _default_out(heatmap)

@@ -68,7 +68,7 @@ def build_matrix_from_store(data_dir: str, market: str, t_start: str | pd.Timest
                             t_end: str | pd.Timestamp | None, bin_usd: float,
                             unit: str = "tokens", *, pmin: float | None = None,
                             pmax: float | None = None, freq_min: int = 1, agg: str = "mean",
-                            side: str = "both") -> LiqMatrix:
+                            side: str = "both", source: str = "auto") -> LiqMatrix:
     """The liquidation matrix of `market` in the store at `data_dir`.
 
     Args:
@@ -81,10 +81,12 @@ def build_matrix_from_store(data_dir: str, market: str, t_start: str | pd.Timest
         pmin, pmax: price range in USD; None = 20 % around the window's oracle price range.
         freq_min: minutes per column; agg: "mean", "last" or "max" of the snapshots inside one.
         side: "both", "long", "short" or "split" (`extra` gets `Z_long`, `Z_short`).
+        source: "auto" (collected snapshots, and imported legacy rows at the minutes without
+            one), "collected" or "legacy".
 
     Returns:
         `LiqMatrix` with z float64 [n_bins, n_cols]; gap columns are 0 and flagged in gap_mask.
     """
     request = HeatmapRequest(t_start=t_start, t_end=t_end, bin_usd=bin_usd, pmin_usd=pmin,
                              pmax_usd=pmax, freq_min=freq_min, agg=agg, unit=unit, side=side)
-    return build_heatmap(StoreSource(data_dir, market.upper()), request).matrix
+    return build_heatmap(StoreSource(data_dir, market.upper(), source), request).matrix

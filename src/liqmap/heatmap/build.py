@@ -197,6 +197,8 @@ def build_heatmap(source: Source, request: HeatmapRequest, *,
     window holds no snapshot.
     """
     request.validate()
+    if request.side != "both" and isinstance(source, StoreSource) and source.source == "auto":
+        source = source.collected_only()  # legacy rows have no side
     if request.side != "both" and not source.has_side:
         raise InputError(f"--side {request.side} needs the position side, which the "
                          f"{source.description} lacks; use --side both")

@@ -106,30 +106,85 @@ def _days(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Timestamp, pd
     return pieces
 
 
-class StoreSource:
-    """Snapshots of one market in a liqmap store (`liqmap.store.Store`)."""
+#: `--source` of the store readers: collected snapshots, rows imported from the old tool's
+#: CSV (`liqmap import-legacy`), or both (legacy rows only at minutes without a snapshot).
+DATA_SOURCES = ("auto", "collected", "legacy")
 
-    has_side = True
+
+class StoreSource:
+    """Snapshots of one market in a liqmap store (`liqmap.store.Store`).
+
+    `source` "auto" (default) adds the imported legacy rows at the minutes without a collected
+    snapshot; "collected" and "legacy" use one kind only. Legacy rows have no side and no
+    price: a side other than "both" uses the collected snapshots only.
+    """
+
     price_label = "Oracle price"
 
-    def __init__(self, root: str, market: str) -> None:
+    def __init__(self, root: str, market: str, source: str = "auto") -> None:
         from liqmap.store import Store
 
         if market not in C.MARKETS:
             raise InputError(f"unknown market {market!r}; choose one of {', '.join(C.MARKETS)}")
+        if source not in DATA_SOURCES:
+            raise InputError(f"--source must be one of {', '.join(DATA_SOURCES)}, got {source!r}")
         self.store = Store(root)
         self.market = market
-        self.description = f"store {root}"
+        self.source = source
+        self.has_side = source != "legacy"
+        self.description = f"store {root}" + ("" if source == "auto" else f" ({source} rows)")
+
+    def collected_only(self) -> StoreSource:
+        """This store without the legacy rows (for views that need the side)."""
+        return self if self.source == "collected" else StoreSource(self.store.root,
+                                                                    self.market, "collected")
 
     def time_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-        return self.store.time_bounds(self.market)
+        kinds = {"auto": ("market_state", "legacy"), "collected": ("market_state",),
+                 "legacy": ("legacy",)}[self.source]
+        bounds = [b for b in (self.store.time_bounds(self.market, k) for k in kinds) if b]
+        if not bounds:
+            return None
+        return min(b[0] for b in bounds), max(b[1] for b in bounds)
 
     def snapshots(self, start: pd.Timestamp, end: pd.Timestamp) -> Snapshots:
-        state = self.store.read_market_state(self.market, start, through_minute(end),
-                                             ["ts", "oracle_price"])
-        minute = to_minutes(state.column("ts"))
-        price = state.column("oracle_price").to_numpy(zero_copy_only=False).astype(np.float64)
-        return Snapshots(minute, minute, price)
+        minute = price_minute = np.zeros(0, np.int64)
+        price = np.zeros(0)
+        if self.source != "legacy":
+            state = self.store.read_market_state(self.market, start, through_minute(end),
+                                                 ["ts", "oracle_price"])
+            minute = price_minute = to_minutes(state.column("ts"))
+            price = state.column("oracle_price").to_numpy(zero_copy_only=False).astype(
+                np.float64)
+        if self.source != "collected":
+            minute = np.union1d(minute, self._legacy_minutes(start, end, minute))
+        return Snapshots(minute, price_minute, price)
+
+    def _legacy_minutes(self, start: pd.Timestamp, end: pd.Timestamp,
+                        collected: np.ndarray) -> np.ndarray:
+        """Minutes of legacy rows in the window that have no collected snapshot."""
+        t_bin = self.store.read_legacy(self.market, start, through_minute(end), ["t_bin"])
+        minutes = np.unique(to_minutes(t_bin.column("t_bin")))
+        return np.setdiff1d(minutes, collected)
+
+    def _feed_legacy(self, binner: MatrixBinner, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
+        """Legacy rows of [lo, hi] at minutes without a collected snapshot ("auto")."""
+        if self.source == "collected":
+            return
+        for batch in self._legacy_batches(lo, hi):
+            binner.add(batch.time_us, batch.liq_price_usd, batch.size_tokens, None)
+
+    def liq_price_range(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[float, float]:
+        """Without any oracle price in the window (legacy rows only): the range holding the
+        central 99 % of the legacy rows' size."""
+        if self.source != "collected":
+            table = self.store.read_legacy(self.market, start, through_minute(end))
+            lo, hi = weighted_quantiles(_floats(table, "liq_price"), _floats(table, "size_sol"),
+                                        QUANTILE_RANGE)
+            if not math.isnan(lo):
+                return lo, hi
+        raise InputError(f"no oracle price stored for {self.market} in this window to centre "
+                         "the price range on; pass --pmin and --pmax")
 
     def batches(self, start: pd.Timestamp, end: pd.Timestamp, progress: bool | None = False,
                 with_side: bool = True) -> Iterator[RowBatch]:
@@ -140,7 +195,23 @@ class StoreSource:
         bar = tqdm(days, desc=f"reading {self.market} positions", unit="day",
                    disable=_tqdm_disable(progress), leave=False)
         for lo, hi in bar:  # a day's table is freed before the next one is read
-            yield from _row_batches(self.store.read_positions(self.market, lo, hi, columns))
+            if self.source != "legacy":
+                yield from _row_batches(self.store.read_positions(self.market, lo, hi, columns))
+            if self.source != "collected":
+                yield from self._legacy_batches(lo, hi)
+
+    def _legacy_batches(self, lo: pd.Timestamp, hi: pd.Timestamp) -> Iterator[RowBatch]:
+        """Legacy rows of [lo, hi] (with "auto": at minutes without a snapshot), no side."""
+        table = self.store.read_legacy(self.market, lo, hi)
+        if table.num_rows == 0:
+            return
+        time_us = to_micros(table.column("t_bin"))
+        keep = np.ones(time_us.size, bool)
+        if self.source == "auto":
+            state = self.store.read_market_state(self.market, lo, hi, ["ts"])
+            keep = ~np.isin(time_us // US_PER_MINUTE, to_minutes(state.column("ts")))
+        yield RowBatch(time_us[keep], _floats(table, "liq_price")[keep],
+                       _floats(table, "size_sol")[keep], None)
 
     def feed(self, binner: MatrixBinner, start: pd.Timestamp, end: pd.Timestamp,
              progress: bool | None = False) -> None:
@@ -157,11 +228,12 @@ class StoreSource:
                 converted = ([lo for lo, _ in chunk
                               if self.store.has_versions(self.market, lo.date())]
                              if binner.unit == "tokens" else [])
-                if converted:
+                if converted and self.source != "legacy":
                     self._feed_versions(binner, converted, chunk)
                 for lo, hi in chunk:
-                    if lo not in converted:
+                    if lo not in converted and self.source != "legacy":
                         self._feed_rows(binner, lo, hi)
+                    self._feed_legacy(binner, lo, hi)
                 bar.update(len(chunk))
 
     def _feed_versions(self, binner: MatrixBinner, converted: list[pd.Timestamp],
@@ -208,9 +280,6 @@ class StoreSource:
         return (f"no {self.market} snapshot in the hour up to {at:%Y-%m-%dT%H:%M}Z in "
                 f"{self.description} ({held}); pick --at inside it")
 
-    def liq_price_range(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[float, float]:
-        raise InputError(f"no oracle price stored for {self.market} in this window to centre "
-                         "the price range on; pass --pmin and --pmax")
 
 
 def _row_batches(table: pa.Table) -> Iterator[RowBatch]:

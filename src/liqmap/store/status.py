@@ -33,6 +33,7 @@ class MarketStatus:
     positions_median: float
     positions_max: int
     bytes_by_dataset: dict[str, int] = field(default_factory=dict)
+    legacy: int = 0  # minutes present only through rows imported from the old tool
 
     @property
     def missing(self) -> int:
@@ -40,10 +41,14 @@ class MarketStatus:
 
 
 def _default_window(store: Store, market: str, start: pd.Timestamp | None,
-                    end: pd.Timestamp | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+                    end: pd.Timestamp | None, source: str = "collected"
+                    ) -> tuple[pd.Timestamp, pd.Timestamp]:
     if start is not None and end is not None:
         return start, end
-    bounds = store.time_bounds(market)
+    kinds = {"auto": ("market_state", "legacy"), "collected": ("market_state",),
+             "legacy": ("legacy",)}[source]
+    found = [b for b in (store.time_bounds(market, k) for k in kinds) if b]
+    bounds = (min(b[0] for b in found), max(b[1] for b in found)) if found else None
     if bounds is None:
         raise DataGapError(f"no {market} snapshots in {store.root}; run `liqmap collect` first "
                            "or point --data-dir at your store")
@@ -53,16 +58,27 @@ def _default_window(store: Store, market: str, start: pd.Timestamp | None,
 
 
 def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
-                  end: pd.Timestamp | None = None, interval_s: float = 60.0) -> MarketStatus:
-    """Snapshots present and missing for `market` in [start, end] (default: last 24 h)."""
-    start, end = _default_window(store, market, start, end)
+                  end: pd.Timestamp | None = None, interval_s: float = 60.0, *,
+                  source: str = "auto") -> MarketStatus:
+    """Snapshots present and missing for `market` in [start, end] (default: last 24 h).
+
+    `source` "auto" counts a minute holding only imported legacy rows as present (counted in
+    `legacy`), "collected" only snapshots, "legacy" only legacy rows.
+    """
+    start, end = _default_window(store, market, start, end, source)
     if start > end:
         raise DataGapError(f"--t-start {start} is after --t-end {end}")
     step = pd.Timedelta(seconds=interval_s)
     first = start.ceil(step)
     expected = pd.date_range(first, end, freq=step) if first <= end else pd.DatetimeIndex([])
     state = store.read_market_state(market, start, end, ["ts", "n_positions"]).to_pandas()
-    present = pd.DatetimeIndex(state["ts"])
+    if source == "legacy":
+        state = state.iloc[:0]
+    collected = pd.DatetimeIndex(state["ts"])
+    legacy = _legacy_minutes(store, market, start, end) if source != "collected" else \
+        pd.DatetimeIndex([], tz="UTC")
+    legacy = legacy.difference(collected)
+    present = collected.union(legacy)
     missing = expected.difference(present)
     misses = store.read_misses(market, start, end).to_pandas()
     reasons = dict(zip(misses["ts"], misses["reason"], strict=True))
@@ -74,7 +90,15 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
         positions_median=float(np.median(counts)) if len(counts) else 0.0,
         positions_max=int(counts.max()) if len(counts) else 0,
         bytes_by_dataset=store.size_bytes(market),
+        legacy=int(legacy.isin(expected).sum()),
     )
+
+
+def _legacy_minutes(store: Store, market: str, start: pd.Timestamp,
+                    end: pd.Timestamp) -> pd.DatetimeIndex:
+    """Distinct minutes of the legacy rows in [start, end]."""
+    t_bin = store.read_legacy(market, start, end, ["t_bin"]).column("t_bin").to_pandas()
+    return pd.DatetimeIndex(pd.to_datetime(t_bin, utc=True)).floor("min").unique()
 
 
 def _group_gaps(missing: pd.DatetimeIndex, step: pd.Timedelta,
@@ -113,7 +137,8 @@ def format_status(status: MarketStatus, *, max_gaps: int = 20) -> str:
     sizes = ", ".join(f"{k} {_mb(v)}" for k, v in status.bytes_by_dataset.items() if v)
     lines = [
         f"{status.market}  {status.start.strftime(fmt)} .. {status.end.strftime(fmt)}  "
-        f"snapshots {status.present}/{status.expected} ({share:.1f}%)  "
+        f"snapshots {status.present}/{status.expected} ({share:.1f}%"
+        + (f", {status.legacy} from legacy rows" if status.legacy else "") + ")  "
         f"positions/snapshot min {status.positions_min} median {status.positions_median:g} "
         f"max {status.positions_max}",
         f"  store size: {sizes or 'empty'}",
