@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from liqmap import constants as C
 from liqmap.store import layout as L
@@ -55,7 +56,8 @@ def _compact_partition(store: Store, dataset: str, market: str, day: date,
     day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     closed = day_end <= cutoff
     converting = dataset == "positions" and (versions or store.has_versions(market, day))
-    if closed and converting and convert_day(store, market, day, report):
+    if closed and converting:
+        convert_day(store, market, day, report)
         return
     if day_end <= cutoff:
         if len(files) > 1 or files[0].kind != "day":
@@ -93,20 +95,27 @@ def _rewrite(store: Store, dataset: str, market: str, day: date, pdir: str,
     log.debug("compacted %s/%s (%d rows)", pdir, target, table.num_rows)
 
 
-def convert_day(store: Store, market: str, day: date, report: CompactionReport) -> bool:
+def convert_day(store: Store, market: str, day: date, report: CompactionReport) -> None:
     """Store a closed day's positions as versions, then delete its row files.
 
-    Idempotent and safe to interrupt: the versions file is written atomically before any row
-    file is deleted, and readers use it as soon as it exists. False when the day must stay in
-    the row layout (`versions.to_versions` returned None).
+    The day is first compacted into its day file as before (if it is not yet), then converted
+    reading one column at a time from that file. Idempotent and safe to interrupt: the
+    versions file is written atomically before any row file is deleted, and readers use it as
+    soon as it exists. A day `versions.to_versions` cannot represent stays as its day file.
     """
     from liqmap.store import versions as V
 
     pdir = L.partition_dir("positions", market, day)
     names = store.fs.listdir(pdir)
     if not store.has_versions(market, day):
-        rows = _merge_sources(store, "positions", pdir, L.live_files(names))
-        rows, dropped = _drop_uncommitted(store, market, rows)
+        live = L.live_files(names)
+        if not live:
+            return
+        if len(live) > 1 or live[0].kind != "day" or L.covered_files(names):
+            _rewrite(store, "positions", market, day, pdir, live, L.day_name(day), names, report)
+            report.days += 1
+            names = store.fs.listdir(pdir)
+        rows = FileColumns(store, f"{pdir}/{L.day_name(day)}")
         lo = pd.Timestamp(day, tz="UTC")
         state = store.read_market_state(market, lo, lo + timedelta(days=1, microseconds=-1),
                                         V.STATE_COLUMNS)
@@ -114,10 +123,9 @@ def convert_day(store: Store, market: str, day: date, report: CompactionReport) 
         if table is None:
             report.kept_rows += 1
             log.info("%s %s kept as rows: a row cannot be stored as a version", market, day)
-            return False
+            return
         store.fs.write_table(f"{L.partition_dir('position_versions', market, day)}/"
                              f"{L.day_name(day)}", table, row_group_size=_row_group(table))
-        report.orphans_dropped += dropped
         report.converted += 1
         report.partitions.append(pdir)
         log.debug("%s %s: %d rows -> %d versions", market, day, rows.num_rows, table.num_rows)
@@ -125,7 +133,18 @@ def convert_day(store: Store, market: str, day: date, report: CompactionReport) 
         if L.parse_file(name) is not None:
             store.fs.delete(f"{pdir}/{name}")
             report.files_removed += 1
-    return True
+
+
+class FileColumns:
+    """The columns of one positions Parquet file, each read when asked (not kept), so a day of
+    millions of rows is never in memory whole."""
+
+    def __init__(self, store: Store, rel: str) -> None:
+        self._file = pq.ParquetFile(store.fs.fs.open_input_file(store.fs.path(rel)))
+        self.num_rows = self._file.metadata.num_rows
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        return self._file.read(columns=[name]).column(0).cast(S.POSITIONS.field(name).type)
 
 
 def _row_group(table: pa.Table) -> int:

@@ -23,6 +23,7 @@ not converted. So expanding a day's versions gives back exactly the rows that we
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,15 @@ STATIC_COLUMNS = ("owner", "side", "size_tokens", "leverage", "collateral_custod
                   "cumulative_interest_snapshot", "open_time", "update_time")
 _RECORD_DTYPE = np.dtype([("size_usd", "u8"), ("price", "u8"), ("collateral_usd", "u8"),
                           ("cumulative_interest_snapshot", "u8"), ("side", "u1")])
+
+
+class Columns(Protocol):
+    """A table read column by column (`pa.Table`, or `compact.FileColumns`)."""
+
+    @property
+    def num_rows(self) -> int: ...
+
+    def column(self, name: str) -> pa.ChunkedArray: ...
 
 
 @dataclass(frozen=True)
@@ -238,7 +248,7 @@ def _minute_floats(versions: pa.Table, v: VersionArrays, vidx: np.ndarray, sidx:
 CHECK_CHUNK = 1 << 20
 
 
-def to_versions(rows: pa.Table, state: DayState, market: str) -> pa.Table | None:
+def to_versions(rows: Columns, state: DayState, market: str) -> pa.Table | None:
     """The versions standing for `rows` (one day's committed positions rows, all columns).
 
     None when a row cannot be represented (a USD amount that is not whole micro-dollars, or a
@@ -266,7 +276,7 @@ def to_versions(rows: pa.Table, state: DayState, market: str) -> pa.Table | None
     return table.sort_by(S.SORT_KEYS["position_versions"])
 
 
-def _reproduces(rows: pa.Table, ints: dict[str, np.ndarray], source: np.ndarray,
+def _reproduces(rows: Columns, ints: dict[str, np.ndarray], source: np.ndarray,
                 sidx: np.ndarray, state: DayState) -> np.ndarray:
     """Rows whose per-minute values the formula gives back bit for bit from market_state."""
     n = rows.num_rows
@@ -295,7 +305,7 @@ def _reproduces(rows: pa.Table, ints: dict[str, np.ndarray], source: np.ndarray,
     return ok
 
 
-def _version_starts(rows: pa.Table, values: list[np.ndarray], sidx: np.ndarray,
+def _version_starts(rows: Columns, values: list[np.ndarray], sidx: np.ndarray,
                     reproduced: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Positions in `order` (rows by pubkey, then time) that begin a new version: another
     pubkey, a snapshot skipped, any of `values` or of the static columns changed."""
@@ -313,7 +323,7 @@ def _version_starts(rows: pa.Table, values: list[np.ndarray], sidx: np.ndarray,
     return np.flatnonzero(change)
 
 
-def _version_table(rows: pa.Table, ints: dict[str, np.ndarray], source: np.ndarray,
+def _version_table(rows: Columns, ints: dict[str, np.ndarray], source: np.ndarray,
                    reproduced: np.ndarray, order: np.ndarray, starts: np.ndarray,
                    ts_us: np.ndarray) -> pa.Table:
     ends = np.append(starts[1:] - 1, rows.num_rows - 1)
