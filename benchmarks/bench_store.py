@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -261,12 +262,14 @@ def child(job: str, root: Path, days: int) -> dict[str, float]:
         return _convert(root)
     start, minutes, freq = windows[job]
     rss0 = _memory_mb("VmRSS")
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     hm = build_heatmap(StoreSource(str(root), "SOL"), HeatmapRequest(
         t_start=start, t_end=start + pd.Timedelta(minutes=minutes - 1), bin_usd=BIN_USD,
         pmin_usd=PMIN, pmax_usd=PMAX, freq_min=freq))
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "peak_mb": _memory_mb("VmHWM"), "rss0_mb": rss0,
+    return {"seconds": seconds, "cpu_s": time.process_time() - cpu0,
+            "peak_mb": _memory_mb("VmHWM"), "rss0_mb": rss0,
             "sum": float(hm.matrix.z.sum()), "rows": float(hm.stats.n_rows)}
 
 
@@ -277,12 +280,13 @@ def _convert(rows_root: Path) -> dict[str, float]:
     store = Store(str(work))
     n_rows = store.read_positions("SOL", columns=["ts"]).num_rows
     before = store.size_bytes("SOL")["positions"]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     report = store.compact(now=pd.Timestamp("2100-01-01", tz="UTC"))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     after = store.size_bytes("SOL")["position_versions"]
     shutil.rmtree(work, ignore_errors=True)
-    return {"seconds": seconds, "rows": float(n_rows), "converted": float(report.converted),
+    return {"seconds": seconds, "cpu_s": cpu, "rows": float(n_rows),
+            "converted": float(report.converted),
             "rows_bytes": float(before), "versions_bytes": float(after),
             "peak_mb": _memory_mb("VmHWM")}
 
@@ -322,6 +326,7 @@ def report(cache: Path, root: Path, days: int, repeat: int) -> None:
     per_day = sizes(root, days)
     rows_root, expand_s = ensure_row_day(cache, root)
     rows_bytes = Store(str(rows_root)).size_bytes("SOL")["positions"]
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"store: {days} days; SOL {MARKETS['SOL'][0]:,}, ETH/BTC {MARKETS['ETH'][0]:,} open "
           f"positions, {CHURN:.1%} changing a minute")
     for market, size in per_day.items():
@@ -336,18 +341,20 @@ def report(cache: Path, root: Path, days: int, repeat: int) -> None:
     for job, label in labels.items():
         best = min((measure(job, root, days) for _ in range(repeat)),
                    key=lambda r: r["seconds"])
-        print(f"heatmap {label:44s}: {best['seconds']:6.2f} s  peak RSS {best['peak_mb']:5.0f}"
+        print(f"heatmap {label:44s}: {best['seconds']:6.2f} s (CPU {best['cpu_s']:.2f} s)  "
+              f"peak RSS {best['peak_mb']:5.0f}"
               f" MB (interpreter + imports {best['rss0_mb']:.0f} MB), "
               f"{best['rows']:,.0f} position-minutes")
         if job == "24h":
             base = measure("24h", rows_root, days)
             print(f"  the same 24 h on today's layout (the compacted day file): "
-                  f"{base['seconds']:6.2f} s, peak RSS {base['peak_mb']:.0f} MB -> "
+                  f"{base['seconds']:6.2f} s (CPU {base['cpu_s']:.2f} s), peak RSS {base['peak_mb']:.0f} MB -> "
                   f"{base['seconds'] / best['seconds']:.1f}x; same total: "
                   f"{np.isclose(base['sum'], best['sum'], rtol=1e-9)}")
     conv = measure("convert", rows_root, days)
     print(f"conversion of one SOL row day ({conv['rows']:,.0f} rows, "
-          f"{conv['rows_bytes'] / 1e6:.0f} MB) to versions: {conv['seconds']:.1f} s = "
+          f"{conv['rows_bytes'] / 1e6:.0f} MB) to versions: {conv['seconds']:.1f} s "
+          f"(CPU {conv['cpu_s']:.1f} s) = "
           f"{conv['rows'] / conv['seconds'] / 1e6:.2f} M rows/s, peak RSS {conv['peak_mb']:.0f}"
           f" MB; expanding versions to rows: {expand_s:.1f} s")
 
