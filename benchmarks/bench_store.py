@@ -348,7 +348,8 @@ def report(cache: Path, root: Path, days: int, repeat: int) -> None:
         if job == "24h":
             base = measure("24h", rows_root, days)
             print(f"  the same 24 h on today's layout (the compacted day file): "
-                  f"{base['seconds']:6.2f} s (CPU {base['cpu_s']:.2f} s), peak RSS {base['peak_mb']:.0f} MB -> "
+                  f"{base['seconds']:6.2f} s (CPU {base['cpu_s']:.2f} s), "
+                  f"peak RSS {base['peak_mb']:.0f} MB -> "
                   f"{base['seconds'] / best['seconds']:.1f}x; same total: "
                   f"{np.isclose(base['sum'], best['sum'], rtol=1e-9)}")
     conv = measure("convert", rows_root, days)
