@@ -89,6 +89,8 @@ def test_a_converted_day_refuses_a_late_snapshot(tmp_path: Path) -> None:
     store.compact(now=NOW)
     with pytest.raises(StorageError, match="position versions"):
         store.write_snapshot("SOL", *snapshot("2025-08-22T23:30:00Z", 3))
+    with pytest.raises(StorageError, match="position versions"):
+        store.write_bulk("positions", "SOL", snapshot("2025-08-22T23:31:00Z", 3)[0])
 
 
 def test_rows_no_version_represents_keep_the_day_as_rows(tmp_path: Path) -> None:
@@ -257,3 +259,16 @@ def test_borrow_fees_move_versions_across_bins(twin_stores: tuple[Path, Path]) -
     table = store.read_positions("SOL", columns=["pubkey", "update_time", "liq_price"])
     moved = table.group_by(["pubkey", "update_time"]).aggregate([("liq_price", "count_distinct")])
     assert max(moved.column("liq_price_count_distinct").to_pylist()) > 1
+
+
+def test_cli_compact_converts_an_older_store(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from liqmap.cli import cli
+
+    store = _market_store(tmp_path, n_minutes=90)  # 22:45 .. 00:14: two days
+    before = store.read_positions("SOL")
+    result = CliRunner().invoke(cli, ["compact", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "2 day(s) of positions stored as versions" in result.output
+    _assert_same_rows(before, store.read_positions("SOL"))

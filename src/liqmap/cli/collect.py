@@ -121,9 +121,12 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
 @data_dir_option
 @click.pass_context
 def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
-    """Compact closed hours and days into one file each, and clean up interrupted writes.
+    """Compact closed hours into one file each, store closed days as position versions
+    (rows of a day a version cannot represent stay one day file), and clean up interrupted
+    writes. Safe to interrupt and to run again.
 
-    The collector does this by itself every hour; run it after an import or an outage.
+    The collector does this by itself every hour; run it after an import or an outage, or once
+    to convert a store written by an older liqmap.
 
     Example:
 
@@ -135,8 +138,10 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
     store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
     removed = store.recover()
     report = store.compact()
-    click.echo(f"compacted {report.hours} hour(s) and {report.days} day(s); removed "
-               f"{report.files_removed + removed} file(s)")
+    click.echo(f"compacted {report.hours} hour(s) and {report.days} day(s); "
+               f"{report.converted} day(s) of positions stored as versions"
+               + (f", {report.kept_rows} kept as rows" if report.kept_rows else "")
+               + f"; removed {report.files_removed + removed} file(s)")
 
 
 @click.command("import-legacy")

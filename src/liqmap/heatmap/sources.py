@@ -243,8 +243,9 @@ class StoreSource:
 
         lo, hi = chunk[0][0], chunk[-1][1]
         state = self.store.read_market_state(self.market, lo, hi, STATE_COLUMNS)
-        versions = self.store.read_versions(self.market, [d.date() for d in converted], lo, hi,
-                                            BIN_COLUMNS)
+        # no row filter: versions outside [lo, hi] hold no snapshot of `state` and add nothing
+        versions = self.store.read_versions(self.market, [d.date() for d in converted],
+                                            columns=BIN_COLUMNS)
         add_versions(binner, versions, DayState.from_table(state))
 
     def _feed_rows(self, binner: MatrixBinner, lo: pd.Timestamp, hi: pd.Timestamp) -> None:

@@ -145,6 +145,9 @@ class Store:
         return added
 
     def _merge_day(self, dataset: str, market: str, day: date, incoming: pa.Table) -> int:
+        if dataset == "positions" and self.has_versions(market, day):
+            raise StorageError(f"{market} {day} is stored as position versions; rows cannot be "
+                               "added to a converted day")
         tcol = S.TIME_COLUMN[dataset]
         pdir = L.partition_dir(dataset, market, day)
         names = self.fs.listdir(pdir)

@@ -119,6 +119,8 @@ class VersionArrays:
     @classmethod
     def from_table(cls, versions: pa.Table) -> VersionArrays:
         side = np.where(_is_long(versions.column("side")), C.SIDE_LONG, C.SIDE_SHORT)
+        tokens = versions.column("size_tokens")
+        tokens = tokens if tokens.null_count == 0 else pc.fill_null(tokens, np.nan)
         return cls(_u64(versions.column("size_usd6"))[0],
                    _u64(versions.column("entry_price_usd6"))[0],
                    _u64(versions.column("collateral_usd6"))[0],
@@ -126,7 +128,7 @@ class VersionArrays:
                    side.astype(np.uint8),
                    np.asarray(versions.column("interest_source").fill_null(FIXED), np.int8),
                    _micros(versions.column("valid_from")), _micros(versions.column("valid_to")),
-                   np.asarray(pc.fill_null(versions.column("size_tokens"), np.nan), np.float64))
+                   np.asarray(tokens, np.float64))
 
     def snapshot_ranges(self, state: DayState) -> tuple[np.ndarray, np.ndarray]:
         """[i0, i1): the snapshots of `state` each version holds (empty when i1 <= i0)."""
@@ -371,6 +373,8 @@ def _to_usd6(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 def _u64(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(uint64 values with nulls as 0, non-null mask)."""
+    if column.null_count == 0 and column.type == pa.uint64():
+        return np.asarray(column, np.uint64), np.ones(len(column), bool)
     valid = np.asarray(pc.is_valid(column), bool)
     values = np.asarray(pc.fill_null(column.cast(pa.uint64()), 0), np.uint64)
     return values, valid
@@ -381,6 +385,15 @@ def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _is_long(side: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """True where the side is "long" (dictionary codes compared, no strings built)."""
+    chunks = side.chunks if isinstance(side, pa.ChunkedArray) else [side]
+    if chunks and all(pa.types.is_dictionary(c.type) for c in chunks):
+        parts = []
+        for chunk in chunks:
+            names = chunk.dictionary.to_pylist()
+            code = names.index("long") if "long" in names else -2
+            parts.append(np.asarray(chunk.indices.fill_null(-1), np.int64) == code)
+        return np.concatenate(parts)
     return np.asarray(pc.fill_null(pc.equal(side.cast(pa.string()), "long"), False), bool)
 
 
