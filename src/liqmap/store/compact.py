@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: positions before market_state: a market_state snapshot file is the commit record of the
 #: positions file of the same name and must outlive it.
-COMPACT_ORDER = ("positions", "market_state", "misses")
+COMPACT_ORDER = ("positions", "market_state", "misses", "liquidations")
 
 
 def compact_store(store: Store, now: pd.Timestamp, grace_s: float) -> CompactionReport:
