@@ -63,13 +63,16 @@ class Observation:
         interest = {C.CUSTODY_BY_ASSET[market]: row["cumulative_interest_rate_now"],
                     C.CUSTODY_BY_ASSET["USDC"]: row["usdc_cumulative_interest_rate_now"],
                     C.CUSTODY_BY_ASSET["USDT"]: row["usdt_cumulative_interest_rate_now"]}
-        params = perps.FeeParams(int(row["decrease_position_bps"]),
-                                 int(row["trade_impact_fee_scalar"]),
-                                 int(row["max_leverage_bps"]))
-        return cls(ts=pd.Timestamp(row["ts"]), slot=int(row["positions_slot"]),
+        raw = [row["decrease_position_bps"], row["trade_impact_fee_scalar"],
+               row["max_leverage_bps"]]
+        known = None not in raw  # without the custody's parameters: the stored levels as-is
+        params = perps.FeeParams(*(int(v) for v in raw)) if known else perps.FeeParams(0, 0, 1)
+        slot = row["positions_slot"] if row["positions_slot"] is not None else row["slot"]
+        return cls(ts=pd.Timestamp(row["ts"]), slot=int(slot or 0),
                    oracle_price=float(row["oracle_price"]),
                    positions=positions.select(list(DETECT_COLUMNS)),
-                   interest_now={k: int(v) for k, v in interest.items() if v is not None},
+                   interest_now=({k: int(v) for k, v in interest.items() if v is not None}
+                                 if known else {}),
                    fee_params=params)
 
 

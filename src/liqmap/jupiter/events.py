@@ -3,8 +3,9 @@
 The program emits each event as a self-invocation (an inner instruction whose program is the
 Perps program) with data
 
-    e445a52e51cb9a1d            Anchor's event tag (sha256("anchor:event")[:8], little-endian)
-    <8-byte discriminator>      sha256("event:<EventName>")[:8]
+    e445a52e51cb9a1d            Anchor's event tag (sha256("anchor:event")[:8], byte-reversed)
+    <8-byte discriminator>      sha256("event:<EventName>")[:8]  (instructions:
+                                sha256("global:<snake_case_name>")[:8]; checked in the tests)
     <Borsh payload>             fields in declaration order, little-endian, no padding
 
 Liquidation events (docs/liquidations.md gives the public sources):
