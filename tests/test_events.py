@@ -9,6 +9,7 @@ import pytest
 from solders.pubkey import Pubkey
 
 from liqmap.jupiter import events as E
+
 from scripted_rpc import PERPS, transaction
 
 POSITION = str(Pubkey.new_unique())
@@ -30,12 +31,12 @@ def test_anchor_tag_and_discriminators_are_the_sha256_prefixes() -> None:
     def sha8(text: str) -> bytes:
         return hashlib.sha256(text.encode()).digest()[:8]
 
-    assert E.EVENT_TAG == sha8("anchor:event")[::-1]  # Anchor stores it as a u64, LE
-    assert E.LIQUIDATE_FULL_POSITION_EVENT == sha8("event:LiquidateFullPositionEvent")
-    assert E.LIQUIDATE_POSITION_EVENT == sha8("event:LiquidatePositionEvent")
-    assert E.DECREASE_POSITION_EVENT == sha8("event:DecreasePositionEvent")
-    assert E.LIQUIDATE_FULL_POSITION4 == sha8("global:liquidate_full_position4")
-    assert E.LIQUIDATE_FULL_POSITION2 == sha8("global:liquidate_full_position2")
+    assert sha8("anchor:event")[::-1] == E.EVENT_TAG  # Anchor stores it as a u64, LE
+    assert sha8("event:LiquidateFullPositionEvent") == E.LIQUIDATE_FULL_POSITION_EVENT
+    assert sha8("event:LiquidatePositionEvent") == E.LIQUIDATE_POSITION_EVENT
+    assert sha8("event:DecreasePositionEvent") == E.DECREASE_POSITION_EVENT
+    assert sha8("global:liquidate_full_position4") == E.LIQUIDATE_FULL_POSITION4
+    assert sha8("global:liquidate_full_position2") == E.LIQUIDATE_FULL_POSITION2
 
 
 def test_full_payload_decodes_every_field() -> None:

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 
-from factories import positions_table, state_table
 from liqmap import constants as C
 from liqmap.collect.liquidations import (
     CLOSED,
@@ -26,35 +25,10 @@ from liqmap.jupiter import perps
 from liqmap.store import Store
 from liqmap.store import schema as S
 
+from factories import PARAMS, SOL_CUSTODY, priced_positions, state_table
+
 T0 = pd.Timestamp("2026-11-24T08:00:00Z")
 T1 = T0 + pd.Timedelta(minutes=1)
-SOL_CUSTODY = C.CUSTODY_BY_ASSET["SOL"]
-PARAMS = perps.FeeParams(decrease_position_bps=6, trade_impact_fee_scalar=1_250_000_000_000,
-                         max_leverage_bps=5_000_000)
-
-
-def _positions(ts: pd.Timestamp, rows: list[dict[str, object]]) -> pa.Table:
-    """Positions priced exactly like the collector (USD-6 integers, `perps`)."""
-    n = len(rows)
-    size = np.array([r["size_usd6"] for r in rows], np.uint64)
-    entry = np.array([r["entry_usd6"] for r in rows], np.uint64)
-    coll = np.array([r["collateral_usd6"] for r in rows], np.uint64)
-    snap = np.array([r.get("snapshot", 1_000_000) for r in rows], np.uint64)
-    long = np.array([r["side"] == "long" for r in rows])
-    cum = np.array([r.get("cum_then", 1_000_000) for r in rows], np.uint64)
-    liq = perps.liquidation_columns(size, entry, coll, snap, long, cum, PARAMS)
-    base = positions_table(ts, n)
-    cols = {name: base.column(name) for name in base.column_names}
-    cols.update({
-        "pubkey": pa.array([str(r["pubkey"]) for r in rows]),
-        "side": pa.array([str(r["side"]) for r in rows]).dictionary_encode(),
-        "entry_price": entry / 1e6, "size_usd": size / 1e6, "collateral_usd": coll / 1e6,
-        "size_tokens": size / entry, "liq_price": liq.liq_price_usd6 / 1e6,
-        "collateral_custody": pa.array([SOL_CUSTODY] * n),
-        "cumulative_interest_snapshot": pa.array(snap),
-        "open_time": pa.array([r.get("open_time", ts) for r in rows], S.TS),
-    })
-    return pa.table(cols).cast(S.POSITIONS)
 
 
 def _obs(ts: pd.Timestamp, price: float, positions: pa.Table, cum_now: int = 1_000_000
@@ -70,8 +44,9 @@ SHORT = {"pubkey": "S", "side": "short", "size_usd6": 5_000_000_000, "entry_usd6
 
 
 def test_gone_rows_are_the_absent_and_the_reopened_positions() -> None:
-    prev = _positions(T0, [LONG, SHORT, {**LONG, "pubkey": "K"}])
-    cur = _positions(T1, [{**SHORT, "open_time": T1}, {**LONG, "pubkey": "K", "open_time": T0}])
+    prev = priced_positions(T0, [LONG, SHORT, {**LONG, "pubkey": "K"}])
+    cur = priced_positions(T1, [{**SHORT, "open_time": T1},
+                                {**LONG, "pubkey": "K", "open_time": T0}])
     assert sorted(gone_rows(prev, cur).column("pubkey").to_pylist()) == ["L", "S"]
     assert gone_rows(prev, cur.slice(0, 0)).num_rows == 3
     assert gone_rows(prev.slice(0, 0), cur).num_rows == 0
@@ -91,7 +66,7 @@ def test_rule_long_and_short_both_ways() -> None:
 
 
 def test_levels_are_repriced_with_borrow_fees_accrued_to_the_later_observation() -> None:
-    prev = _positions(T0, [LONG])
+    prev = priced_positions(T0, [LONG])
     stored = round(prev.column("liq_price")[0].as_py() * 1e6)
     cum_later = 1_000_000 + 50_000_000  # 5 % of notional in borrow fees since the snapshot
     now = liq_price_now_usd6(prev, {SOL_CUSTODY: cum_later}, PARAMS)
@@ -106,7 +81,7 @@ def test_levels_are_repriced_with_borrow_fees_accrued_to_the_later_observation()
 
 
 def test_a_move_between_the_stored_and_the_accrued_level_is_a_liquidation() -> None:
-    prev = _positions(T0, [LONG])
+    prev = priced_positions(T0, [LONG])
     stored = prev.column("liq_price")[0].as_py()
     cum_later = 1_000_000 + 50_000_000
     after = stored + 1.0  # above the stored level, below the level with today's fees
@@ -117,8 +92,8 @@ def test_a_move_between_the_stored_and_the_accrued_level_is_a_liquidation() -> N
 
 
 def test_detect_fills_every_field_and_stays_unconfirmed() -> None:
-    prev = _positions(T0, [LONG, SHORT])
-    cur = _positions(T1 + pd.Timedelta(seconds=12.7), [])
+    prev = priced_positions(T0, [LONG, SHORT])
+    cur = priced_positions(T1 + pd.Timedelta(seconds=12.7), [])
     rows = detect(_obs(T0, 150.0, prev), _obs(T1 + pd.Timedelta(seconds=12.7), 142.0, cur))
     assert rows.schema == S.LIQUIDATIONS
     got = {r["pubkey"]: r for r in rows.to_pylist()}
@@ -134,14 +109,14 @@ def test_detect_fills_every_field_and_stays_unconfirmed() -> None:
 
 
 def test_observations_too_far_apart_or_out_of_order_are_not_compared() -> None:
-    prev = _positions(T0, [LONG])
+    prev = priced_positions(T0, [LONG])
     late = T0 + pd.Timedelta(seconds=C.LIQUIDATION_MAX_GAP_S + 1)
     assert detect(_obs(T0, 150.0, prev), _obs(late, 100.0, prev.slice(0, 0))).num_rows == 0
     assert detect(_obs(T1, 150.0, prev), _obs(T0, 100.0, prev.slice(0, 0))).num_rows == 0
 
 
 def test_classify_gone_is_what_the_stream_collector_calls() -> None:
-    gone = _positions(T0, [SHORT]).select(
+    gone = priced_positions(T0, [SHORT]).select(
         ["pubkey", "owner", "side", "entry_price", "size_usd", "size_tokens", "collateral_usd",
          "liq_price", "collateral_custody", "cumulative_interest_snapshot", "open_time"])
     rows = classify_gone(gone, ts_before=T0, price_before=150.0, ts=T0 + pd.Timedelta(seconds=3),
@@ -152,7 +127,7 @@ def test_classify_gone_is_what_the_stream_collector_calls() -> None:
 
 
 def test_observation_from_a_stored_snapshot_row() -> None:
-    positions = _positions(T0, [LONG])
+    positions = priced_positions(T0, [LONG])
     state = state_table(T0, 1, price_usd=149.5)
     row = state.to_pylist()[0]
     row.update(decrease_position_bps=6, trade_impact_fee_scalar=1_250_000_000_000,
@@ -169,7 +144,7 @@ def test_observation_from_a_stored_snapshot_row() -> None:
 
 # ---------------------------------------------------------------- the dataset
 def _rows(ts: pd.Timestamp) -> pa.Table:
-    prev = _positions(ts - pd.Timedelta(minutes=1), [LONG, SHORT])
+    prev = priced_positions(ts - pd.Timedelta(minutes=1), [LONG, SHORT])
     return detect(_obs(ts - pd.Timedelta(minutes=1), 150.0, prev),
                   _obs(ts, 142.0, prev.slice(0, 0)))
 

@@ -118,6 +118,16 @@ def _from_transaction(tx: dict[str, Any], pubkey: str, signature: str) -> Confir
     return decrease
 
 
+def refused(exc: BaseException) -> bool:
+    """True when the node refused the call for good (e.g. "method not found"): the error or
+    one it was raised from is not retryable."""
+    while exc is not None:
+        if isinstance(exc, RpcError) and not exc.retryable:
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
+
+
 def apply(row: dict[str, Any], found: Confirmation) -> dict[str, Any]:
     """`row` updated with what the chain said (unchanged kind when nothing was found)."""
     out = dict(row)
@@ -234,7 +244,7 @@ class RealizedLiquidations:
         except Stopped:
             return
         except RpcError as exc:
-            if exc.retryable:
+            if not refused(exc):
                 log.warning("%s: cannot confirm %s now: %s", market, row["pubkey"],
                             scrub(str(exc)))
                 found = Confirmation(None, status=f"rpc error: {scrub(str(exc))[:200]}")
