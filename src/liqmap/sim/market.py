@@ -202,6 +202,8 @@ class MarketSim:
                           for a in SP.POOL_ASSETS}
         self.events: dict[str, Counter[str]] = {m: Counter() for m in config.markets}
         self._dirty: dict[str, set[int]] = {m: set() for m in config.markets}
+        #: rows the price has crossed this minute: only the liquidation may touch them
+        self._doomed: dict[str, set[int]] = {m: set() for m in config.markets}
         self._warmed = False
 
     # ---------------------------------------------------------------- time
@@ -283,6 +285,7 @@ class MarketSim:
         # a position the price has crossed belongs to the liquidator, not its trader
         doomed = T.liquidatable(book.view(), self.custodies[market].custody(),
                                 self.cum_now(market), price)
+        self._doomed[market] = set(np.flatnonzero(doomed).tolist())
         rows = rows[~doomed[rows]]
         hazard = T.hold_hazards(book.view()[rows], model)
         u = self.rng.random(len(rows)) / hazard
@@ -345,6 +348,8 @@ class MarketSim:
         if not T.is_safe(trial[0], custody, cum, price):
             return
         row = book.row_for(wallet, key, order.side, order.collateral_code, collateral)
+        if row in self._doomed[market]:  # the liquidator comes first
+            return
         if book.records[row]["size_usd"] > 0:
             self._increase(market, row, order.size_usd6 / int(book.records[row]["size_usd"]),
                            now, report, leverage=lev)
