@@ -28,8 +28,9 @@ def _sell_off() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    from conftest import skip_or_fail_without_surfnet
     from liqmap.sim.surfnet import Surfnet
+
+    from conftest import skip_or_fail_without_surfnet
 
     skip_or_fail_without_surfnet()
     out = tmp_path_factory.mktemp("sim")
