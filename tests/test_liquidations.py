@@ -185,3 +185,21 @@ def test_liquidations_survive_compaction_and_read_in_every_engine(tmp_path) -> N
     assert duckdb.sql(f"select count(*) from read_parquet('{root}/*/*/*.parquet', "
                       "hive_partitioning=true) where market = 'SOL'").fetchall()[0][0] == 6
     assert pl.scan_parquet(f"{root}/**/*.parquet", hive_partitioning=True).collect().height == 6
+
+
+def test_key_index_matches_arrow_exactly() -> None:
+    from solders.pubkey import Pubkey
+
+    from liqmap.collect.liquidations import key_index
+
+    rng = np.random.default_rng(3)
+    keys = [str(Pubkey.new_unique()) for _ in range(2000)]
+    values = pa.chunked_array([pa.array([keys[i] for i in rng.permutation(2000)[:1500]]),
+                               pa.array(["x" * 44])])
+    probe = pa.array([*keys, "x" * 44, "y" * 44])
+    exact = pa.compute.fill_null(pa.compute.index_in(probe, value_set=values), -1)
+    assert key_index(probe, values).tolist() == exact.to_pylist()
+    # keys sharing a 16-character prefix in the value set, and short keys: the exact path
+    twins = pa.array(["A" * 16 + "b" * 28, "A" * 16 + "c" * 28])
+    assert key_index(twins[::-1], twins).tolist() == [1, 0]
+    assert key_index(pa.array(["short", "A" * 16 + "b" * 28]), twins).tolist() == [-1, 0]
