@@ -6,8 +6,8 @@ Target (issue 12): detection adds under 5 % to a cycle's CPU. The cycle is the c
 path for 100,000 positions (parse the raw getProgramAccounts JSON, decode, price, build the
 rows, write the snapshot); detection compares it with the previous snapshot, 1 % of whose
 positions are gone. CPU time (process_time), the least of several runs (both sides alike).
-The baseline is the same classification written plainly (Python sets and a loop, the formula in Python integers),
-producing the same kinds.
+The baseline is the same classification written plainly (Python sets and a loop, the
+formula in Python integers), producing the same kinds.
 """
 
 from __future__ import annotations
