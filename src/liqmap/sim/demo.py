@@ -63,6 +63,7 @@ class DemoOutputs:
                 f"heatmap HTML:        {self.heatmap_html}",
                 f"liquidation levels:  {self.levels_png}",
                 f"backtest:            {self.backtest_dir}",
+                f"score:               {self.out_dir / 'score'}",
                 f"ground truth (sim):  {self.out_dir / TRUTH_FILE}"]
 
 
@@ -190,6 +191,8 @@ def _render(out: Path, store_dir: Path, echo: Echo) -> tuple[Path, Path, Path, P
         ("liquidation levels", ["levels", *data, "--at", _iso(last), "--out", str(levels)]),
         ("backtest", ["backtest", *data, "--bin", str(BACKTEST_BIN_USD),
                       "--out-dir", str(backtest)]),
+        ("score against the realized liquidations",
+         ["score", *data, "--out-dir", str(out / "score")]),
     ]
     for label, args in steps:
         echo(f"--- {label}: liqmap {' '.join(args)}")
