@@ -154,3 +154,19 @@ def test_heatmap_pictures_draw_the_markers(store: Store, tmp_path: Path) -> None
     html = heatmap_html_figure(heatmap)
     traces = [t for t in html.data if t.name and t.name.startswith("Realized liquidations")]
     assert len(traces) == 1 and list(traces[0].y) == [143.1, 151.0]
+
+
+def test_a_miss_the_map_held_says_how_far_its_level_was(store: Store) -> None:
+    states = store.read_market_state("SOL")
+    positions = store.read_positions("SOL")
+    realized = store.read_liquidations("SOL")
+    extra = pd.DataFrame([_realized(T1, "L2", LIQUIDATED, 4_000.0, 135.9)])
+    extra["market"] = "SOL"
+    score = score_map("SOL", positions, states, pd.concat([realized, extra], ignore_index=True))
+    miss = score.misses.set_index("pubkey").loc["L2"]
+    assert bool(miss["in_map"]) and not bool(miss["predicted"])
+    level = positions.filter(pa.compute.equal(positions.column("pubkey"), "L2")
+                             ).column("liq_price")[0].as_py()
+    assert miss["miss_distance_pct"] == pytest.approx((142.0 - level) / 142.0 * 100)
+    assert score.summary["misses"]["median_distance_pct"] == pytest.approx(
+        (142.0 - level) / 142.0 * 100)

@@ -157,6 +157,7 @@ def _realized_detail(actual: pd.DataFrame, keys: np.ndarray, predicted: np.ndarr
         return pd.DataFrame()
     index = {k: i for i, k in enumerate(keys.tolist())}
     open_time = rows.column("open_time").to_numpy(zero_copy_only=False)
+    liq_map = rows.column("liq_price").to_numpy(zero_copy_only=False)
     out = []
     for rec in actual.to_dict("records"):
         key = str(rec["pubkey"])
@@ -169,9 +170,9 @@ def _realized_detail(actual: pd.DataFrame, keys: np.ndarray, predicted: np.ndarr
             "predicted": bool(predicted[i]) if i is not None else False,
             "map_liq_price": rec["predicted_liq_price"],
             "distance_pct": float(dist[i]) if i is not None else np.nan,
-            "miss_distance_pct": _miss_distance(str(rec["side"]),
-                                                float(rec["predicted_liq_price"]),
-                                                prev.oracle_price, cur.oracle_price),
+            "miss_distance_pct": (_miss_distance(str(rec["side"]), float(liq_map[i]),
+                                                 prev.oracle_price, cur.oracle_price)
+                                  if i is not None else np.nan),
             "lead_time_min": ((cur.ts - seen).total_seconds() / 60 if seen is not None
                               else np.nan),
         })
@@ -179,11 +180,12 @@ def _realized_detail(actual: pd.DataFrame, keys: np.ndarray, predicted: np.ndarr
 
 
 def _miss_distance(side: str, level: float, p0: float, p1: float) -> float:
-    """How far (percent of the price) a level lay beyond the swept interval (0 inside it)."""
+    """How far (percent of the price) the map's level lay beyond the swept interval, on the
+    side the price did not reach (negative: the move had already passed it)."""
     lo, hi = min(p0, p1), max(p0, p1)
     if side == "long":
-        return max(lo - level, 0.0) / lo * 100.0
-    return max(level - hi, 0.0) / hi * 100.0
+        return (lo - level) / lo * 100.0
+    return (level - hi) / hi * 100.0
 
 
 def _assemble(market: str, minutes: list[dict[str, Any]], cal_parts: list[pd.DataFrame],
@@ -222,8 +224,8 @@ def _assemble(market: str, minutes: list[dict[str, Any]], cal_parts: list[pd.Dat
         "misses": {"positions": len(misses),
                    "not_in_map": int((~misses["in_map"].astype(bool)).sum()) if len(misses)
                    else 0,
-                   "median_distance_pct": (float(misses["miss_distance_pct"].median())
-                                           if len(misses) else None)},
+                   "median_distance_pct": _median(misses["miss_distance_pct"])
+                   if len(misses) else None},
         "calibration": cal.to_dict(orient="records"),
     }
     return Score(summary, mdf, cal, det, misses)
@@ -254,6 +256,11 @@ def _bucket_label(lo: float, hi: float) -> str:
     if hi == np.inf:
         return f">= {lo:g}"
     return f"{lo:g}-{hi:g}"
+
+
+def _median(values: pd.Series) -> float | None:
+    finite = values.astype(float).dropna()
+    return float(finite.median()) if len(finite) else None
 
 
 def _quantiles(values: pd.Series) -> dict[str, float | None]:

@@ -72,8 +72,9 @@ def table_text(score: Score) -> str:
                      f"{lead['median']:.0f}, p90 {lead['p90']:.0f} (n={lead['n']})")
     m = s["misses"]
     lines.append(f"misses: {m['positions']} ({m['not_in_map']} not in the map)"
-                 + (f", median {m['median_distance_pct']:.2f} % beyond the swept interval"
-                    if m["median_distance_pct"] is not None else ""))
+                 + (f"; the map had the others a median {m['median_distance_pct']:.2f} % "
+                    "beyond the swept interval" if m["median_distance_pct"] is not None
+                    else ""))
     lines.append(f"realized outside the scored intervals: "
                  f"{s['realized']['outside_scored_intervals']}")
     lines.append("calibration (distance to the level, % of price): in map / predicted / "
@@ -108,13 +109,19 @@ def figure_png(score: Score) -> bytes:
 
 
 def _volume_panel(ax: Any, score: Score) -> None:
+    """Each scored interval (t0, t1] as a bar: predicted filled, realized outlined."""
+    import matplotlib.dates as mdates
+
     m = score.minutes
     ax.set_title("USD per interval: predicted by the map vs realized")
     if len(m):
-        ax.plot(m["ts"], m["predicted_usd"], drawstyle="steps-mid", color="tab:blue",
-                label="predicted (levels the move crossed)")
-        ax.plot(m["ts"], m["realized_usd"], drawstyle="steps-mid", color="tab:red",
-                linestyle="--", label="realized (liquidations dataset)")
+        left = mdates.date2num(m["ts_before"].dt.tz_convert("UTC").dt.tz_localize(None))
+        right = mdates.date2num(m["ts"].dt.tz_convert("UTC").dt.tz_localize(None))
+        ax.bar(left, m["predicted_usd"], width=right - left, align="edge", color="tab:blue",
+               alpha=0.55, label="predicted (levels the move crossed)")
+        ax.bar(left, m["realized_usd"], width=right - left, align="edge", fill=False,
+               edgecolor="tab:red", linewidth=1.2, label="realized (liquidations dataset)")
+        ax.xaxis_date()
         ax.legend(loc="upper left", fontsize=8)
     ax.set_ylabel("USD")
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
@@ -132,6 +139,7 @@ def _calibration_panel(ax: Any, score: Score) -> None:
     ax.set_xlabel("distance from the price to the level at t0, % of price")
     ax.set_ylabel("% of positions in the bucket")
     ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
 
 
@@ -150,6 +158,7 @@ def _lead_panel(ax: Any, score: Score) -> None:
 def _miss_panel(ax: Any, score: Score) -> None:
     misses = score.misses
     ax.set_title("misses: where the map had them (beyond the swept interval)")
+    misses = misses[misses["miss_distance_pct"].notna()] if len(misses) else misses
     if len(misses):
         d = misses["miss_distance_pct"].astype(float)
         ax.scatter(misses["ts"], d, s=np.clip(misses["size_usd"] / 1000, 8, 300),
@@ -157,8 +166,9 @@ def _miss_panel(ax: Any, score: Score) -> None:
         ax.set_ylabel("% of the price beyond the move")
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     else:
-        ax.text(0.5, 0.5, "no misses", ha="center", va="center", transform=ax.transAxes,
-                fontsize=14)
+        n_out = len(score.misses)
+        text = "no misses the map held" + (f" ({n_out} never in it)" if n_out else "")
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=13)
         ax.set_xticks([])
         ax.set_yticks([])
 
