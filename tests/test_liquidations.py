@@ -203,3 +203,9 @@ def test_key_index_matches_arrow_exactly() -> None:
     twins = pa.array(["A" * 16 + "b" * 28, "A" * 16 + "c" * 28])
     assert key_index(twins[::-1], twins).tolist() == [1, 0]
     assert key_index(pa.array(["short", "A" * 16 + "b" * 28]), twins).tolist() == [-1, 0]
+
+
+def test_accounts_that_failed_to_decode_are_not_gone() -> None:
+    prev = priced_positions(T0, [LONG, SHORT])
+    rows = detect(_obs(T0, 150.0, prev), _obs(T1, 142.0, prev.slice(0, 0)), unknown=["L"])
+    assert rows.column("pubkey").to_pylist() == ["S"]

@@ -154,15 +154,17 @@ class RealizedLiquidations:
         self.no_access = False
 
     # ---------------------------------------------------------------- detection (cycle thread)
-    def after_snapshot(self, market: str, snapshot: Any) -> pa.Table | None:
-        """Detect what disappeared since the previous snapshot of `market`; never raises."""
+    def after_snapshot(self, market: str, snapshot: Any, rejected: list[str] | None = None
+                       ) -> pa.Table | None:
+        """Detect what disappeared since the previous snapshot of `market`; never raises.
+        `rejected`: accounts of this snapshot whose bytes did not decode (not gone: unknown)."""
         try:
             current = Observation.from_snapshot(market, snapshot.positions, snapshot.state)
             previous = self.last.get(market) or self._previous_from_store(market, current.ts)
             self.last[market] = current
             if previous is None:
                 return None
-            rows = detect(previous, current, status=self._status())
+            rows = detect(previous, current, status=self._status(), unknown=rejected)
             if rows.num_rows:
                 self.store.write_liquidations(market, rows)
                 self._enqueue(market, rows)

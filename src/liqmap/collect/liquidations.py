@@ -212,16 +212,20 @@ def classify_gone(gone: pa.Table, *, ts_before: datetime, price_before: float, t
 
 
 def detect(previous: Observation, current: Observation, *,
-           max_gap_s: float = C.LIQUIDATION_MAX_GAP_S, status: str = PENDING) -> pa.Table:
+           max_gap_s: float = C.LIQUIDATION_MAX_GAP_S, status: str = PENDING,
+           unknown: list[str] | None = None) -> pa.Table:
     """`liquidations` rows for the positions open in `previous` and gone in `current`.
 
     Empty when the observations are more than `max_gap_s` apart (not comparable) or out of
-    order.
+    order. Positions in `unknown` (accounts of `current` that failed to decode) are not gone.
     """
     gap_s = (current.ts - previous.ts).total_seconds()
     if not 0 < gap_s <= max_gap_s:
         return S.LIQUIDATIONS.empty_table()
     gone = gone_rows(previous.positions, current.positions)
+    if unknown and gone.num_rows:
+        gone = gone.filter(pc.invert(pc.is_in(gone.column("pubkey"),
+                                              value_set=pa.array(unknown, pa.string()))))
     if gone.num_rows == 0:
         return S.LIQUIDATIONS.empty_table()
     return classify_gone(gone, ts_before=previous.ts, price_before=previous.oracle_price,

@@ -101,7 +101,8 @@ class Collector:
             return self._failed(market, ts, scrub(f"{type(exc).__name__}: {exc}"))
         _log_snapshot(snapshot, stored)
         if stored:
-            self.realized.after_snapshot(market, snapshot)
+            rejected = [k for keys in fetched.positions.errors.values() for k in keys]
+            self.realized.after_snapshot(market, snapshot, rejected=rejected)
         return CycleResult(market, ts, stored=stored, snapshot=snapshot)
 
     def _failed(self, market: str, ts: pd.Timestamp, reason: str) -> CycleResult:
