@@ -89,5 +89,6 @@ def test_realized_liquidations_are_drawn_as_markers(chromium: str, tmp_path: Pat
     assert result.exit_code == 0, result.output
     dom = _browse(chromium, page, "--dump-dom").stdout.decode(errors="replace")
     assert "Realized liquidations" in dom  # the legend entry
-    # the two liquidated positions, drawn as red circles
-    assert dom.count("fill: rgb(255, 59, 48)") == 2
+    # the two liquidated positions, drawn as red circles (plus the legend's symbol)
+    assert dom.count('class="point plotly-customdata"') == 2
+    assert dom.count("fill: rgb(255, 59, 48)") == 3
