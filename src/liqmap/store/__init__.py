@@ -16,6 +16,7 @@ snapshots, so a crash between the two writes is invisible. See `layout` for file
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -75,6 +76,9 @@ class Store:
     def __init__(self, root: str) -> None:
         self.root = str(root)
         self.fs = StoreFS(self.root)
+        #: held while liquidation files are rewritten (a confirmation, a compaction), so the
+        #: confirmer thread and the compactor thread never overwrite each other's rows
+        self.liquidations_lock = threading.RLock()
 
     # ---------------------------------------------------------------- writing
     def write_snapshot(self, market: str, positions: pa.Table, state: pa.Table) -> bool:
@@ -165,9 +169,10 @@ class Store:
         rows = conform(rows, "liquidations")
         if rows.num_rows == 0:
             return 0
-        for ts in pc.unique(rows.column("ts")).to_pylist():
-            part = rows.filter(pc.equal(rows.column("ts"), pa.scalar(ts, S.TS)))
-            self._upsert_liquidations(market, ts, part)
+        with self.liquidations_lock:
+            for ts in pc.unique(rows.column("ts")).to_pylist():
+                part = rows.filter(pc.equal(rows.column("ts"), pa.scalar(ts, S.TS)))
+                self._upsert_liquidations(market, ts, part)
         return rows.num_rows
 
     def _upsert_liquidations(self, market: str, ts: datetime, rows: pa.Table) -> None:

@@ -39,6 +39,10 @@ def compact_store(store: Store, now: pd.Timestamp, grace_s: float) -> Compaction
         days = sorted(set().union(*(store._days(d, market) for d in COMPACT_ORDER)))
         for day in days:
             for dataset in COMPACT_ORDER:
+                if dataset == "liquidations":  # rewritten by confirmations too
+                    with store.liquidations_lock:
+                        _compact_partition(store, dataset, market, day, cutoff, report)
+                    continue
                 _compact_partition(store, dataset, market, day, cutoff, report)
     return report
 
