@@ -89,3 +89,33 @@ def test_the_map_scores_one_on_simulated_data(simulated) -> None:
     assert s["recall"] == {"by_position": 1.0, "by_volume": 1.0}
     assert s["misses"]["positions"] == 0
     assert s["lead_time_min"]["n"] == s["realized"]["positions"]
+
+
+def test_simulate_writes_its_ground_truth(tmp_path: Path) -> None:
+    from liqmap.sim.session import run_simulation
+    from liqmap.sim.truth import COLUMNS
+
+    from conftest import skip_or_fail_without_surfnet
+
+    skip_or_fail_without_surfnet()
+    path = tmp_path / "truth.csv"
+    config = SimConfig(markets=("SOL",), seed=5, positions={"SOL": 300},
+                       price_series=_sell_off()[:8], price_market="SOL")
+    summary = run_simulation(config, speed_s=0, minutes=7, echo=lambda _: None,
+                             progress=False, truth_path=path)
+    truth = read_truth(path)
+    assert tuple(truth.columns) == COLUMNS
+    assert (truth["kind"] == "liquidated").sum() == summary.liquidations
+    assert set(truth["kind"]) <= {"liquidated", "closed"} and truth["minute"].between(1, 7).all()
+
+
+def test_simulate_refuses_to_overwrite_a_truth_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from liqmap.cli import cli
+
+    existing = tmp_path / "truth.csv"
+    existing.write_text("keep me")
+    result = CliRunner().invoke(cli, ["simulate", "--truth", str(existing)])
+    assert result.exit_code != 0 and "exists" in result.output
+    assert existing.read_text() == "keep me"
