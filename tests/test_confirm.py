@@ -234,3 +234,20 @@ def test_previous_snapshot_comes_from_the_store_after_a_restart(tmp_path) -> Non
     realized = RealizedLiquidations(store, Settings(confirm_rps=0.0), threading.Event())
     rows = realized.after_snapshot("SOL", _snapshot(T1, 142.0, [SHORT]))
     assert rows is not None and rows.column("pubkey").to_pylist() == [POS]
+
+
+def test_two_collectors_on_one_store_detect_each_disappearance_once(tmp_path) -> None:
+    store = Store(str(tmp_path))
+    a = RealizedLiquidations(store, Settings(confirm_rps=0.0), threading.Event())
+    b = RealizedLiquidations(store, Settings(confirm_rps=0.0), threading.Event())
+    t2 = T1 + pd.Timedelta(minutes=1)
+    book = {T0: [LONG, SHORT], T1: [SHORT], t2: []}
+    snaps = {ts: _snapshot(ts, 150.0, rows) for ts, rows in book.items()}
+    # minute T0 and t2 stored by collector a, T1 by b (a found it already stored)
+    for ts, writer in ((T0, a), (T1, b), (t2, a)):
+        store.write_snapshot("SOL", snaps[ts].positions, snaps[ts].state)
+        writer.after_snapshot("SOL", snaps[ts])
+        (b if writer is a else a).forget("SOL")
+    rows = store.read_liquidations("SOL")
+    assert sorted(zip(rows["pubkey"], rows["ts"], strict=True)) == sorted(
+        [(POS, T1), (OTHER, t2)])

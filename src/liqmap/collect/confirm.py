@@ -177,6 +177,11 @@ class RealizedLiquidations:
             log.exception("%s: liquidation detection failed", market)
             return None
 
+    def forget(self, market: str) -> None:
+        """Another writer stored this minute: the next comparison starts from the store, so
+        two collectors sharing a store detect each disappearance once."""
+        self.last.pop(market, None)
+
     def _previous_from_store(self, market: str, ts: pd.Timestamp) -> Observation | None:
         start = ts - pd.Timedelta(seconds=C.LIQUIDATION_MAX_GAP_S)
         times = self.store.snapshot_times(market, start, ts - pd.Timedelta(microseconds=1))

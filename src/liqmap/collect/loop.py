@@ -86,6 +86,7 @@ class Collector:
     def _collect_market(self, market: str, ts: pd.Timestamp, deadline: float) -> CycleResult:
         if self.store.has_snapshot(market, ts):
             log.info("%s %s already stored; skipped", market, _fmt(ts))
+            self.realized.forget(market)
             return CycleResult(market, ts, stored=False)
         addr = self.addresses[market]
         try:
@@ -103,6 +104,8 @@ class Collector:
         if stored:
             rejected = [k for keys in fetched.positions.errors.values() for k in keys]
             self.realized.after_snapshot(market, snapshot, rejected=rejected)
+        else:
+            self.realized.forget(market)
         return CycleResult(market, ts, stored=stored, snapshot=snapshot)
 
     def _failed(self, market: str, ts: pd.Timestamp, reason: str) -> CycleResult:
