@@ -272,3 +272,14 @@ def test_cli_compact_converts_an_older_store(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "2 day(s) of positions stored as versions" in result.output
     _assert_same_rows(before, store.read_positions("SOL"))
+
+
+def test_other_engines_read_versions_directly(tmp_path: Path) -> None:
+    pl = pytest.importorskip("polars")
+    store = _market_store(tmp_path, n_minutes=20)
+    store.compact(now=NOW)
+    frame = pl.scan_parquet(str(tmp_path / "position_versions/**/*.parquet"),
+                            hive_partitioning=True).collect()
+    assert frame.height == store.read_versions("SOL", pd.Timestamp("2025-08-22").date()).num_rows
+    assert set(frame["market"].to_list()) == {"SOL"}
+    assert (frame["valid_from"] <= frame["valid_to"]).all()
