@@ -283,3 +283,18 @@ def test_other_engines_read_versions_directly(tmp_path: Path) -> None:
     assert frame.height == store.read_versions("SOL", pd.Timestamp("2025-08-22").date()).num_rows
     assert set(frame["market"].to_list()) == {"SOL"}
     assert (frame["valid_from"] <= frame["valid_to"]).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(snaps=st.lists(st.integers(0, 300), min_size=1, max_size=60, unique=True),
+       ranges=st.lists(st.tuples(st.integers(-20, 320), st.integers(-20, 320)), min_size=1,
+                       max_size=30))
+def test_minute_lookup_equals_binary_search(snaps: list[int], ranges: list[tuple[int, int]]
+                                            ) -> None:
+    base = 29_000_000  # minutes since the epoch (2025)
+    ts = (np.sort(np.asarray(snaps, np.int64)) + base) * V.US_PER_MINUTE
+    lo = (np.asarray([a for a, _ in ranges], np.int64) + base) * V.US_PER_MINUTE
+    hi = (np.asarray([b for _, b in ranges], np.int64) + base) * V.US_PER_MINUTE
+    i0, i1 = V._minute_ranges(ts, lo, hi)
+    np.testing.assert_array_equal(i0, np.searchsorted(ts, lo, side="left"))
+    np.testing.assert_array_equal(i1, np.searchsorted(ts, hi, side="right"))

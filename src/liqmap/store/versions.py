@@ -40,6 +40,7 @@ INTEREST_COLUMNS = ("cumulative_interest_rate_now", "usdc_cumulative_interest_ra
                     "usdt_cumulative_interest_rate_now")
 STATE_COLUMNS = ["ts", "positions_slot", *PARAM_COLUMNS, *INTEREST_COLUMNS]
 FIXED = -1
+US_PER_MINUTE = 60_000_000
 USD6 = float(C.USD_PRECISION)
 #: Columns identical in every minute of a version (besides the USD-6 amounts).
 STATIC_COLUMNS = ("owner", "side", "size_tokens", "leverage", "collateral_custody",
@@ -132,9 +133,31 @@ class VersionArrays:
 
     def snapshot_ranges(self, state: DayState) -> tuple[np.ndarray, np.ndarray]:
         """[i0, i1): the snapshots of `state` each version holds (empty when i1 <= i0)."""
-        i0 = np.searchsorted(state.ts_us, self.from_us, side="left")
-        i1 = np.searchsorted(state.ts_us, self.to_us, side="right")
+        if state.n and _whole_minutes(state.ts_us) and _whole_minutes(self.from_us) \
+                and _whole_minutes(self.to_us):
+            i0, i1 = _minute_ranges(state.ts_us, self.from_us, self.to_us)
+        else:
+            i0 = np.searchsorted(state.ts_us, self.from_us, side="left")
+            i1 = np.searchsorted(state.ts_us, self.to_us, side="right")
         return i0, np.maximum(i1, i0)
+
+
+def _whole_minutes(us: np.ndarray) -> bool:
+    return bool((us % US_PER_MINUTE == 0).all())
+
+
+def _minute_ranges(ts_us: np.ndarray, from_us: np.ndarray, to_us: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """`snapshot_ranges` when every time is a whole minute: a table lookup per version instead
+    of a binary search (the same answer: searchsorted over every minute of the span)."""
+    minutes = ts_us // US_PER_MINUTE
+    first, last = int(minutes[0]), int(minutes[-1])
+    every = np.arange(first - 1, last + 2, dtype=np.int64)
+    left = np.searchsorted(minutes, every, side="left")
+    right = np.searchsorted(minutes, every, side="right")
+    lo = np.clip(from_us // US_PER_MINUTE, first - 1, last + 1) - (first - 1)
+    hi = np.clip(to_us // US_PER_MINUTE, first - 1, last + 1) - (first - 1)
+    return left[lo], right[hi]
 
 
 def minute_values(v: VersionArrays, vidx: np.ndarray, sidx: np.ndarray, state: DayState
