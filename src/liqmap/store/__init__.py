@@ -15,6 +15,8 @@ snapshots, so a crash between the two writes is invisible. See `layout` for file
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +37,13 @@ log = logging.getLogger(__name__)
 __all__ = ["CompactionReport", "Store"]
 
 TimeLike = pd.Timestamp | datetime | None
+#: Parquet key-value metadata of a positions snapshot file: "<host>:<pid>" of its writer
+WRITER_KEY = b"liqmap.writer"
+
+
+def writer_id() -> str:
+    """This process as a store writer: host name and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 COMPACT_ROW_GROUP = 256 * 1024
 
 
@@ -93,8 +102,16 @@ class Store:
             return False
         name = L.snap_name(ts)
         day = ts.astimezone(UTC).date()
-        self.fs.write_table(f"{L.partition_dir('positions', market, day)}/{name}",
-                            positions.sort_by(S.SORT_KEYS["positions"]))
+        positions = positions.sort_by(S.SORT_KEYS["positions"])
+        positions = positions.replace_schema_metadata({WRITER_KEY: writer_id().encode()})
+        # No-overwrite on both files: the first writer to place its positions owns the minute,
+        # so a committed market_state row always sits next to its own writer's positions.
+        if not self.fs.write_table(f"{L.partition_dir('positions', market, day)}/{name}",
+                                   positions, overwrite=False):
+            if not self.has_snapshot(market, ts):
+                log.warning("%s %s: another writer's positions await their commit; minute left "
+                            "to it", market, name)
+            return False
         return self.fs.write_table(f"{L.partition_dir('market_state', market, day)}/{name}",
                                    state, overwrite=False)
 

@@ -95,9 +95,12 @@ class StoreFS:
         if not overwrite and self.exists(rel):
             return False
         if not self.local:
-            self.fs.create_dir(self.path(rel).rsplit("/", 1)[0], recursive=True)
-            pq.write_table(table, self.path(rel), filesystem=self.fs,
-                           row_group_size=row_group_size, **PARQUET_OPTIONS)
+            try:
+                self.fs.create_dir(self.path(rel).rsplit("/", 1)[0], recursive=True)
+                pq.write_table(table, self.path(rel), filesystem=self.fs,
+                               row_group_size=row_group_size, **PARQUET_OPTIONS)
+            except OSError as exc:
+                raise _storage_error(Path(rel), exc) from exc
             return True
         return _write_local_atomic(Path(self.path(rel)), table, overwrite, row_group_size)
 
@@ -108,25 +111,81 @@ class StoreFS:
                 out.write(data)
             return
         target = Path(self.path(rel))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        tmp = temp_path(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            _discard(tmp)
+            raise _storage_error(target, exc) from exc
 
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.path(rel)) as src:
             return bytes(src.read())
 
 
+TEMP_PREFIX = ".tmp-"
+#: temporary files end so: never `.parquet`, so no `*.parquet` glob (DuckDB, polars) sees them
+TEMP_SUFFIX = ".partial"
+
+
+def temp_path(target: Path) -> Path:
+    """A temporary name next to `target`, holding the writer's pid (see `temp_writer_pid`)."""
+    return target.with_name(f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}-"
+                            f"{target.name}{TEMP_SUFFIX}")
+
+
+def temp_writer_pid(name: str) -> int | None:
+    """The pid of the process writing temporary file `name`; None if not a new-style temp name.
+
+    A temporary file is held while that process lives on this machine; recovery may delete
+    a temporary file whose writer is gone at once, and any temporary file after an hour.
+    """
+    if not (name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)):
+        return None
+    pid = name[len(TEMP_PREFIX):].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def is_temp(name: str) -> bool:
+    """Temporary file of any liqmap version (older ones ended in `.parquet`)."""
+    return name.startswith(TEMP_PREFIX)
+
+
+def writer_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _discard(tmp: Path) -> None:
+    """Best-effort removal of a temporary file (the disk may refuse this too)."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+def _storage_error(target: Path, exc: OSError) -> StorageError:
+    return StorageError(f"cannot write {target}: {exc.strerror or exc}; check free disk space "
+                        "and permissions of the data directory")
+
+
 def _write_local_atomic(target: Path, table: pa.Table, overwrite: bool,
                         row_group_size: int | None) -> bool:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+    tmp = temp_path(target)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, row_group_size=row_group_size, **PARQUET_OPTIONS)
             fh.flush()
@@ -139,13 +198,12 @@ def _write_local_atomic(target: Path, table: pa.Table, overwrite: bool,
             except FileExistsError:
                 return False
             finally:
-                tmp.unlink(missing_ok=True)
+                _discard(tmp)
         _fsync_dir(target.parent)
         return True
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {target}: {exc.strerror or exc}; check free disk space "
-                           "and permissions of the data directory") from exc
+        _discard(tmp)
+        raise _storage_error(target, exc) from exc
 
 
 def _fsync_dir(path: Path) -> None:
