@@ -3,18 +3,28 @@ that empties or ages its answers): a refused answer is a miss with its reason, n
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 from liqmap.collect.loop import Collector
 from liqmap.config import load_settings
 from liqmap.store import Store
+from test_collector_surfnet import BOOK, Chain
 
 from scripted_rpc import proxy
-from test_collector_surfnet import BOOK, SOL, Chain, fx  # noqa: F401  (fx is a fixture)
 
 T0 = pd.Timestamp("2026-11-24T08:00:00Z")
+
+
+@pytest.fixture
+def fx(mainnet_accounts_path: Path) -> dict[str, bytes]:
+    data = json.loads(mainnet_accounts_path.read_text())
+    return {k: base64.b64decode(v["data_b64"]) for k, v in data.items()}
 
 
 def collector(url: str, tmp_path) -> tuple[Collector, Store]:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
@@ -26,6 +26,9 @@ from liqmap.logs import scrub
 from liqmap.store import Store
 
 log = logging.getLogger("liqmap.collect")
+
+#: misses kept in memory while the disk refuses them (a day of 3 markets every minute)
+MAX_PENDING_MISSES = 3 * 1440
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Collector:
             gpa_timeout_s=settings.gpa_timeout_s)
         self.addresses = {m: MarketAddresses.default(m) for m in settings.markets}
         self._last_slot: dict[str, int | None] = {}
+        self._pending: list[tuple[str, pd.Timestamp, str]] = []  # misses the disk refused
         self._outage: str | None = None  # why the schedule could not run, for missed minutes
         self._now: Callable[[], float] = (self._chain_now if settings.clock == "chain"
                                           else time.time)
@@ -77,10 +81,12 @@ class Collector:
         ts = ts if ts is not None else self.boundary(self._now())
         deadline = time.monotonic() + self.settings.interval_s
         results = []
+        self._flush_pending()
         for market in self.settings.markets:
             if self.stop.is_set():
                 break
             results.append(self._collect_market(market, ts, deadline))
+        self._save_endpoint_report()
         return results
 
     def _collect_market(self, market: str, ts: pd.Timestamp, deadline: float) -> CycleResult:
@@ -95,6 +101,7 @@ class Collector:
             stored = self.store.write_snapshot(market, snapshot.positions, snapshot.state)
             self._last_slot[market] = max(previous or 0, fetched.positions_slot)
         except Stopped:
+            self._failed(market, ts, "collector was stopped during this cycle")
             return CycleResult(market, ts, stored=False, error="stopped")
         except LiqmapError as exc:
             return self._failed(market, ts, scrub(str(exc)))
@@ -112,11 +119,34 @@ class Collector:
 
     def _failed(self, market: str, ts: pd.Timestamp, reason: str) -> CycleResult:
         log.error("%s %s: no snapshot: %s", market, _fmt(ts), reason)
+        if not self._record_miss(market, ts, reason) and len(self._pending) < MAX_PENDING_MISSES:
+            self._pending.append((market, ts, reason))
+        return CycleResult(market, ts, stored=False, error=reason)
+
+    def _record_miss(self, market: str, ts: pd.Timestamp, reason: str) -> bool:
         try:
             self.store.write_miss(market, ts, reason)
         except (LiqmapError, OSError) as exc:
-            log.error("%s %s: could not record the miss either: %s", market, _fmt(ts), exc)
-        return CycleResult(market, ts, stored=False, error=reason)
+            log.error("%s %s: could not record the miss either (kept in memory until the "
+                      "disk takes it): %s", market, _fmt(ts), exc)
+            return False
+        return True
+
+    def _flush_pending(self) -> None:
+        """Record the misses an unwritable disk refused, now that it may take them."""
+        while self._pending:
+            market, ts, reason = self._pending[0]
+            if not self._record_miss(market, ts, reason):
+                return
+            self._pending.pop(0)
+
+    def _save_endpoint_report(self) -> None:
+        """Per-endpoint counters for `liqmap status` (best effort: the disk may refuse)."""
+        try:
+            self.store.write_endpoint_report(
+                [asdict(r) for r in self.client.transport.report()])
+        except (LiqmapError, OSError) as exc:
+            log.debug("endpoint report not saved: %s", exc)
 
     # ---------------------------------------------------------------- the loop
     def run(self, *, max_cycles: int | None = None) -> int:

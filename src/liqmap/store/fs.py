@@ -8,7 +8,9 @@ hard link when the target must not be overwritten), fsync of the directory. On o
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -124,6 +126,46 @@ class StoreFS:
             _discard(tmp)
             raise _storage_error(target, exc) from exc
 
+    def parquet_error(self, rel: str) -> str | None:
+        """Why the Parquet file at `rel` cannot be opened, or None when its footer reads."""
+        try:
+            pq.read_metadata(self.path(rel), filesystem=self.fs)
+        except (OSError, pa.ArrowException) as exc:
+            return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return None
+
+    def move_aside(self, rel: str, dest_rel: str) -> None:
+        """Move a file to another place in the store (never across stores); keeps its bytes."""
+        try:
+            self.fs.create_dir(self.path(dest_rel).rsplit("/", 1)[0], recursive=True)
+            self.fs.move(self.path(rel), self.path(dest_rel))
+        except OSError as exc:
+            raise _storage_error(Path(self.path(dest_rel)), exc) from exc
+
+    def link_tree(self, src_rel: str, dest_rel: str) -> None:
+        """Hard-link every file under `src_rel` to the same place under `dest_rel` (local)."""
+        src = Path(self.path(src_rel))
+        for path in sorted(src.rglob("*")) if src.exists() else []:
+            if path.is_file() and not is_temp(path.name):
+                dest = Path(self.path(dest_rel)) / path.relative_to(src)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.link(path, dest)
+
+    def swap_dir(self, new_rel: str, live_rel: str) -> None:
+        """Make directory `new_rel` the live `live_rel` in one atomic step (local only): a
+        reader, or a glob, sees either the old tree or the new one. The old tree ends up at
+        `new_rel`."""
+        new, live = self.path(new_rel), self.path(live_rel)
+        try:
+            if not os.path.exists(live):
+                os.makedirs(os.path.dirname(live), exist_ok=True)
+                os.rename(new, live)
+            else:
+                _exchange(new, live)
+            _fsync_dir(Path(live).parent)
+        except OSError as exc:
+            raise _storage_error(Path(live), exc) from exc
+
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.path(rel)) as src:
             return bytes(src.read())
@@ -204,6 +246,23 @@ def _write_local_atomic(target: Path, table: pa.Table, overwrite: bool,
     except OSError as exc:
         _discard(tmp)
         raise _storage_error(target, exc) from exc
+
+
+_RENAME_EXCHANGE = 2
+
+
+def can_swap_dirs() -> bool:
+    """Whether this system has an atomic exchange of two paths (Linux renameat2)."""
+    return sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "renameat2")
+
+
+def _exchange(a: str, b: str) -> None:
+    """Atomically exchange paths `a` and `b` (Linux renameat2 RENAME_EXCHANGE)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd = -100
+    if libc.renameat2(at_fdcwd, a.encode(), at_fdcwd, b.encode(), _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), b)
 
 
 def _fsync_dir(path: Path) -> None:
