@@ -67,14 +67,9 @@ def _default_window(store: Store, market: str, start: pd.Timestamp | None,
 def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
                   end: pd.Timestamp | None = None, interval_s: float = 60.0) -> MarketStatus:
     """Snapshots present and missing for `market` in [start, end] (default: last 24 h)."""
-    start, end = _default_window(store, market, start, end)
-    if start > end:
-        raise DataGapError(f"--t-start {start} is after --t-end {end}")
-    step = pd.Timedelta(seconds=interval_s)
-    first = start.ceil(step)
-    expected = pd.date_range(first, end, freq=step) if first <= end else pd.DatetimeIndex([])
     damaged = damaged_files(store, market, start, end)
     try:
+        start, end = _default_window(store, market, start, end)
         state = store.read_market_state(market, start, end, ["ts", "n_positions"]).to_pandas()
         misses = store.read_misses(market, start, end).to_pandas()
     except StorageError as exc:
@@ -82,6 +77,11 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
             raise
         raise StorageError(f"{format_damaged(damaged)}; run `liqmap recover --quarantine` to "
                            "move them aside (nothing is deleted)") from exc
+    if start > end:
+        raise DataGapError(f"--t-start {start} is after --t-end {end}")
+    step = pd.Timedelta(seconds=interval_s)
+    first = start.ceil(step)
+    expected = pd.date_range(first, end, freq=step) if first <= end else pd.DatetimeIndex([])
     present = pd.DatetimeIndex(state["ts"])
     missing = expected.difference(present)
     reasons = dict(zip(misses["ts"], misses["reason"], strict=True))
