@@ -152,6 +152,8 @@ class Collector:
     def run(self, *, max_cycles: int | None = None) -> int:
         """Cycle until `stop` is set (SIGTERM/SIGINT) or `max_cycles` ran; returns cycles run."""
         self._recover()
+        for market in self.settings.markets:  # before the first cycle, not inside it
+            self._previous_slot(market)
         compactor = _Compactor(self.store, self.stop)
         compactor.start()
         log.info("collecting: %s", self.settings.describe())
