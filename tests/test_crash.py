@@ -88,18 +88,26 @@ def _assert_whole(data_dir: Path) -> int:
 def _glob_readers_agree(data_dir: Path) -> int:
     """The README's DuckDB and polars globs read the store; snapshots they count (market_state
     rows), the same for both."""
-    if not (data_dir / "market_state").exists():
+    if not any(data_dir.glob("market_state/*/*/*.parquet")):
         return 0
     state_glob = str(data_dir / "market_state" / "*" / "*" / "*.parquet")
     n_duck = duckdb.sql(f"select count(*) from read_parquet('{state_glob}', "
                         "hive_partitioning=true)").fetchall()[0][0]
     n_polars = pl.scan_parquet(state_glob, hive_partitioning=True).select(pl.len()).collect()
-    if (data_dir / "positions").exists():
+    if any(data_dir.glob("positions/*/*/*.parquet")):
         pos_glob = str(data_dir / "positions" / "*" / "*" / "*.parquet")
         duckdb.sql(f"select count(*) from read_parquet('{pos_glob}', hive_partitioning=true)")
         pl.scan_parquet(pos_glob, hive_partitioning=True).select(pl.len()).collect()
     assert n_duck == n_polars.item()
     return int(n_duck)
+
+
+def _wait_for_snapshots(data_dir: Path, n: int, timeout_s: float = 60.0) -> None:
+    """Until `n` snapshots are committed (a loaded machine starts Python slowly)."""
+    end = time.monotonic() + timeout_s
+    while len(list(data_dir.glob("market_state/*/*/snap-*.parquet"))) < n:
+        assert time.monotonic() < end, f"fewer than {n} snapshots after {timeout_s} s"
+        time.sleep(0.1)
 
 
 def _in_flight(data_dir: Path) -> tuple[bool, bool]:
@@ -140,7 +148,7 @@ def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Pat
         stored = now
     assert caught >= 3  # the kills really landed inside writes
     proc = _start(surfnet, tmp_path)  # a restart carries on and cleans up
-    time.sleep(4.0)
+    _wait_for_snapshots(tmp_path, stored + 1)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert _assert_whole(tmp_path) > stored
@@ -150,7 +158,7 @@ def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Pat
 def test_signal_finishes_and_exits_zero(surfnet, tmp_path: Path, sig: signal.Signals) -> None:
     _market(surfnet)
     proc = _start(surfnet, tmp_path)
-    time.sleep(3.0)
+    _wait_for_snapshots(tmp_path, 1)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()
