@@ -32,16 +32,18 @@ MARKERS: Final = {  # event -> (marker, colour, label)
 
 def describe_params(params: BacktestParams) -> str:
     """One line of the key parameters, for titles."""
-    if params.threshold_quantile is not None:
+    if params.threshold_tokens is None and params.threshold_quantile is not None:
         theta = f"θ=q{params.threshold_quantile:g} of {params.lookback_min} min"
     else:
         unit = "tokens/USD" if params.legacy_formulas else "tokens"
         theta = f"θ={params.threshold_tokens:g} {unit}"
-    parts = [f"W={params.window_usd:g} USD", theta, f"confirm {params.confirm}",
+    parts = [f"W={params.window_label()}", theta, f"confirm {params.confirm}",
              f"release {params.release}", f"boost {params.boost:g}",
              f"reversal {'on' if params.reversal else 'off'}"]
     if params.cost_bps:
         parts.append(f"costs {params.cost_bps:g} bps")
+    if params.carry_apr:
+        parts.append(f"carry {100 * params.carry_apr:g} %/yr")
     if params.legacy_formulas:
         parts.append("legacy formulas")
     return ", ".join(parts)
@@ -81,9 +83,9 @@ def _plot_pressure(ax: Axes, times: pd.DatetimeIndex, result: BacktestResult) ->
     unit = "tokens / USD" if params.legacy_formulas else "tokens"
     shown = ~result.minutes.gap | params.legacy_formulas
     ax.plot(times, np.where(shown, rule.above, np.nan), color=DOWN_COLOR, lw=0.7,
-            label=f"above: (p, p+{params.window_usd:g}]")
+            label=f"above: (p, p+{params.window_label()}]")
     ax.plot(times, np.where(shown, rule.below, np.nan), color=UP_COLOR, lw=0.7,
-            label=f"below: [p−{params.window_usd:g}, p)")
+            label=f"below: [p−{params.window_label()}, p)")
     ax.plot(times, rule.threshold, color="tab:red", lw=1.0, ls="--", label="threshold θ")
     ax.set_ylabel(f"liquidations\nin window ({unit})")
     ax.yaxis.set_major_formatter(THOUSANDS)
