@@ -163,7 +163,7 @@ class RuleOutput:
     trigger: np.ndarray
     direction: np.ndarray
     event: np.ndarray
-    final: RuleState = RuleState()
+    final: RuleState = field(default_factory=RuleState)
 
 
 def run_rule(above: np.ndarray, below: np.ndarray, threshold: np.ndarray, frozen: np.ndarray,

@@ -25,6 +25,43 @@ Examples:
 """
 
 
+def rule_options(f: Any) -> Any:
+    """The rule's options, shared by `liqmap backtest` and `liqmap signal`."""
+    for option in reversed(_RULE_OPTIONS):
+        f = option(f)
+    return f
+
+
+_RULE_OPTIONS = [
+    click.option("--window", "window_text", default=f"{P.DEFAULT_WINDOW_PCT:g}%",
+              show_default=True, help="W above and below the price: a share of the price "
+                                      "(0.5%) or USD (10)."),
+    click.option("--threshold", "threshold_tokens", type=float, default=None,
+              help="θ fixed: trigger when either window sum exceeds it (tokens). Default: the "
+                   "trailing quantile below."),
+    click.option("--threshold-quantile", type=float, default=None,
+              help=f"θ = this quantile (0-1] of the trailing max(above, below) [default "
+                   f"{P.DEFAULT_THRESHOLD_QUANTILE:g}]."),
+    click.option("--lookback", "lookback_min", type=int, default=P.DEFAULT_LOOKBACK_MIN,
+              show_default=True, help="Minutes of history of the quantile threshold."),
+    click.option("--confirm", type=int, default=P.DEFAULT_CONFIRM, show_default=True,
+              help="Trigger minutes in a row to switch the boost on."),
+    click.option("--release", type=int, default=P.DEFAULT_RELEASE, show_default=True,
+              help="Quiet minutes in a row to switch it off."),
+    click.option("--reversal/--no-reversal", default=False, show_default=True,
+              help="While cooling down, an opposite trigger flips the direction."),
+    click.option("--boost", type=float, default=P.DEFAULT_BOOST, show_default=True,
+              help="Ratio added to the short (+1) or taken from it (−1) while on."),
+    click.option("--fee-bps", type=float, default=P.DEFAULT_FEE_BPS, show_default=True,
+              help=f"Fee on each change of the boost, bps ({P.HEDGE_VENUE})."),
+    click.option("--slippage-bps", type=float, default=P.DEFAULT_SLIPPAGE_BPS, show_default=True,
+              help="Slippage on each change of the boost, bps."),
+    click.option("--carry-apr", type=float, default=P.DEFAULT_CARRY_APR, show_default=True,
+              help="Carrying cost of the short (funding/borrow), fraction per year of its "
+                   "notional paid by the short; negative if it earns."),
+]
+
+
 @click.command("backtest", epilog=_EPILOG)
 @click.option("--heatmap", "heatmap_path", type=click.Path(exists=True, dir_okay=False),
               help="Liquidation matrix npz in the old tool's format (default: the store).")
@@ -47,32 +84,7 @@ Examples:
 @click.option("--jlp-amount", type=float, default=None, metavar="JLP",
               help="Without a hedge log: JLP tokens held; exposure = JLP / JLP supply × the "
                    "pool's net delta at each minute, from the store.")
-@click.option("--window", "window_text", default=f"{P.DEFAULT_WINDOW_PCT:g}%",
-              show_default=True, help="W above and below the price: a share of the price "
-                                      "(0.5%) or USD (10).")
-@click.option("--threshold", "threshold_tokens", type=float, default=None,
-              help="θ fixed: trigger when either window sum exceeds it (tokens). Default: the "
-                   "trailing quantile below.")
-@click.option("--threshold-quantile", type=float, default=None,
-              help=f"θ = this quantile (0-1] of the trailing max(above, below) [default "
-                   f"{P.DEFAULT_THRESHOLD_QUANTILE:g}].")
-@click.option("--lookback", "lookback_min", type=int, default=P.DEFAULT_LOOKBACK_MIN,
-              show_default=True, help="Minutes of history of the quantile threshold.")
-@click.option("--confirm", type=int, default=P.DEFAULT_CONFIRM, show_default=True,
-              help="Trigger minutes in a row to switch the boost on.")
-@click.option("--release", type=int, default=P.DEFAULT_RELEASE, show_default=True,
-              help="Quiet minutes in a row to switch it off.")
-@click.option("--reversal/--no-reversal", default=False, show_default=True,
-              help="While cooling down, an opposite trigger flips the direction.")
-@click.option("--boost", type=float, default=P.DEFAULT_BOOST, show_default=True,
-              help="Ratio added to the short (+1) or taken from it (−1) while on.")
-@click.option("--fee-bps", type=float, default=P.DEFAULT_FEE_BPS, show_default=True,
-              help=f"Fee on each change of the boost, bps ({P.HEDGE_VENUE}).")
-@click.option("--slippage-bps", type=float, default=P.DEFAULT_SLIPPAGE_BPS, show_default=True,
-              help="Slippage on each change of the boost, bps.")
-@click.option("--carry-apr", type=float, default=P.DEFAULT_CARRY_APR, show_default=True,
-              help="Carrying cost of the short (funding/borrow), fraction per year of its "
-                   "notional paid by the short; negative if it earns.")
+@rule_options
 @click.option("--carry-csv", type=click.Path(exists=True, dir_okay=False),
               help="Per-hour carry: timestamp and carry_apr, or funding_rate (per hour, "
                    "positive when longs pay); replaces --carry-apr.")

@@ -27,6 +27,7 @@ from liqmap.jupiter.encode import (
     encode_custody,
     encode_pool,
     encode_positions,
+    encode_spl_mint,
 )
 from liqmap.sim import params as SP
 from liqmap.sim import traders as T
@@ -457,7 +458,9 @@ class MarketSim:
         pool = replace(SP.POOL_BASE,
                        custodies=tuple(C.CUSTODY_BY_ASSET[a] for a in SP.POOL_ASSETS),
                        aum_usd6=pool_aum_usd6(custodies, prices), apr_last_updated=now)
-        writes = [AccountWrite(C.POOL_ADDRESS, encode_pool(pool), SP.PERPS_OWNER)]
+        writes = [AccountWrite(C.POOL_ADDRESS, encode_pool(pool), SP.PERPS_OWNER),
+                  AccountWrite(C.JLP_MINT, encode_spl_mint(self._jlp_supply(pool.aum_usd6),
+                                                           C.JLP_DECIMALS), C.TOKEN_PROGRAM_ID)]
         for asset, custody in custodies.items():
             writes.append(AccountWrite(C.CUSTODY_BY_ASSET[asset], encode_custody(custody),
                                        SP.PERPS_OWNER))
@@ -465,6 +468,12 @@ class MarketSim:
             writes.append(AccountWrite(custody.doves_ag_oracle, encode_ag_price_feed(feed),
                                        SP.DOVES_OWNER))
         return writes
+
+    def _jlp_supply(self, aum_usd6: int) -> int:
+        """Fixed at the first minute's AUM (no mints or burns are simulated)."""
+        if getattr(self, "_jlp_supply_units", None) is None:
+            self._jlp_supply_units = jlp_supply(aum_usd6)
+        return int(self._jlp_supply_units)
 
     # ---------------------------------------------------------------- views
     def custody(self, asset: str) -> Custody:
@@ -485,6 +494,11 @@ def _position_writes(book: T.Book, rows: object) -> list[AccountWrite]:
     blobs = encode_positions(book.records[idx])
     return [AccountWrite(book.pubkeys[i], blob, SP.PERPS_OWNER)
             for i, blob in zip(idx.tolist(), blobs, strict=True)]
+
+
+def jlp_supply(aum_usd6: int) -> int:
+    """JLP supply (base units) that prices JLP at SP.JLP_PRICE_USD for a pool of `aum_usd6`."""
+    return max(int(aum_usd6 / SP.JLP_PRICE_USD), 1) * 10**C.JLP_DECIMALS // C.USD_PRECISION
 
 
 def pool_aum_usd6(custodies: dict[str, Custody], prices_usd6: dict[str, int]) -> int:
