@@ -80,17 +80,18 @@ def backtest_toggles(root: Path, start: pd.Timestamp, end: pd.Timestamp) -> list
 
 
 def test_minute_by_minute_equals_one_backtest_run(tmp_path: Path) -> None:
-    write_minutes(tmp_path, 0, 90)
+    write_minutes(tmp_path, 0, 60)
     config = config_from("SOL", **RULE)
     runner = SignalRunner(str(tmp_path), config, [])
     runner.start()  # first start: anchor 21 minutes before the last stored minute
-    anchor = START + pd.Timedelta(minutes=89 - 21)
-    for i in range(90, 130):  # then one new minute at a time, as the collector writes them
+    anchor = START + pd.Timedelta(minutes=59 - 21)
+    for i in range(60, 90):  # then one new minute at a time, as the collector writes them
         write_minutes(tmp_path, i, 1)
         assert len(runner.poll()) == 1
+    assert runner.poll() == []
     live = [(f"{s.ts:%Y%m%dT%H%MZ}", s.event) for s in runner.toggles]
     assert len(live) >= 4
-    assert live == backtest_toggles(tmp_path, anchor, START + pd.Timedelta(minutes=129))
+    assert live == backtest_toggles(tmp_path, anchor, START + pd.Timedelta(minutes=89))
 
 
 def test_toggles_are_posted_once_with_a_key_and_logged(tmp_path: Path,

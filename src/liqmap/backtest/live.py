@@ -313,9 +313,14 @@ class SignalRunner:
 
     def poll(self) -> list[MinuteSignal]:
         """Evaluate minutes stored since the last call, print them, deliver their toggles."""
-        latest = self._latest()
-        if self.rule.last_ns is not None and latest.value <= self.rule.last_ns:
-            return []
+        if self.rule.last_ns is None:
+            latest = self._latest()
+        else:  # only the files after the last minute are read
+            after = pd.Timestamp(self.rule.last_ns, tz="UTC") + pd.Timedelta(minutes=1)
+            times = self.store.snapshot_times(self.config.market, after)
+            if times.empty:
+                return []
+            latest = pd.Timestamp(times[-1])
         since = pd.Timestamp(self.rule.last_ns or latest.value, tz="UTC")
         n_before = len(self.toggles)
         signals = self._evaluate(since + pd.Timedelta(minutes=1), latest)
