@@ -194,7 +194,7 @@ def rule_params(**kw: Any) -> P.BacktestParams:
         changes["threshold_quantile"] = None
     if "window_usd" in changes:
         changes["window_pct"] = None
-    if "window_pct" in changes:
+    elif "window_pct" in changes:
         changes["window_usd"] = None
     for key in ("confirm", "release", "lookback_min"):
         if key in changes and float(changes[key]) == int(changes[key]):

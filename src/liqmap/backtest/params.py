@@ -103,10 +103,10 @@ class BacktestParams:
         return out
 
     def window_label(self) -> str:
-        """The window as given: "0.5%" or "10 USD"."""
-        if self.window_pct is not None:
-            return f"{self.window_pct:g}%"
-        return f"{self.window_usd:g} USD"
+        """The window as given: "10 USD" or "0.5%"."""
+        if self.window_usd is not None:
+            return f"{self.window_usd:g} USD"
+        return f"{self.window_pct:g}%"
 
     @property
     def cost_bps(self) -> float:

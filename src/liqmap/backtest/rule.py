@@ -40,10 +40,10 @@ def bin_prefix_sums(z: np.ndarray) -> np.ndarray:
 
 
 def window_usd_of(params: BacktestParams, price_usd: np.ndarray) -> np.ndarray | float:
-    """W in USD at each minute: `window_usd`, or `window_pct` % of the minute's price."""
-    if params.window_pct is not None:
-        return price_usd * (params.window_pct / 100.0)
-    return float(params.window_usd)  # type: ignore[arg-type]
+    """W in USD at each minute: `window_usd` when set, else `window_pct` % of the price."""
+    if params.window_usd is not None:
+        return float(params.window_usd)
+    return price_usd * (float(params.window_pct or 0.0) / 100.0)
 
 
 def window_sums(prefix: np.ndarray, lower_edges_usd: np.ndarray, columns: np.ndarray,
