@@ -22,6 +22,8 @@ from liqmap.cli import main
 from liqmap.matrix import LiqMatrix, load_npz
 
 HKT = "Asia/Hong_Kong"
+FIXED_80K = ["--threshold", "80000", "--window", "10"]
+LEGACY_300 = ["--threshold", "300", "--window", "10", "--fee-bps", "0", "--slippage-bps", "0"]
 
 
 def BacktestParams(**kw: object) -> _Params:
@@ -204,7 +206,7 @@ def test_legacy_formulas_match_the_old_script(desk_csv: Path, real_matrix_path: 
                                               tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["--heatmap", str(real_matrix_path), "--hedge-log", str(desk_csv),
-                            "--tz", HKT, "--legacy-formulas", "--reversal", "--threshold", "300", "--window", "10", "--fee-bps", "0", "--slippage-bps", "0",
+                            "--tz", HKT, "--legacy-formulas", "--reversal", *LEGACY_300,
                             "--release", "4", "--out-dir", str(tmp_path), "--no-plots"], capsys)
     assert code == 0, err
     ours = pd.read_csv(tmp_path / "minutes.csv")
@@ -233,7 +235,7 @@ def test_cli_run_writes_every_output(desk_csv: Path, real_matrix_path: Path, tmp
                                      capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "new" / "run"
     code, out, err = run_cli(["--heatmap", str(real_matrix_path), "--hedge-log", str(desk_csv),
-                              "--tz", HKT, "--threshold", "80000", "--window", "10", "--reversal", "--fee-bps",
+                              "--tz", HKT, *FIXED_80K, "--reversal", "--fee-bps",
                               "2", "--slippage-bps", "3", "--out-dir", str(out_dir)], capsys)
     assert code == 0, err
     for name in ("minutes.csv", "toggles.csv", "summary.json", "ratio.png", "pnl.png"):
@@ -257,7 +259,7 @@ def test_cli_run_writes_every_output(desk_csv: Path, real_matrix_path: Path, tmp
 
 def test_cli_without_hedge_log_is_per_token(real_matrix_path: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["--heatmap", str(real_matrix_path), "--threshold", "80000", "--window", "10",
+    code, _, err = run_cli(["--heatmap", str(real_matrix_path), *FIXED_80K,
                             "--t-start", "2025-08-24T00:00", "--t-end", "2025-08-24T11:59",
                             "--exposure", "3", "--out-dir", str(tmp_path), "--no-plots"], capsys)
     assert code == 0, err
@@ -338,7 +340,7 @@ def test_bad_hedge_log_is_one_line_and_writes_nothing(
     (["--window", "0"], "window must be > 0"),
     (["--threshold-quantile", "2"], "threshold_quantile must be > 0 and <= 1"),
     (["--target", "0"], "--target 0 must be > 0"),
-    (["--legacy-formulas", "--boost", "1", "--threshold", "300", "--window", "10", "--fee-bps", "0", "--slippage-bps", "0"],
+    (["--legacy-formulas", "--boost", "1", *LEGACY_300],
      "the legacy boosted loss divides by the boosted ratio, which is 0"),
     (["--t-start", "2025-08-30"], "has 0 priced minute(s) in the window"),
     (["--t-start", "someday"], "cannot parse --t-start 'someday'"),
