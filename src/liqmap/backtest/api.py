@@ -266,7 +266,8 @@ class Backtest:
             return render_ratio(self.result, self.inputs.market)
         if kind != "pnl":
             raise InputError(f"plot kind {kind!r} is unknown; use 'pnl' or 'ratio'")
-        return render_pnl(self.result, self.summary_dict["metrics"], self.inputs.market)
+        return render_pnl(self.result, self.summary_dict["metrics"], self.inputs.market,
+                          self.baselines.get("always_on"))
 
     def _repr_html_(self) -> str:
         frame: Any = self.summary.to_frame("value")

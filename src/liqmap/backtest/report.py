@@ -189,7 +189,8 @@ def _num(x: float) -> str:
 
 def render_outputs(result: BacktestResult, summary: Mapping[str, Any], *, plots: bool = True,
                    sweep: SweepResult | None = None,
-                   sweep_axes: tuple[str, str | None] | None = None) -> dict[str, bytes]:
+                   sweep_axes: tuple[str, str | None] | None = None,
+                   baselines: Mapping[str, Ledger] | None = None) -> dict[str, bytes]:
     """File name -> content of every output, built in memory so a failure writes nothing."""
     files = {
         "minutes.csv": _csv(result.minutes_frame()),
@@ -203,7 +204,8 @@ def render_outputs(result: BacktestResult, summary: Mapping[str, Any], *, plots:
     if plots:
         market = summary["market"]
         files["ratio.png"] = _png(render_ratio(result, market))
-        files["pnl.png"] = _png(render_pnl(result, summary["metrics"], market))
+        files["pnl.png"] = _png(render_pnl(result, summary["metrics"], market,
+                                           (baselines or {}).get("always_on")))
         axes = sweep_axes or (default_sweep_axes(sweep.grid) if sweep is not None else None)
         if sweep is not None and axes is not None:
             title = f"{market} sweep of {len(sweep.table):,} sets, ranked on " \

@@ -141,7 +141,8 @@ def backtest_cmd(ctx: click.Context, **opts: Any) -> None:
     if table is not None:
         summary = _with_sweep(bt, table, inputs)
     files = report.render_outputs(bt.result, summary, plots=not opts["no_plots"],
-                                  sweep=_sweep_result(bt, table), sweep_axes=axes)
+                                  sweep=_sweep_result(bt, table), sweep_axes=axes,
+                                  baselines=bt.baselines)
     report.write_outputs(opts["out_dir"], files)
     click.echo(report.format_summary(summary))
     click.echo(f"\nwrote {', '.join(files)} to {opts['out_dir']}")
