@@ -135,3 +135,32 @@ def test_sweep_api_ranks_and_walks_forward(matrix: LiqMatrix) -> None:
     best = liqmap.backtest(matrix, **table.attrs["best_params"])
     assert best.summary_dict["metrics"]["net_improvement_usd"] == pytest.approx(
         table["net_improvement_usd"].iloc[0])
+
+
+@pytest.mark.parametrize(("market", "price", "bin_usd"), [("ETH", 3_000.0, 1.0),
+                                                          ("BTC", 100_000.0, 20.0)])
+def test_each_market_in_its_own_units(market: str, price: float, bin_usd: float,
+                                      tmp_path: Path) -> None:
+    from tests.factories import positions_table, state_table
+
+    from liqmap.store import Store
+
+    store = Store(str(tmp_path))
+    t0 = pd.Timestamp("2026-01-05 00:00", tz="UTC")
+    books = {}
+    for i in range(30):
+        ts, p = t0 + pd.Timedelta(minutes=i), price * (1 + 0.002 * np.sin(i / 3))
+        books[ts] = (positions_table(ts, 300, seed=i, price_usd=p), p)
+        store.write_snapshot(market, books[ts][0], state_table(ts, 300, price_usd=p))
+    bt = liqmap.backtest(str(tmp_path), market=market, lookback=10)
+    assert bt.summary_dict["units"]["exposure"].startswith(market)
+    assert f"Turnover [{market}]" in bt.summary
+    m = bt.minutes
+    assert (m["liq_below"] > 0).all()
+    for ts in m.index[::7]:  # the window is 0.5 % of this market's price, bins are its own
+        table, p = books[ts]
+        lower = np.floor(np.round(table["liq_price"].to_numpy() / bin_usd, 9)) * bin_usd
+        size = table["size_tokens"].to_numpy()
+        w = p * 0.005
+        assert m.loc[ts, "liq_below"] == pytest.approx(size[(lower >= p - w) & (lower < p)].sum())
+        assert m.loc[ts, "liq_above"] == pytest.approx(size[(lower > p) & (lower <= p + w)].sum())

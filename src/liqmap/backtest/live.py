@@ -323,11 +323,13 @@ class SignalRunner:
             latest = pd.Timestamp(times[-1])
         since = pd.Timestamp(self.rule.last_ns or latest.value, tz="UTC")
         n_before = len(self.toggles)
-        signals = self._evaluate(since + pd.Timedelta(minutes=1), latest)
+        short = latest - since <= pd.Timedelta(minutes=CHUNK_MIN)
+        signals = self._evaluate(since + pd.Timedelta(minutes=1), latest, known=short)
         for s in signals:
             self.echo(s.line(self.config.market))
         self.last = signals[-1] if signals else self.last
-        self._deliver(self.toggles[n_before:])
+        if len(self.toggles) > n_before:
+            self._deliver(self.toggles[n_before:])
         return signals
 
     def _latest(self) -> pd.Timestamp:
@@ -337,7 +339,10 @@ class SignalRunner:
                              "snapshots; start `liqmap collect` first")
         return pd.Timestamp(bounds[1])
 
-    def _evaluate(self, start: pd.Timestamp, end: pd.Timestamp) -> list[MinuteSignal]:
+    def _evaluate(self, start: pd.Timestamp, end: pd.Timestamp, *, known: bool = False
+                  ) -> list[MinuteSignal]:
+        """Advance the rule over the stored minutes in [start, end] (`known`: the caller has
+        seen a snapshot there, and the window is shorter than one chunk)."""
         from liqmap.heatmap import build_matrix_from_store
 
         out: list[MinuteSignal] = []
@@ -345,7 +350,7 @@ class SignalRunner:
         t = start
         while t <= end:
             stop = min(t + chunk - pd.Timedelta(minutes=1), end)
-            if not self.store.snapshot_times(self.config.market, t, stop).empty:
+            if known or not self.store.snapshot_times(self.config.market, t, stop).empty:
                 matrix = build_matrix_from_store(self.store.root, self.config.market, t, stop,
                                                  self.config.bin_usd, unit="tokens")
                 out += self.rule.advance(matrix)
