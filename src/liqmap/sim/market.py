@@ -202,6 +202,7 @@ class MarketSim:
                           for a in SP.POOL_ASSETS}
         self.events: dict[str, Counter[str]] = {m: Counter() for m in config.markets}
         self._dirty: dict[str, set[int]] = {m: set() for m in config.markets}
+        self._jlp_supply_units: int | None = None  # the JLP mint, written once
         self._warmed = False
 
     # ---------------------------------------------------------------- time
@@ -458,9 +459,12 @@ class MarketSim:
         pool = replace(SP.POOL_BASE,
                        custodies=tuple(C.CUSTODY_BY_ASSET[a] for a in SP.POOL_ASSETS),
                        aum_usd6=pool_aum_usd6(custodies, prices), apr_last_updated=now)
-        writes = [AccountWrite(C.POOL_ADDRESS, encode_pool(pool), SP.PERPS_OWNER),
-                  AccountWrite(C.JLP_MINT, encode_spl_mint(self._jlp_supply(pool.aum_usd6),
-                                                           C.JLP_DECIMALS), C.TOKEN_PROGRAM_ID)]
+        writes = [AccountWrite(C.POOL_ADDRESS, encode_pool(pool), SP.PERPS_OWNER)]
+        if self._jlp_supply_units is None:  # once: no mints or burns are simulated
+            self._jlp_supply_units = jlp_supply(pool.aum_usd6)
+            writes.append(AccountWrite(C.JLP_MINT, encode_spl_mint(self._jlp_supply_units,
+                                                                   C.JLP_DECIMALS),
+                                       C.TOKEN_PROGRAM_ID))
         for asset, custody in custodies.items():
             writes.append(AccountWrite(C.CUSTODY_BY_ASSET[asset], encode_custody(custody),
                                        SP.PERPS_OWNER))
@@ -468,12 +472,6 @@ class MarketSim:
             writes.append(AccountWrite(custody.doves_ag_oracle, encode_ag_price_feed(feed),
                                        SP.DOVES_OWNER))
         return writes
-
-    def _jlp_supply(self, aum_usd6: int) -> int:
-        """Fixed at the first minute's AUM (no mints or burns are simulated)."""
-        if getattr(self, "_jlp_supply_units", None) is None:
-            self._jlp_supply_units = jlp_supply(aum_usd6)
-        return int(self._jlp_supply_units)
 
     # ---------------------------------------------------------------- views
     def custody(self, asset: str) -> Custody:
