@@ -94,6 +94,30 @@ def test_minute_by_minute_equals_one_backtest_run(tmp_path: Path) -> None:
     assert live == backtest_toggles(tmp_path, anchor, START + pd.Timedelta(minutes=89))
 
 
+def test_a_restart_from_a_checkpoint_continues_the_same_decisions(tmp_path: Path) -> None:
+    write_minutes(tmp_path, 0, 60)
+    config = config_from("SOL", **RULE)
+    first = SignalRunner(str(tmp_path), config, [], checkpoint_every_min=7)
+    first.start()
+    for i in range(60, 80):
+        write_minutes(tmp_path, i, 1)
+        first.poll()
+    checkpoint = AlertLog(Store(str(tmp_path)), "SOL").checkpoint(config.rule_id)
+    assert checkpoint is not None and len(checkpoint["history"]) == 20  # the θ lookback
+    assert pd.Timestamp(checkpoint["ts"]) == START + pd.Timedelta(minutes=73)
+    write_minutes(tmp_path, 80, 15)
+    second = SignalRunner(str(tmp_path), config, [])  # a restart: replays from minute 74
+    second.start()
+    assert second.toggles and min(s.ts for s in second.toggles) > START + pd.Timedelta(
+        minutes=73)
+    live = [(f"{s.ts:%Y%m%dT%H%MZ}", s.event)
+            for s in [*[t for t in first.toggles if t.ts <= START + pd.Timedelta(minutes=73)],
+                      *second.toggles]]
+    anchor = START + pd.Timedelta(minutes=59 - 21)
+    assert live == backtest_toggles(tmp_path, anchor, START + pd.Timedelta(minutes=94))
+    assert second.last is not None and second.last.ts == START + pd.Timedelta(minutes=94)
+
+
 def test_toggles_are_posted_once_with_a_key_and_logged(tmp_path: Path,
                                                        receiver: Receiver) -> None:
     write_minutes(tmp_path, 0, 60)

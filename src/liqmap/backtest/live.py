@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 DATASET: Final = "signal_alerts"
 #: Minutes of stored history read per matrix build while rebuilding the state.
 CHUNK_MIN: Final = 720
+#: The rule's state is recorded this often, so a restart replays at most this many minutes.
+CHECKPOINT_EVERY_MIN: Final = 60
 RETRY_DELAYS_S: Final = (0.5, 1.0, 2.0, 4.0, 8.0)
 POST_TIMEOUT_S: Final = 10.0
 FORMATS: Final = ("json", "slack", "discord", "telegram")
@@ -104,6 +106,16 @@ class MinuteSignal:
         toggle = f"  TOGGLE {self.event}" if self.event else ""
         return (f"{self.ts:%Y-%m-%dT%H:%MZ} {market} price {self.price_usd:,.4f} {what} "
                 f"state {state} hedge ratio {self.suggested_ratio:g}{toggle}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MinuteSignal:
+        nan = float("nan")
+        return cls(ts=pd.Timestamp(d["ts"]), price_usd=d["price_usd"] or nan,
+                   above_tokens=d["above_tokens"] or 0.0, below_tokens=d["below_tokens"] or 0.0,
+                   threshold_tokens=nan if d["threshold_tokens"] is None
+                   else d["threshold_tokens"], trigger=d["trigger"], gap=d["gap"],
+                   direction=d["direction"], event=d["event"],
+                   suggested_ratio=d["suggested_ratio"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"ts": f"{self.ts:%Y-%m-%dT%H:%M:%SZ}", "price_usd": _num(self.price_usd),
@@ -191,20 +203,57 @@ class AlertLog:
                 now += pd.Timedelta(microseconds=1)
                 rel = rel.rsplit("/", 1)[0] + f"/alert-{now.value}-{row['kind']}.parquet"
 
-    def read(self, rule_id: str | None = None) -> pd.DataFrame:
+    def _paths(self, kind: str = "") -> list[str]:
         fs = self.store.fs
         base = f"{DATASET}/market={self.market}"
-        paths = [f"{base}/{d}/{n}" for d in sorted(fs.listdir(base)) if d.startswith("date=")
-                 for n in sorted(fs.listdir(f"{base}/{d}"))
-                 if n.startswith("alert-") and n.endswith(".parquet")]
+        return [f"{base}/{d}/{n}" for d in sorted(fs.listdir(base)) if d.startswith("date=")
+                for n in sorted(fs.listdir(f"{base}/{d}"))
+                if n.startswith("alert-") and n.endswith(f"{kind}.parquet")]
+
+    def _table(self, paths: list[str], columns: list[str]) -> pa.Table:
+        fs = self.store.fs
+        return pads.dataset([fs.path(p) for p in paths], schema=ALERTS, format="parquet",
+                            filesystem=fs.fs).to_table(columns=columns)
+
+    def read(self, rule_id: str | None = None) -> pd.DataFrame:
+        """Every record but the checkpoints' history, oldest first."""
+        columns = [n for n in ALERTS.names if n != "history"]
+        paths = self._paths()
         if not paths:
-            return ALERTS.empty_table().to_pandas()
-        data = pads.dataset([fs.path(p) for p in paths], schema=ALERTS, format="parquet",
-                            filesystem=fs.fs)
-        frame = data.to_table().to_pandas().sort_values("recorded_at", kind="stable")
+            return ALERTS.empty_table().select(columns).to_pandas()
+        frame = self._table(paths, columns).to_pandas().sort_values("recorded_at",
+                                                                    kind="stable")
         if rule_id is not None:
             frame = frame[frame["rule_id"] == rule_id]
         return frame.reset_index(drop=True)
+
+    def checkpoint(self, rule_id: str) -> dict[str, Any] | None:
+        """The newest checkpoint of `rule_id` (files read newest first until one matches)."""
+        paths = self._paths("-checkpoint")
+        for path in sorted(paths, key=lambda p: p.rsplit("/", 1)[1], reverse=True):
+            rows = self._table([path], ["ts", "rule_id", "detail", "history"]).to_pylist()
+            if rows and rows[0]["rule_id"] == rule_id:
+                return dict(rows[0])
+        return None
+
+
+def _undelivered(records: pd.DataFrame, hooks: list[Webhook]) -> pd.DataFrame:
+    """Intents with a webhook (of those named when it was decided) not yet delivered to."""
+    intents = records[records["kind"] == "intent"]
+    done = set(zip(records.loc[records["kind"] == "delivered", "key"],
+                   records.loc[records["kind"] == "delivered", "webhook_id"], strict=True))
+    owed = [any(h.id in json.loads(d or "[]") and (k, h.id) not in done for h in hooks)
+            for k, d in zip(intents["key"], intents["detail"], strict=True)]
+    return intents[np.asarray(owed, dtype=bool)] if len(intents) else intents
+
+
+def _signal_of(row: Any) -> MinuteSignal:
+    """The toggle an intent record describes (to post it again after a restart)."""
+    return MinuteSignal(ts=pd.Timestamp(row.ts), price_usd=row.price_usd,
+                        above_tokens=row.above_tokens, below_tokens=row.below_tokens,
+                        threshold_tokens=row.threshold_tokens, trigger=True, gap=False,
+                        direction=int(row.direction), event=row.event,
+                        suggested_ratio=row.suggested_ratio)
 
 
 def toggle_key(market: str, rule_id: str, signal: MinuteSignal) -> str:
@@ -279,19 +328,24 @@ class SignalRunner:
 
     def __init__(self, root: str, config: SignalConfig, webhooks: list[Webhook], *,
                  echo: Callable[[str], object] = print,
-                 delays_s: Iterable[float] = RETRY_DELAYS_S) -> None:
+                 delays_s: Iterable[float] = RETRY_DELAYS_S,
+                 checkpoint_every_min: int = CHECKPOINT_EVERY_MIN) -> None:
         self.store = Store(root)
         self.config, self.webhooks, self.echo = config, webhooks, echo
         self.delays_s = tuple(delays_s)
+        self.checkpoint_every_min = checkpoint_every_min
         self.log = AlertLog(self.store, config.market)
         self.rule = LiveRule(config)
         self.live_from: pd.Timestamp | None = None
         self.last: MinuteSignal | None = None
         self.toggles: list[MinuteSignal] = []
+        self._checkpoint_ns: int | None = None
+        self.last_state: dict[str, Any] | None = None  # the last minute, from a checkpoint
 
     def start(self) -> None:
         """Rebuild the state from the signal's first start (recorded in the alert log), then
         deliver what the log says is owed."""
+        self.rule, self.toggles, self._checkpoint_ns = LiveRule(self.config), [], None
         records = self.log.read(self.config.rule_id)
         starts = records[records["kind"] == "start"]
         latest = self._latest()
@@ -307,9 +361,45 @@ class SignalRunner:
             first = starts.iloc[0]
             anchor = pd.Timestamp(first["ts"])
             self.live_from = pd.Timestamp(json.loads(first["detail"])["live_from"])
+            anchor = self._restore(anchor)
         signals = self._evaluate(anchor, latest)
-        self.last = signals[-1] if signals else None
-        self._deliver([s for s in self.toggles if s.ts > self.live_from])
+        self.last = signals[-1] if signals else (
+            MinuteSignal.from_dict(self.last_state) if self.last_state else None)
+        pending = [_signal_of(r) for r in _undelivered(records, self.webhooks).itertuples()]
+        rebuilt = {(s.ts, s.event) for s in self.toggles}
+        self._deliver([s for s in pending if (s.ts, s.event) not in rebuilt]
+                      + [s for s in self.toggles if s.ts > self.live_from])
+        self._checkpoint()
+
+    def _restore(self, anchor: pd.Timestamp) -> pd.Timestamp:
+        """Load the newest checkpoint; the first minute still to evaluate."""
+        cp = self.log.checkpoint(self.config.rule_id)
+        if cp is None:
+            return anchor
+        state = json.loads(cp["detail"])
+        self.rule.state = RuleState(state["direction"], state["confirm"], state["release"])
+        self.last_state = state.get("last")
+        self.rule.history = np.asarray(cp["history"] or [], dtype=np.float64)
+        ts = pd.Timestamp(cp["ts"])
+        self.rule.last_ns = self._checkpoint_ns = ts.value
+        return ts + pd.Timedelta(minutes=1)
+
+    def _checkpoint(self) -> None:
+        last = self.rule.last_ns
+        if last is None or (self._checkpoint_ns is not None
+                            and last - self._checkpoint_ns
+                            < self.checkpoint_every_min * NS_PER_MIN):
+            return
+        st = self.rule.state
+        self.log.append([{"ts": pd.Timestamp(last, tz="UTC"), "rule_id": self.config.rule_id,
+                          "kind": "checkpoint", "event": "",
+                          "detail": json.dumps({"direction": st.direction,
+                                                "confirm": st.confirm,
+                                                "release": st.release,
+                                                "last": self.last.to_dict() if self.last
+                                                else None}),
+                          "history": self.rule.history.tolist()}])
+        self._checkpoint_ns = last
 
     def poll(self) -> list[MinuteSignal]:
         """Evaluate minutes stored since the last call, print them, deliver their toggles."""
@@ -330,6 +420,7 @@ class SignalRunner:
         self.last = signals[-1] if signals else self.last
         if len(self.toggles) > n_before:
             self._deliver(self.toggles[n_before:])
+        self._checkpoint()
         return signals
 
     def _latest(self) -> pd.Timestamp:
@@ -365,12 +456,16 @@ class SignalRunner:
         done = set(zip(records.loc[records["kind"] == "delivered", "key"],
                        records.loc[records["kind"] == "delivered", "webhook_id"], strict=True))
         market, rule_id = self.config.market, self.config.rule_id
+        toggles = list({toggle_key(market, rule_id, s): s for s in toggles}.values())
+        owed = dict(zip(records.loc[records["kind"] == "intent", "key"],
+                        records.loc[records["kind"] == "intent", "detail"], strict=True))
         for s in toggles:
             key = toggle_key(market, rule_id, s)
             if key not in intents:
-                self.log.append([{**self._row(s, key), "kind": "intent"}])
+                owed[key] = json.dumps([h.id for h in self.webhooks])
+                self.log.append([{**self._row(s, key), "kind": "intent", "detail": owed[key]}])
             for hook in self.webhooks:
-                if (key, hook.id) in done:
+                if (key, hook.id) in done or hook.id not in json.loads(owed[key] or "[]"):
                     continue
                 ok, attempts, error = post_with_retries(
                     hook, payload(hook.fmt, market, s.to_dict(), key), key,
@@ -406,26 +501,32 @@ def signal_state(store: Any, market: str = "SOL", **rule_kw: Any) -> dict[str, A
     """
     runner = SignalRunner(str(getattr(store, "root", store)),
                           config_from(market, **rule_kw), [])
-    records = runner.log.read(runner.config.rule_id)
+    rule_id = runner.config.rule_id
+    records = runner.log.read(rule_id)
     starts = records[records["kind"] == "start"]
     latest = runner._latest()
     if starts.empty:
         anchor = latest - pd.Timedelta(minutes=runner.config.params.lookback_min + 1)
         live_from = None
     else:
-        anchor = pd.Timestamp(starts.iloc[0]["ts"])
+        anchor = runner._restore(pd.Timestamp(starts.iloc[0]["ts"]))
         live_from = json.loads(starts.iloc[0]["detail"])["live_from"]
     signals = runner._evaluate(anchor, latest)
+    state = signals[-1].to_dict() if signals else runner.last_state
     delivered = records[records["kind"] == "delivered"].groupby("key")["webhook_id"].nunique()
-    toggles = []
+    toggles = {}
+    for row in records[records["kind"] == "intent"].itertuples():
+        toggles[row.key] = {**_signal_of(row).to_dict(), "key": row.key}
     for s in runner.toggles:
-        key = toggle_key(market, runner.config.rule_id, s)
-        toggles.append({**s.to_dict(), "key": key,
-                        "delivered_to": int(delivered.get(key, 0))})
-    return {"market": market, "rule_id": runner.config.rule_id,
+        key = toggle_key(market, rule_id, s)
+        if live_from is None or s.ts > pd.Timestamp(live_from):
+            toggles.setdefault(key, {**s.to_dict(), "key": key})
+    history = [{**t, "delivered_to": int(delivered.get(k, 0))}
+               for k, t in sorted(toggles.items(), key=lambda kv: kv[1]["ts"])]
+    return {"market": market.upper(), "rule_id": rule_id,
             "params": runner.config.params.to_dict(),
             "as_of": f"{latest:%Y-%m-%dT%H:%M:%SZ}", "live_from": live_from,
-            "state": signals[-1].to_dict() if signals else None, "toggles": toggles}
+            "state": state, "toggles": history}
 
 
 def config_from(market: str, *, bin_usd: float | None = None,

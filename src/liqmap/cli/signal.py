@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -9,7 +10,7 @@ import click
 
 from liqmap.cli.backtest import _rule_keywords, rule_options
 from liqmap.cli.options import data_dir_option, market_option, settings_from
-from liqmap.errors import InputError
+from liqmap.errors import InputError, StorageError
 
 _EPILOG = """\b
 Examples:
@@ -63,4 +64,7 @@ def signal_cmd(ctx: click.Context, **opts: Any) -> None:
         return
     while True:
         time.sleep(opts["poll_s"])
-        runner.poll()
+        try:
+            runner.poll()
+        except StorageError as exc:  # e.g. a file compacted away mid-read: try next poll
+            logging.getLogger("liqmap.signal").warning("store read failed, retrying: %s", exc)

@@ -92,7 +92,7 @@ SIGNAL_ALERTS: Final = pa.schema([
     ("recorded_at", TS),  # when this record was written
     ("ts", TS),  # the toggle's minute; for "start", the first minute the rule evaluates
     ("rule_id", pa.string()),  # 12 hex digits of sha256(market, rule parameters, bin, ratio)
-    ("kind", pa.string()),  # start | intent | delivered | failed
+    ("kind", pa.string()),  # start | intent | delivered | failed | checkpoint
     ("event", pa.string()),  # on | off | reverse ("" for start)
     ("direction", pa.int8()),  # after the event: -1 (cut the short), 0, +1 (add to it)
     ("price_usd", pa.float64()),
@@ -103,7 +103,9 @@ SIGNAL_ALERTS: Final = pa.schema([
     ("key", pa.string()),  # idempotency key of the toggle, in every payload
     ("webhook_id", pa.string()),  # sha256 of the URL, 12 hex (never the URL: it holds tokens)
     ("attempts", pa.int32()),
-    ("detail", pa.string()),  # start: JSON (params, live_from); failed: the last error
+    ("detail", pa.string()),  # start: JSON (params, live_from); intent: JSON webhook ids;
+    # failed: the last error; checkpoint: JSON rule state (direction, confirm, release)
+    ("history", pa.list_(pa.float64())),  # checkpoint: trailing max(above, below), tokens
 ])
 
 SCHEMAS: Final[dict[str, pa.Schema]] = {
