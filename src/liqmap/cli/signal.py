@@ -49,9 +49,10 @@ def signal_cmd(ctx: click.Context, **opts: Any) -> None:
             if k not in ("legacy_formulas",)}
     if not opts["poll_s"] > 0:
         raise InputError(f"--poll {opts['poll_s']:g} must be > 0 seconds")
-    for url in opts["webhooks"]:
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"--webhook {url.split('?')[0][:40]!r} is not an http(s) URL")
+    for n, url in enumerate(opts["webhooks"], 1):
+        if not url.startswith(("http://", "https://")):  # the URL itself may hold a token
+            raise InputError(f"--webhook number {n} is not an http(s) URL; pass "
+                             "https://host/path")
     config = config_from(opts["market"], bin_usd=opts["bin_usd"],
                          target_ratio=opts["target_ratio"], **rule)
     root = str(settings_from(ctx, data_dir=opts["data_dir"]).data_dir)
