@@ -13,6 +13,7 @@ The hedge is a short of the exposure E = −position / current_ratio > 0 (tokens
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -78,6 +79,7 @@ class Ledger:
     cost_usd: np.ndarray
     carry_raw_usd: np.ndarray
     carry_boosted_usd: np.ndarray
+    has_carry: bool = True
 
 
 def open_book(minutes: MinuteInputs, *, as_logged: bool = False) -> Book:
@@ -105,8 +107,6 @@ def carry_usd(book: Book, held_tokens: np.ndarray, carry_apr: float) -> np.ndarr
     −held(t−1) × p(t−1) × rate(t−1) × Δt; the rate is the book's series, else `carry_apr`."""
     out = np.zeros_like(book.price_usd)
     rate = book.carry_apr[:-1] if book.carry_apr is not None else carry_apr
-    if book.carry_apr is None and carry_apr == 0:
-        return out
     out[1:] = -held_tokens[:-1] * book.price_usd[:-1] * rate * book.dt_years[1:]
     return out
 
@@ -131,12 +131,23 @@ def settle(book: Book, rule: RuleOutput, params: BacktestParams) -> Ledger:
         pnl_boosted[1:] = book.pnl_raw_usd[1:] + overlay[:-1] * book.dp_usd[1:]
     trade = np.abs(np.diff(overlay, prepend=0.0))
     cost = trade * book.price_usd * (params.cost_bps / C.BPS_POWER)
+    has_carry = book.carry_apr is not None or params.carry_apr != 0
+    if has_carry:
+        carry_raw = carry_usd(book, book.position_tokens, params.carry_apr)
+        carry_boosted = carry_usd(book, book.position_tokens + overlay, params.carry_apr)
+    else:  # one shared array of zeros (read-only) keeps sweeps as fast as without carry
+        carry_raw = carry_boosted = _zeros(book.price_usd.shape[0])
     return Ledger(book=book, direction=direction, event=rule.event, boosted_ratio=boosted_ratio,
                   overlay_tokens=overlay, trade_tokens=trade, pnl_boosted_usd=pnl_boosted,
-                  cost_usd=cost, carry_raw_usd=carry_usd(book, book.position_tokens,
-                                                         params.carry_apr),
-                  carry_boosted_usd=carry_usd(book, book.position_tokens + overlay,
-                                              params.carry_apr))
+                  cost_usd=cost, carry_raw_usd=carry_raw, carry_boosted_usd=carry_boosted,
+                  has_carry=has_carry)
+
+
+@functools.lru_cache(maxsize=8)
+def _zeros(n: int) -> np.ndarray:
+    out = np.zeros(n)
+    out.flags.writeable = False
+    return out
 
 
 @dataclass(frozen=True)

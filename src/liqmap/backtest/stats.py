@@ -35,7 +35,8 @@ def compute_stats(ledger: Ledger, start: int = 0, stop: int | None = None) -> di
     trade = ledger.trade_tokens[sl]
     carry_raw, carry_boosted = ledger.carry_raw_usd[sl], ledger.carry_boosted_usd[sl]
     cum_raw, cum_gross, cum_cost = float(raw.sum()), float(gross.sum()), float(cost.sum())
-    cum_carry_raw, cum_carry_boosted = float(carry_raw.sum()), float(carry_boosted.sum())
+    cum_carry_raw, cum_carry_boosted = ((float(carry_raw.sum()), float(carry_boosted.sum()))
+                                        if ledger.has_carry else (0.0, 0.0))
     cum_net = cum_gross - cum_cost - cum_carry_boosted
     cum_raw_net = cum_raw - cum_carry_raw
     boosted = int(np.count_nonzero(direction))
@@ -62,8 +63,8 @@ def compute_stats(ledger: Ledger, start: int = 0, stop: int | None = None) -> di
         "hit_rate": hit_rate(ledger.overlay_tokens[sl], book.dp_usd[sl]),
         "turnover_tokens": float(trade.sum()),
         "turnover_usd": float((trade * book.price_usd[sl]).sum()),
-        "max_drawdown_usd": max_drawdown(np.cumsum(gross - cost - carry_boosted
-                                                   - (raw - carry_raw))),
+        "max_drawdown_usd": max_drawdown(np.cumsum(
+            gross - cost - raw + (carry_raw - carry_boosted if ledger.has_carry else 0.0))),
     }
 
 
