@@ -164,3 +164,13 @@ def test_each_market_in_its_own_units(market: str, price: float, bin_usd: float,
         w = p * 0.005
         assert m.loc[ts, "liq_below"] == pytest.approx(size[(lower >= p - w) & (lower < p)].sum())
         assert m.loc[ts, "liq_above"] == pytest.approx(size[(lower > p) & (lower <= p + w)].sum())
+
+
+def test_import_liqmap_stays_light_and_backtest_is_callable() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, liqmap; heavy = {'pandas', 'numba', 'matplotlib'} & set(sys.modules); "
+            "assert not heavy, heavy; assert callable(liqmap.backtest) and callable(liqmap.sweep)"
+            "; import liqmap.backtest.rule; assert callable(liqmap.backtest)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

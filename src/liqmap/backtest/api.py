@@ -151,18 +151,12 @@ def jlp_exposure(root: str, market: str, jlp_amount: float, matrix: LiqMatrix,
     start = max(t_start, first) if t_start is not None else first
     store = Store(root)
     lead = pd.Timedelta(minutes=EXPOSURE_LEAD_MIN)
-    cols = ["ts", "jlp_net_delta_tokens"]
-    table = store.read_market_state(market, start - lead, t_end, columns=cols)
-    if table.num_rows == 0:
+    cols = ["ts", "jlp_net_delta_tokens", "jlp_supply_tokens"]
+    frame = store.read_market_state(market, start - lead, t_end, columns=cols).to_pandas()
+    if frame.empty:
         raise InputError(f"the store {root} has no {market} market_state rows for the window, "
                          "so no JLP delta; pass --exposure or collect first")
-    try:
-        supply = store.read_market_state(market, start - lead, t_end,
-                                         columns=["ts", "jlp_supply_tokens"]).to_pandas()
-    except Exception:  # a store whose files predate the column
-        supply = pd.DataFrame({"ts": [], "jlp_supply_tokens": []})
-    frame = table.to_pandas().merge(supply, on="ts", how="left")
-    if frame["jlp_supply_tokens"].isna().all():
+    if frame["jlp_supply_tokens"].isna().all():  # files written before the column existed
         raise InputError(f"the store {root} has no jlp_supply_tokens for {market} (it was "
                          "written before liqmap stored the JLP supply); collect with this "
                          "version, or pass --exposure TOKENS")

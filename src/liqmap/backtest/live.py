@@ -75,9 +75,12 @@ class SignalConfig:
 
     @property
     def rule_id(self) -> str:
-        """12 hex digits naming the market, parameters, bin and ratio (alert keys carry it)."""
-        text = json.dumps([self.market, self.params.to_dict(), self.bin_usd,
-                           self.target_ratio], sort_keys=True)
+        """12 hex digits naming the market, the parameters that decide toggles, bin and ratio
+        (alert keys carry it; fees and carry only change a backtest's accounting)."""
+        decides = {k: v for k, v in self.params.to_dict().items()
+                   if k not in ("fee_bps", "slippage_bps", "carry_apr")}
+        text = json.dumps([self.market, decides, self.bin_usd, self.target_ratio],
+                          sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
