@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo:demo_cmd", "The whole tool offline: simulate, collect, draw, backtest."),
     "signal": ("signal:signal_cmd", "The hedge-boost rule live on the store; toggles to "
                                     "webhooks."),
+    "score": ("score:score_cmd", "Score the map against realized liquidations."),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
