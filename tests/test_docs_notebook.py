@@ -80,3 +80,14 @@ def test_the_notebook_doc_shows_the_quickstarts_code() -> None:
         for line in block.splitlines():
             if line.strip() and not line.lstrip().startswith("#"):
                 assert line.strip() in code, f"docs/notebook.md line not in quickstart: {line}"
+
+
+def test_the_readme_notebook_example_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## In a notebook"):]
+    block = _python_blocks(section)[0]
+    assert 'open_store("demo-out/store")' in block
+    store = small_store(tmp_path / "store", hours=1, positions=40)
+    scope: dict[str, object] = {}
+    exec(block.replace("demo-out/store", str(store)), scope)
+    assert scope["m"].to_frame().shape[0] == 12
