@@ -37,7 +37,8 @@ _os.environ.setdefault("NUMBA_CACHE_DIR",
                        str(_Path(_os.environ.get("XDG_CACHE_HOME", _Path.home() / ".cache"))
                            / "liqmap" / "numba"))
 
-#: Public name -> "module:attribute", imported on first access (PEP 562).
+#: Public name -> "module:attribute" (or "module" for a module itself), imported on first
+#: access (PEP 562).
 _LAZY: dict[str, str] = {
     "open_store": "liqmap.api:open_store",
     "open_legacy": "liqmap.api:open_legacy",
@@ -49,7 +50,7 @@ _LAZY: dict[str, str] = {
     "LiqLevels": "liqmap.heatmap.levels:LiqLevels",
 }
 
-__all__ = [  # the errors, then every name of _LAZY (a test keeps the two in step)
+__all__ = [  # the errors and every name of _LAZY, sorted (a test keeps them in step)
     "ConfigError",
     "DataGapError",
     "DecodeError",
@@ -73,8 +74,9 @@ def __getattr__(name: str) -> _Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'liqmap' has no attribute {name!r}")
-    module_name, attr = target.split(":")
-    value = getattr(_import_module(module_name), attr)
+    module_name, _, attr = target.partition(":")
+    module = _import_module(module_name)
+    value = getattr(module, attr) if attr else module
     globals()[name] = value  # later lookups skip this function
     return value
 
