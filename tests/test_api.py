@@ -306,3 +306,41 @@ def test_export_cli_file_equals_api_file(store_dir: Path, tmp_path: Path,
     rows = liqmap.open_store(store_dir).export_legacy_csv(tmp_path / "api.csv")
     assert out == f"wrote {rows:,} rows to cli.csv\n" and rows == 8
     assert (tmp_path / "cli.csv").read_bytes() == (tmp_path / "api.csv").read_bytes()
+
+
+# ------------------------------------------------------------------ realized liquidations
+@pytest.fixture
+def liq_store(tmp_path: Path) -> Path:
+    import pyarrow as pa
+
+    from liqmap.store import Store
+    from liqmap.store import schema as S
+    from test_score import BOOK, REALIZED, _state, priced_positions
+
+    store = Store(str(tmp_path / "liq"))
+    for ts, rows in BOOK.items():
+        store.write_snapshot("SOL", priced_positions(ts, rows), _state(ts))
+    store.write_liquidations("SOL", pa.Table.from_pylist(REALIZED, schema=S.LIQUIDATIONS))
+    return tmp_path / "liq"
+
+
+def test_liquidations_frame_and_markers_through_the_api(liq_store: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    store = liqmap.open_store(liq_store)
+    gone = store.liquidations("SOL")
+    assert isinstance(gone.index, pd.DatetimeIndex) and str(gone.index.tz) == "UTC"
+    assert gone["pubkey"].tolist() == ["L1", "L3", "X"]
+    liquidated = store.liquidations("SOL", kind="liquidated")
+    assert liquidated["pubkey"].tolist() == ["L1", "X"]
+    assert liquidated.loc[pd.Timestamp("2026-11-24T08:01Z"), "size_usd"] == 10_000.0
+    with pytest.raises(InputError, match="kind must be one of liquidated, closed"):
+        store.liquidations("SOL", kind="liq")
+    m = store.heatmap("SOL")
+    assert m.info is not None and m.info.markers is not None
+    assert m.info.markers["pubkey"].tolist() == ["L1", "X"]
+    labels = [c.get_label() for c in m.plot().axes[0].collections]
+    assert any(str(label).startswith("Realized liquidations (2") for label in labels)
+    code, _out, err = run(["heatmap", "--data-dir", str(liq_store), "--out", "cli.png"], capsys)
+    assert code == 0, err
+    assert m.save_png(tmp_path / "api.png").read_bytes() == (tmp_path / "cli.png").read_bytes()

@@ -50,6 +50,13 @@ book = store.positions("SOL", last, last)
 print(book.groupby("side", observed=True)[["size_usd", "size_tokens"]].sum())
 
 # %% [markdown]
+# Positions seen gone, liquidated or closed (red circles on the pictures below):
+
+# %%
+gone = store.liquidations("SOL", kind="liquidated")
+print(len(gone), "liquidated,", f"{gone['size_usd'].sum():,.0f} USD")
+
+# %% [markdown]
 # ## The heatmap as a matrix
 #
 # `heatmap` takes the same choices as `liqmap heatmap`; without a window it covers the last

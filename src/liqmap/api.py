@@ -173,6 +173,23 @@ class LiqStore(_HeatmapReader):
         """Minutes the collector recorded without a snapshot, indexed by `ts`: `slot`, `reason`."""
         return self._frame("misses", market, start, end, None)
 
+    def liquidations(self, market: str = "SOL", start: TimeArg = None, end: TimeArg = None,
+                     *, kind: str | None = None, confirmed: bool | None = None) -> pd.DataFrame:
+        """Positions seen gone in [start, end], indexed by `ts` (UTC, the observation that saw
+        each gone): `kind` "liquidated" or "closed", `confirmed` by an on-chain event, sizes
+        and prices in USD (`size_usd`, `predicted_liq_price`, `event_price`, ...; README
+        "Realized liquidations"). `kind` and `confirmed` filter the rows."""
+        from liqmap.collect.liquidations import CLOSED, LIQUIDATED
+
+        kinds = (LIQUIDATED, CLOSED)
+        if kind is not None and kind not in kinds:
+            raise InputError(f"kind must be one of {', '.join(kinds)}, got {kind!r}")
+        lo, hi = self._window(market, start, end)
+        frame = self.store.read_liquidations(_market(market), lo, hi, kind=kind,
+                                             confirmed=confirmed).set_index("ts")
+        frame.attrs = {"market": _market(market), "dataset": "liquidations", "store": self.root}
+        return frame
+
     # ------------------------------------------------------------------ pictures and reports
     def levels(self, market: str = "SOL", at: TimeArg = None, bin: float | None = None,
                *, pmin: float | None = None, pmax: float | None = None) -> LiqLevels:

@@ -42,6 +42,8 @@ class BuildInfo:
         side: "both", "long", "short" or "split".
         price_label: name of the price line ("Oracle price").
         stats: what the binning saw (`liqmap.heatmap.BinStats`), None for a matrix read from npz.
+        markers: realized liquidations in the window (`liqmap.heatmap.markers`: ts, price_usd,
+            size_usd, side, ...), drawn on the pictures; None when there are none (or from npz).
     """
 
     t_start: pd.Timestamp
@@ -51,6 +53,7 @@ class BuildInfo:
     side: str = "both"
     price_label: str = "Oracle price"
     stats: BinStats | None = None
+    markers: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)

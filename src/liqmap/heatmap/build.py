@@ -93,6 +93,8 @@ class Heatmap:
     agg: str
     side: str
     price_label: str = "Oracle price"
+    #: realized liquidations in the window (`heatmap.markers`), drawn as markers; None: none
+    markers: pd.DataFrame | None = None
 
     @property
     def n_gaps(self) -> int:
@@ -109,7 +111,7 @@ class Heatmap:
                              source="npz", side=matrix.side)
         return cls(matrix=matrix, stats=info.stats or BinStats(), t_start=info.t_start,
                    t_end=info.t_end, source=info.source, agg=info.agg, side=info.side,
-                   price_label=info.price_label)
+                   price_label=info.price_label, markers=info.markers)
 
 
 def resolve_window(t_start: TimeArg, t_end: TimeArg, source: Source
@@ -238,14 +240,27 @@ def _assemble(binner: MatrixBinner, spot: np.ndarray, request: HeatmapRequest, s
     if request.side == "split":
         extra = {"Z_long": layers["long"], "Z_short": layers["short"]}
     info = BuildInfo(t_start=start, t_end=end, source=source.description, agg=request.agg,
-                     side=request.side, price_label=source.price_label, stats=binner.stats)
+                     side=request.side, price_label=source.price_label, stats=binner.stats,
+                     markers=_markers(source, start, end))
     matrix = LiqMatrix(z=layers["total"], t_edges_ns=binner.grid.t_edges_ns(),
                        y_edges_usd=binner.y_edges_usd, spot_usd=spot, gap_mask=gap,
                        unit=request.unit, market=source.market, freq_min=request.freq_min,
                        extra=extra, info=info)
     return Heatmap(matrix=matrix, stats=binner.stats, t_start=start, t_end=end,
                    source=source.description, agg=request.agg, side=request.side,
-                   price_label=source.price_label)
+                   price_label=source.price_label, markers=info.markers)
+
+
+def _markers(source: Source, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame | None:
+    """Realized liquidations of a store source in the window (legacy CSVs have none)."""
+    store = getattr(source, "store", None)
+    if store is None:
+        return None
+    from liqmap.heatmap.markers import liquidation_markers
+
+    markers = liquidation_markers(store, source.market, start,
+                                  end + pd.Timedelta(minutes=1) - pd.Timedelta(microseconds=1))
+    return markers if len(markers) else None
 
 
 def _empty_window_message(source: Source, start: pd.Timestamp, end: pd.Timestamp) -> str:
