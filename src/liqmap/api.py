@@ -211,8 +211,8 @@ class LiqStore(_HeatmapReader):
         from liqmap.store.status import market_status
         from liqmap.timeutil import parse_time
 
-        if market is None:
-            markets = self.store.markets()
+        if market is None:  # markets with a snapshot or a recorded miss
+            markets = sorted(set(self.store.markets()) | set(self.store.markets("misses")))
         else:
             markets = [_market(m) for m in ([market] if isinstance(market, str) else market)]
         first = parse_time(start, what="--t-start") if start is not None else None
@@ -221,7 +221,7 @@ class LiqStore(_HeatmapReader):
             raise InputError(f"no snapshots in {self.root}; run `liqmap collect` first "
                              "or pass --data-dir")
         return StoreStatus(self.root, [market_status(self.store, m, first, last, interval_s)
-                                       for m in markets])
+                                       for m in markets], self.store.read_endpoint_report())
 
     def export_legacy_csv(self, path: str | Path, market: str = "SOL", start: TimeArg = None,
                           end: TimeArg = None, source: str = "positions") -> int:
@@ -260,11 +260,15 @@ class StoreStatus:
 
     root: str
     markets: list[MarketStatus]
+    #: the collector's per-RPC-endpoint counters as last saved in the store (None: none)
+    endpoints: dict[str, object] | None = None
 
     def __str__(self) -> str:
-        from liqmap.store.status import format_status
+        from liqmap.store.status import format_endpoints, format_status
 
-        return "\n".join([f"store {self.root}", *(format_status(s) for s in self.markets)])
+        endpoints = format_endpoints(self.endpoints)
+        return "\n".join([f"store {self.root}", *(format_status(s) for s in self.markets),
+                          *([endpoints] if endpoints else [])])
 
     def __repr__(self) -> str:
         return str(self)
@@ -275,7 +279,7 @@ class StoreStatus:
         rows = [{"market": s.market, "start": s.start, "end": s.end, "expected": s.expected,
                  "present": s.present, "missing": s.missing, "gap_ranges": len(s.gaps),
                  "positions_min": s.positions_min, "positions_median": s.positions_median,
-                 "positions_max": s.positions_max,
+                 "positions_max": s.positions_max, "damaged_files": len(s.damaged),
                  **{f"{k}_bytes": v for k, v in s.bytes_by_dataset.items()}}
                 for s in self.markets]
         return pd.DataFrame(rows).set_index("market")

@@ -10,6 +10,7 @@ from types import FrameType
 import click
 
 from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
+from liqmap.errors import StorageError
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
@@ -118,12 +119,53 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
         liqmap compact --data-dir ./data
     """
     from liqmap.store import Store
+    from liqmap.store.status import damaged_files, format_damaged
 
     store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
     removed = store.recover()
-    report = store.compact()
+    try:
+        report = store.compact()
+    except StorageError as exc:
+        damaged = damaged_files(store)
+        if not damaged:
+            raise
+        raise StorageError(f"cannot compact: {format_damaged(damaged)}; run `liqmap recover "
+                           "--quarantine` to move them aside (nothing is deleted)") from exc
     click.echo(f"compacted {report.hours} hour(s) and {report.days} day(s); removed "
                f"{report.files_removed + removed} file(s)")
+
+
+@click.command("recover")
+@data_dir_option
+@click.option("--quarantine", is_flag=True,
+              help="Move damaged Parquet files aside to <data-dir>/_quarantine/.")
+@click.pass_context
+def recover_cmd(ctx: click.Context, data_dir: str | None, quarantine: bool) -> None:
+    """Clean up leftovers of interrupted writes and find damaged (truncated) Parquet files;
+    with --quarantine, move those aside so every reader works again. Nothing is deleted.
+
+    Example:
+
+    \b
+        liqmap recover --data-dir ./data --quarantine
+    """
+    from liqmap.store import Store
+    from liqmap.store.status import damaged_files
+
+    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
+    removed = store.recover()
+    click.echo(f"removed {removed} leftover file(s) of interrupted writes")
+    damaged = damaged_files(store)
+    for d in damaged:
+        if quarantine:
+            click.echo(f"moved damaged {d.path} ({d.error}) to {store.quarantine(d.path)}")
+        else:
+            click.echo(f"damaged: {d.path} ({d.error})")
+    if damaged and not quarantine:
+        click.echo(f"{len(damaged)} damaged file(s); run `liqmap recover --quarantine` to move "
+                   "them aside (nothing is deleted)")
+    elif not damaged:
+        click.echo("no damaged files")
 
 
 @click.command("import-legacy")
