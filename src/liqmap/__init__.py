@@ -25,7 +25,9 @@ from liqmap.errors import (
 )
 
 if _TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from liqmap import backtest
     from liqmap.api import LegacyLog, LiqStore, StoreStatus, open_legacy, open_store, read_npz
+    from liqmap.backtest.api import sweep
     from liqmap.heatmap.levels import LiqLevels
     from liqmap.matrix import LiqMatrix
 
@@ -48,6 +50,9 @@ _LAZY: dict[str, str] = {
     "StoreStatus": "liqmap.api:StoreStatus",
     "LiqMatrix": "liqmap.matrix:LiqMatrix",
     "LiqLevels": "liqmap.heatmap.levels:LiqLevels",
+    # the backtest package is callable: liqmap.backtest(data, hedge_log=None, **rule_params)
+    "backtest": "liqmap.backtest",
+    "sweep": "liqmap.backtest.api:sweep",
 }
 
 __all__ = [  # the errors and every name of _LAZY, sorted (a test keeps them in step)
@@ -64,9 +69,11 @@ __all__ = [  # the errors and every name of _LAZY, sorted (a test keeps them in 
     "StorageError",
     "StoreStatus",
     "__version__",
+    "backtest",
     "open_legacy",
     "open_store",
     "read_npz",
+    "sweep",
 ]
 
 

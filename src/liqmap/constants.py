@@ -88,6 +88,14 @@ LEGACY_CSV_NAME: Final = "sol_positions_log.csv"
 LEGACY_COLUMNS: Final = ("liq_price", "size_sol", "t_bin")
 LEGACY_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 
+# --- SPL token mint (the JLP mint's supply, for a holder's share of the pool) ------------
+TOKEN_PROGRAM_ID: Final = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+SPL_MINT_SIZE: Final = 82  # COption<Pubkey> authority, u64 supply @36, u8 decimals @44, ...
+SPL_MINT_SUPPLY_OFFSET: Final = 36
+SPL_MINT_DECIMALS_OFFSET: Final = 44
+SPL_MINT_INITIALIZED_OFFSET: Final = 45
+JLP_DECIMALS: Final = 6
+
 # ---- refusing wrong snapshots (liqmap.collect.checks)
 #: slots a getProgramAccounts answer may lag the getMultipleAccounts answer of the same cycle
 #: (~20 s at 400 ms a slot); beyond that the positions are not the market state's positions
