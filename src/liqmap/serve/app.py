@@ -51,7 +51,9 @@ FORMATS = {"json": "application/json", "arrow": "application/vnd.apache.arrow.st
            "f32": "application/x-liqmap-f32"}
 ENCODERS = {"json": D.heatmap_json, "arrow": D.heatmap_arrow, "f32": D.heatmap_f32}
 #: CLI option names in library messages, as the API's parameter names.
-OPTION_NAMES = {"--t-start": "start", "--t-end": "end", "--bin": "bin", "--freq": "freq",
+OPTION_NAMES = {"run `liqmap collect` or point --data-dir/--folder at collected data":
+                "the collector has stored none yet", "--data-dir/--folder": "the store",
+                "--t-start": "start", "--t-end": "end", "--bin": "bin", "--freq": "freq",
                 "--pmin": "pmin", "--pmax": "pmax", "--side": "side", "--unit": "unit",
                 "--agg": "agg", "--at": "at", "--data-dir": "the server's store"}
 STATIC_FILES = ("app.js", "app.css", "docs.js")
@@ -210,8 +212,9 @@ def _load_static() -> dict[str, tuple[str, bytes]]:
     return out
 
 
-def _api_message(exc: LiqmapError) -> str:
-    message = str(exc)
+def _api_message(exc: LiqmapError, data_dir: str) -> str:
+    """The library's message in the API's words, without the server's store location."""
+    message = str(exc).replace(f"store {data_dir}", "the store").replace(data_dir, "the store")
     for option, name in OPTION_NAMES.items():
         message = message.replace(option, name)
     return message
@@ -351,7 +354,7 @@ async def _library_error(request: Request, exc: Exception) -> Response:
     status = 404 if isinstance(exc, DataGapError) else 400 if isinstance(exc, InputError) else 500
     if status == 500:
         log.error("request %s failed: %s", request.url.path, exc)
-    return _error(status, _api_message(exc))
+    return _error(status, _api_message(exc, _server(request).config.data_dir))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

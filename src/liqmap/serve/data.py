@@ -134,7 +134,8 @@ def cli_command(plan: HeatmapPlan) -> str:
     return "liqmap heatmap " + " ".join(args) + " --npz-out matrix.npz"
 
 
-def _iso(ts: object) -> str:
+def _iso(ts: str | pd.Timestamp | None) -> str:
+    assert ts is not None  # windows are resolved before they are written
     return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
