@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from liqmap.store import Store
 
@@ -34,12 +35,14 @@ def write_market(root: Path, *, start: str = "2026-11-23T00:00", minutes: int = 
                  n: int = 300, seed: int = 1, market: str = "SOL", price_usd: float = 180.0,
                  gaps: range = range(0)) -> Store:
     """A store with one snapshot per minute (except `gaps`, minute offsets): a slowly
-    changing book and a random-walk oracle price."""
+    changing book and a random-walk oracle price, written as compacted day files at once
+    (snapshots stored later on a day held in a day file would not be read: start a new day)."""
     rng = np.random.default_rng(seed)
     positions = book(rng, price_usd, n)
     store = Store(str(root))
     price = price_usd
     t0 = pd.Timestamp(start, tz="UTC")
+    tables: list[tuple[pa.Table, pa.Table]] = []
     for m in range(minutes):
         price *= float(np.exp(rng.normal(0, 0.0015)))
         if m % 10 == 0:  # churn: a few positions replaced
@@ -47,8 +50,9 @@ def write_market(root: Path, *, start: str = "2026-11-23T00:00", minutes: int = 
             positions[:k] = book(rng, price, k)
         if m in gaps:
             continue
-        ts = t0 + pd.Timedelta(minutes=m)
-        assert store.write_snapshot(market, *snapshot_tables(ts, price, positions))
+        tables.append(snapshot_tables(t0 + pd.Timedelta(minutes=m), price, positions))
+    store.write_bulk("positions", market, pa.concat_tables([t[0] for t in tables]))
+    store.write_bulk("market_state", market, pa.concat_tables([t[1] for t in tables]))
     return store
 
 

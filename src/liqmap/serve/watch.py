@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow.fs as pafs
 
 from liqmap import constants as C
 from liqmap.errors import LiqmapError
@@ -73,7 +74,7 @@ class StoreWatcher:
     def __init__(self, store: Store, markets: tuple[str, ...] = C.MARKETS) -> None:
         self.store = store
         self.views = {m: MarketView(m) for m in markets}
-        self._fingerprints: dict[str, tuple[str, ...]] = {}
+        self._fingerprints: dict[str, tuple[object, ...]] = {}
 
     def poll(self, now: float | None = None) -> list[MarketView]:
         """Re-read the markets whose listing changed; returns those with a new newest snapshot.
@@ -98,14 +99,16 @@ class StoreWatcher:
                 self.views[market] = fresh
         return changed
 
-    def _fingerprint(self, market: str) -> tuple[str, ...]:
-        """The day directories of the market and the file names of the newest one."""
+    def _fingerprint(self, market: str) -> tuple[object, ...]:
+        """The first and last day directory of the market and the names, sizes and times of
+        the files in the last one (one listing each; a rewritten file changes it too)."""
         days = sorted(self.store.fs.listdir(L.market_dir("market_state", market)))
         if not days:
             return ()
-        newest = sorted(self.store.fs.listdir(f"{L.market_dir('market_state', market)}/"
-                                              f"{days[-1]}"))
-        return (days[0], days[-1], *newest)
+        newest = f"{L.market_dir('market_state', market)}/{days[-1]}"
+        infos = self.store.fs.fs.get_file_info(
+            pafs.FileSelector(self.store.fs.path(newest), allow_not_found=True))
+        return (days[0], days[-1], *sorted((i.base_name, i.size, i.mtime_ns) for i in infos))
 
     def _read(self, view: MarketView) -> MarketView | None:
         try:

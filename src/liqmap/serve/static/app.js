@@ -302,6 +302,7 @@
     if (price !== null) {
       const y = Y(price, b); ctx.strokeStyle = "#fff"; ctx.setLineDash([4, 3]); ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(W, y); ctx.stroke(); ctx.setLineDash([]);
     }
+    ctx.fillStyle = "rgba(15,18,25,0.85)"; ctx.fillRect(0, 0, W, 34); ctx.fillRect(0, H - 20, W, 20);
     ctx.fillStyle = "#9aa3b2"; ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "left"; ctx.textBaseline = "top";
     ctx.fillText(`${d.gap_mask[c] ? "gap · " : ""}${new Date(d.t_edges_ms[c]).toISOString().slice(0, 16).replace("T", " ")} UTC`, x0, 4);
     ctx.fillText(`longs ${fmtAmt(cumL[0] || 0)} · shorts ${fmtAmt(cumS[nb - 1] || 0)} ${d.market}`, x0, 18);
@@ -426,7 +427,8 @@
     S.preset = p; setOn("presets", p); S.zoomedPrice = false;
     const bd = bounds();
     if (!bd) { S.view = null; load(); return; }
-    const t1 = Math.floor(bd.last / MIN) * MIN, t0 = p === "all" ? Math.floor(bd.first / MIN) * MIN : t1 - (PRESETS[p] - 1) * MIN;
+    const first = Math.floor(bd.first / MIN) * MIN, t1 = Math.floor(bd.last / MIN) * MIN;
+    const t0 = p === "all" ? first : Math.max(first, t1 - (PRESETS[p] - 1) * MIN);
     S.view = { t0, t1, p0: 0, p1: 1 }; S.live = true; load();
   }
 
@@ -448,8 +450,8 @@
     if (!st || !st.last) { el.textContent = "no data yet"; el.classList.add("stale"); return; }
     const arrived = S.lastEvent && S.lastEvent.market === S.market ? (Date.now() - S.lastEvent.at) / 1000 : null;
     const stale = st.stale && (arrived === null || arrived > S.status.stale_after_s);
-    el.textContent = `last update ${st.last.slice(0, 16).replace("T", " ")} UTC` + (arrived !== null ? ` (${Math.round(arrived)} s ago)` : "") +
-      (st.price_usd ? ` · ${S.market} ${fmtPrice(st.price_usd)}` : "") + (stale ? " · STALE: no new snapshot" : "");
+    el.textContent = `last update ${st.last.slice(5, 16).replace("T", " ")} UTC` + (arrived !== null ? ` (${Math.round(arrived)} s ago)` : "") +
+      (st.price_usd ? ` · ${S.market} ${fmtPrice(st.price_usd)}` : "") + (stale ? " · STALE" : "");
     el.classList.toggle("stale", stale);
     el.dataset.last = st.last;
   }
@@ -464,7 +466,8 @@
       updateLive();
       if (e.market === S.market && S.live && S.view) {
         const t1 = Math.floor(Date.parse(e.ts) / MIN) * MIN, span = S.view.t1 - S.view.t0;
-        S.view = { ...S.view, t1, t0: S.preset === "all" ? S.view.t0 : t1 - span };
+        const full = S.preset && S.preset !== "all" ? (PRESETS[S.preset] - 1) * MIN : Infinity;
+        S.view = { ...S.view, t1, t0: span + MIN * 1 < full ? S.view.t0 : t1 - full };
         load();
       }
     });
@@ -487,7 +490,12 @@
   }
   function iso(t) { return new Date(t).toISOString().slice(0, 16) + "Z"; }
 
-  window.liqmap = { state: S, draw, load, panBy, zoomTime, setPreset, get lastDrawMs() { return S.lastDrawMs; } };
+  // where a cell's centre is drawn (CSS pixels in the heat canvas), for tests and benchmarks
+  function cellXY(col, bin) {
+    const d = S.data, b = plotBox();
+    return { x: X((d.t_edges_ms[col] + d.t_edges_ms[col + 1]) / 2, b), y: Y((d.y_edges_usd[bin] + d.y_edges_usd[bin + 1]) / 2, b) };
+  }
+  window.liqmap = { state: S, draw, load, panBy, zoomTime, setPreset, cellXY, get lastDrawMs() { return S.lastDrawMs; } };
 
   async function start() {
     setOn("markets", S.market); setOn("sides", S.side); setOn("scales", S.scale);

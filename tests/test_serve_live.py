@@ -1,0 +1,97 @@
+"""`liqmap serve` as a user runs it: a real uvicorn server in a child process on a free
+loopback port: live events for new snapshots, clean stop, refusal of unsafe binds, token."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from serve_helpers import add_minute, child_env, serve_process, write_market
+
+START = "2026-11-22T23:40"  # the history ends at midnight: the live minute starts a new day
+TOKEN = "a-long-enough-token-1234567890"
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("live") / "store"
+    write_market(root, start=START, minutes=20)
+    return root
+
+
+def _events(stream: httpx.Response, deadline: float):
+    """(event, data) pairs of a server-sent event stream until `deadline` (monotonic)."""
+    event = None
+    for line in stream.iter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event:
+            yield event, json.loads(line[6:])
+            event = None
+        if time.monotonic() > deadline:
+            return
+
+
+def test_new_snapshot_is_announced_then_sigterm_stops_cleanly(store_dir: Path) -> None:
+    with serve_process(store_dir) as (url, proc):
+        status = httpx.get(f"{url}/api/v1/status").json()
+        assert status["markets"][0]["last"] == "2026-11-22T23:59:00Z"
+        with httpx.stream("GET", f"{url}/api/v1/stream", timeout=30) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            deadline = time.monotonic() + 30
+            events = _events(stream, deadline)
+            event, hello = next(events)
+            assert event == "hello" and hello["ok"]
+            stored = pd.Timestamp("2026-11-23T00:00", tz="UTC")
+            add_minute(store_dir, stored, 181.5)
+            written = time.monotonic()
+            event, data = next(events)
+            assert event == "snapshot"
+            assert data == {"market": "SOL", "ts": "2026-11-23T00:00:00Z", "price_usd": 181.5}
+            assert time.monotonic() - written < 10  # the 2 s figure is measured by bench_serve
+            heat = httpx.get(f"{url}/api/v1/heatmap?bin=0.5").json()
+            assert heat["t_end"] == "2026-11-23T00:00:00Z"
+            proc.send_signal(signal.SIGTERM)  # with a stream still open
+            assert proc.wait(timeout=20) == 0
+
+
+def test_public_bind_without_token_refuses_to_start(store_dir: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "liqmap", "serve", "--data-dir", str(store_dir),
+                           "--host", "0.0.0.0", "--port", "0"], env=child_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("Error: --host 0.0.0.0 ")
+    assert "--token" in done.stderr
+
+
+def test_busy_port_is_one_line(store_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "liqmap", "serve", "--data-dir",
+                               str(store_dir), "--port", str(port)], env=child_env(),
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}")
+
+
+def test_token_from_the_environment_guards_a_real_server(store_dir: Path) -> None:
+    env = child_env(LIQMAP_SERVE_TOKEN=TOKEN)
+    with serve_process(store_dir, "--token", TOKEN, env=env) as (url, proc):
+        assert httpx.get(f"{url}/api/v1/status").status_code == 401
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        assert httpx.get(f"{url}/api/v1/heatmap?bin=1", headers=auth).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0
+        assert TOKEN not in out + err  # never printed, never logged
