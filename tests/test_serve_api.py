@@ -22,7 +22,7 @@ from liqmap.errors import InputError
 from liqmap.heatmap.build import build_levels
 from liqmap.heatmap.sources import StoreSource
 from liqmap.serve import ServeConfig, create_app
-from liqmap.serve.data import Limits, default_bin_usd, nice_bin_usd
+from liqmap.serve.data import Limits, default_bin_usd, nice_bin_usd, round_mantissa
 from liqmap.serve.watch import MarketView
 
 from serve_helpers import write_market
@@ -139,11 +139,20 @@ def test_arrow_and_page_binary_carry_the_same_matrix(client: Client, store_dir: 
     assert data[:4] == b"LQM1"
     (n,) = struct.unpack("<I", data[4:8])
     head = json.loads(data[8:8 + n])
-    cells = head["n_cols"] * head["n_bins"]
     layers = np.frombuffer(data[8 + n:], "<f4").reshape(len(head["layers"]), head["n_cols"],
                                                         head["n_bins"])
-    assert head["layers"] == ["z", "z_long", "z_short"] and layers[0].size == cells
-    assert np.array_equal(layers[0].T, npz["Z"].astype(np.float32))
+    assert head["layers"] == ["z_long", "z_short"]  # the page adds them up for `both`
+    assert np.array_equal(layers[0].T, round_mantissa(npz["Z_long"]))
+    assert np.array_equal(layers[1].T, round_mantissa(npz["Z_short"]))
+    assert np.allclose(layers.sum(axis=0).T, npz["Z"], rtol=5e-5, atol=0)
+
+
+def test_page_binary_rounding_keeps_five_digits() -> None:
+    values = np.array([0.0, 1812.123, 0.1234567, 5e9, 1e-9])
+    rounded = round_mantissa(values).astype(np.float64)
+    assert rounded[0] == 0.0
+    assert np.all(np.abs(rounded[1:] / values[1:] - 1) < 2e-5)
+    assert np.all(round_mantissa(values).view("<u4") & 0x7F == 0)  # low bits zeroed
 
 
 def test_levels_equal_the_library(client: Client, store_dir: Path) -> None:

@@ -127,7 +127,7 @@ def test_hover_shows_the_api_value_of_the_cell(page: tuple[str, Any, Path],
     api = httpx.get(f"{url}/api/v1/heatmap?{target['query']}&format=json").json()
     expected = api["z"][bin_][col]
     assert expected > 0
-    assert float(tip.get_attribute("data-value")) == pytest.approx(expected, rel=1e-6)
+    assert float(tip.get_attribute("data-value")) == pytest.approx(expected, rel=5e-5)
     assert f"{expected:,.0f}" in tip.text or f"{expected:,.1f}" in tip.text
     assert "price bin" in tip.text and "between price and cursor" in tip.text and "≈ $" in tip.text
     _shot(driver, "hover_tooltip.png", tmp_path)

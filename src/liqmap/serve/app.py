@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import pandas as pd
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -166,6 +167,22 @@ class Server:
             for view in changed:
                 self.broadcast("snapshot", view.event())
             await asyncio.sleep(self.config.poll_s)
+
+    def warm_up(self) -> None:
+        """Build a small heatmap once (the binning kernels load or compile now, not during
+        the first page view); failures only mean no warm-up."""
+        for view in self.watcher.views.values():
+            if view.last is None:
+                continue
+            try:
+                source = StoreSource(self.config.data_dir, view.market)
+                values = {"start": view.last - pd.Timedelta(minutes=4), "end": view.last,
+                          "freq": None, "bin": None, "pmin": None, "pmax": None,
+                          "agg": "mean", "unit": "tokens", "side": "split"}
+                build_heatmap(source, D.plan_heatmap(source, values, self.config.limits).request)
+            except LiqmapError as exc:
+                log.debug("warm-up skipped: %s", exc)
+            return
 
     def broadcast(self, event: str, payload: dict[str, Any]) -> None:
         message = f"event: {event}\ndata: {json.dumps(payload)}\n\n"
@@ -373,6 +390,7 @@ def create_app(config: ServeConfig) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(server.watcher.poll)
         task = asyncio.create_task(server.watch())
+        asyncio.get_running_loop().run_in_executor(server.pool, server.warm_up)
         try:
             yield
         finally:

@@ -99,6 +99,7 @@
       $("info").textContent = info(d);
       $("apilink").href = "/api/v1/heatmap?" + q.toString().replace("side=split", "side=split&format=json");
       draw();
+      if (!S.firstPaintMs) S.firstPaintMs = performance.now();  // since navigation started
       document.body.dataset.loaded = String(seq);
     } catch (err) {
       if (seq === S.seq) { $("info").textContent = "Error: " + err.message; S.data = null; draw(); }
@@ -406,7 +407,7 @@
       const p = P(y, b); S.view = { ...S.view, p0: p - (p - S.view.p0) * f, p1: p + (S.view.p1 - p) * f }; S.zoomedPrice = true; draw(); reloadSoon();
     } else zoomTime(f, T(x, b));
   }, { passive: false });
-  heat.addEventListener("dblclick", () => setPreset(S.preset || "24h"));
+  heat.addEventListener("dblclick", () => setPreset(S.preset || "24h"));  // reset the zoom
   window.addEventListener("keydown", (ev) => {
     if (!S.view || ev.target.tagName === "INPUT") return;
     const span = S.view.t1 - S.view.t0;
@@ -423,13 +424,14 @@
     return st && st.last ? { first: Date.parse(st.first), last: Date.parse(st.last) } : null;
   }
 
-  function setPreset(p) {
-    S.preset = p; setOn("presets", p); S.zoomedPrice = false;
+  function setPreset(p, priceRange) {
+    S.preset = p; setOn("presets", p); S.zoomedPrice = !!priceRange;
     const bd = bounds();
     if (!bd) { S.view = null; load(); return; }
     const first = Math.floor(bd.first / MIN) * MIN, t1 = Math.floor(bd.last / MIN) * MIN;
     const t0 = p === "all" ? first : Math.max(first, t1 - (PRESETS[p] - 1) * MIN);
-    S.view = { t0, t1, p0: 0, p1: 1 }; S.live = true; load();
+    const [p0, p1] = priceRange || [0, 1];
+    S.view = { t0, t1, p0, p1 }; S.live = true; load();
   }
 
   $("markets").addEventListener("click", (ev) => { const m = ev.target.dataset.market; if (!m) return; S.market = m; setOn("markets", m); $("bin").value = ""; updateLive(); setPreset(S.preset || "24h"); });
@@ -497,10 +499,24 @@
   }
   window.liqmap = { state: S, draw, load, panBy, zoomTime, setPreset, cellXY, get lastDrawMs() { return S.lastDrawMs; } };
 
+  // a view can be linked: /?market=ETH&preset=3d&bin=2&freq=5&pmin=3000&pmax=4000&scale=linear
+  function fromUrl() {
+    const u = new URLSearchParams(location.search), num = (k) => (u.has(k) && isFinite(+u.get(k)) ? +u.get(k) : null);
+    if (["SOL", "ETH", "BTC"].includes(u.get("market"))) S.market = u.get("market");
+    if (["both", "split", "long", "short"].includes(u.get("side"))) S.side = u.get("side");
+    if (["log", "linear"].includes(u.get("scale"))) S.scale = u.get("scale");
+    if (num("bin")) $("bin").value = String(num("bin"));
+    if (num("freq")) $("freq").value = String(Math.round(num("freq")));
+    const preset = u.get("preset") in PRESETS || u.get("preset") === "all" ? u.get("preset") : "24h";
+    return { preset, pmin: num("pmin"), pmax: num("pmax") };
+  }
+
   async function start() {
+    const linked = fromUrl();
     setOn("markets", S.market); setOn("sides", S.side); setOn("scales", S.scale);
     await fetchStatus();
-    setPreset("24h");
+    const range = linked.pmin !== null && linked.pmax !== null && linked.pmax > linked.pmin ? [linked.pmin, linked.pmax] : null;
+    setPreset(linked.preset, range);
     stream();
     setInterval(updateLive, 1000);
     setInterval(fetchStatus, 15000);
