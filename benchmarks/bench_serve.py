@@ -148,8 +148,8 @@ def live_latency(url: str, root: Path) -> float:
         for line in lines:
             if line.startswith("event: hello"):
                 break
-        written = time.perf_counter()
         add_minute(root, new, 180.0, n=3000)
+        written = time.perf_counter()  # stored (committed) now
         for line in lines:
             if line.startswith("event: snapshot"):
                 return time.perf_counter() - written

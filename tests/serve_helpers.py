@@ -65,7 +65,9 @@ def add_minute(root: Path, when: pd.Timestamp, price_usd: float = 180.0, n: int 
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_")}
+    """The environment without liqmap settings (where the local node lives is kept)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LIQMAP_") or k == "LIQMAP_NODE_MODULES"}
     return {**env, **extra}
 
 

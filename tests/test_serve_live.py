@@ -95,3 +95,55 @@ def test_token_from_the_environment_guards_a_real_server(store_dir: Path) -> Non
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0
         assert TOKEN not in out + err  # never printed, never logged
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.surfnet
+def test_demo_serves_a_moving_market_and_ctrl_c_ends_node_and_server(tmp_path: Path) -> None:
+    from conftest import skip_or_fail_without_surfnet
+
+    skip_or_fail_without_surfnet()
+    proc = subprocess.Popen([sys.executable, "-m", "liqmap", "demo", "--out-dir",
+                             str(tmp_path / "out"), "--hours", "0.1", "--positions", "200",
+                             "--port", "0"], env=child_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline()]
+        while lines[-1] and not lines[-1].startswith("live page: "):
+            lines.append(proc.stdout.readline())
+        assert "heatmap PNG:" in "".join(lines), lines
+        url = lines[-1].split()[2].rstrip("/")
+        nodes = [p for p in _children(proc.pid)
+                 if b"surfnet" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(nodes) == 1
+        first = httpx.get(f"{url}/api/v1/status", timeout=30).json()["markets"][0]["last"]
+        with httpx.stream("GET", f"{url}/api/v1/stream?market=SOL", timeout=60) as stream:
+            deadline = time.monotonic() + 60
+            events = _events(stream, deadline)
+            assert next(events)[0] == "hello"
+            event, data = next(events)  # the simulated market goes on
+        assert event == "snapshot" and data["ts"] > first
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert not Path(f"/proc/{nodes[0]}").exists() or b"Z" in Path(
+            f"/proc/{nodes[0]}/stat").read_bytes().rsplit(b")", 1)[1][:3]
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/api/v1/status", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

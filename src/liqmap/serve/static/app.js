@@ -54,6 +54,12 @@
     return c.reduce((a, b) => (Math.abs(Math.log(b / x)) < Math.abs(Math.log(a / x)) ? b : a));
   }
 
+  // column widths from a fixed ladder, so clients with different window sizes share answers
+  function niceFreq(m) {
+    for (const f of [1, 2, 3, 4, 5, 10, 15, 20, 30, 60, 120, 240, 360, 720, 1440]) if (f >= m) return f;
+    return Math.ceil(m / 1440) * 1440;
+  }
+
   function plotBox() {
     const w = heat.clientWidth, h = heat.clientHeight;
     return { x: MARGIN.l, y: MARGIN.t, w: Math.max(w - MARGIN.l - MARGIN.r, 10), h: Math.max(h - MARGIN.t - MARGIN.b, 10) };
@@ -65,7 +71,7 @@
     if (S.view) {
       q.set("start", iso(S.view.t0)); q.set("end", iso(S.view.t1));
       const minutes = (S.view.t1 - S.view.t0) / MIN + 1;
-      const freq = +$("freq").value || Math.max(1, Math.ceil(minutes / box.w));
+      const freq = +$("freq").value || niceFreq(minutes / box.w);
       q.set("freq", String(freq));
     }
     let bin = +$("bin").value;
@@ -241,7 +247,7 @@
       const x = X(t, b); const dt = new Date(t);
       const label = stepMin >= 1440 || (dt.getUTCHours() === 0 && dt.getUTCMinutes() === 0)
         ? dt.toISOString().slice(5, 10) : dt.toISOString().slice(11, 16);
-      ctx.fillText(label, x, b.y + b.h + 6);
+      if (x > b.x + 12 && x < b.x + b.w - 16) ctx.fillText(label, x, b.y + b.h + 6);
       ctx.beginPath(); ctx.moveTo(x, b.y + b.h); ctx.lineTo(x, b.y + b.h + 3); ctx.stroke();
     }
   }
