@@ -147,3 +147,28 @@ def test_demo_serves_a_moving_market_and_ctrl_c_ends_node_and_server(tmp_path: P
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_collect_runs_the_collector_in_the_same_process(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    write_market(root, start=START, minutes=5)
+    env = child_env(LIQMAP_MAX_RETRIES="0", LIQMAP_MARKETS="SOL")
+    with serve_process(root, "--collect", "--rpc-url", "http://127.0.0.1:9",
+                       env=env) as (url, proc):
+        from liqmap.store import Store
+
+        deadline = time.monotonic() + 60
+        while Store(str(root)).read_misses("SOL").num_rows == 0:  # a dead endpoint: a miss
+            assert time.monotonic() < deadline, "the collector recorded nothing"
+            time.sleep(0.5)
+        assert httpx.get(f"{url}/api/v1/status").status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+
+def test_rpc_url_without_collect_is_a_usage_error(store_dir: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "liqmap", "serve", "--data-dir", str(store_dir),
+                           "--rpc-url", "http://127.0.0.1:9"], env=child_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--rpc-url is for --collect" in done.stderr
