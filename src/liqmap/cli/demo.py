@@ -132,9 +132,9 @@ def demo_cmd(out_dir: str | None, hours: float, seed: int | None,
     if not no_serve:  # the port is taken before the long run, so a busy one fails at once
         from liqmap.serve import bind
 
-        check_node()
         if out_dir is not None:
             check_out_dir(out_dir)
+        check_node()
         sock = bind(C.SERVE_DEFAULT_HOST, port)
 
     def summary(outputs: DemoOutputs) -> None:
