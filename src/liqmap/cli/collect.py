@@ -45,6 +45,10 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 @click.option("--gpa-timeout", "gpa_timeout_s", type=float, default=None,
               help="Seconds per getProgramAccounts request (default 120).")
 @click.option("--max-retries", type=int, default=None, help="Retries per request (default 5).")
+@click.option("--confirm-rps", "confirm_rps", type=float, default=None, metavar="N",
+              help="Confirm detected liquidations on chain (getSignaturesForAddress + "
+                   "getTransaction) at most N requests per second, off the snapshot path; "
+                   "0 turns it off (default 2).")
 @click.pass_context
 def collect_cmd(ctx: click.Context, **flags: object) -> None:
     """Store a snapshot of every open position, with exact liquidation prices, every minute.

@@ -28,6 +28,7 @@ from liqmap.sim import params as SP
 from liqmap.sim.market import MarketSim, SimConfig
 from liqmap.sim.session import progress_bar
 from liqmap.sim.surfnet import Surfnet, unavailable_reason
+from liqmap.sim.truth import TruthLog
 from liqmap.sim.writer import ChainWriter, publish_initial, publish_minute, start_time_s
 from liqmap.store import Store
 
@@ -39,6 +40,8 @@ DEMO_MARKET = "SOL"
 BACKTEST_BIN_USD = 0.5
 #: While the demo serves its store, the market goes on: one simulated minute this often (s).
 LIVE_SPEED_S = 3.0
+#: the simulator's ground truth (its liquidations and trader closes), in the output directory
+TRUTH_FILE = "ground_truth.csv"
 Echo = Callable[[str], object]
 
 
@@ -62,7 +65,9 @@ class DemoOutputs:
                 f"heatmap PNG:         {self.heatmap_png}",
                 f"heatmap HTML:        {self.heatmap_html}",
                 f"liquidation levels:  {self.levels_png}",
-                f"backtest:            {self.backtest_dir}"]
+                f"backtest:            {self.backtest_dir}",
+                f"score:               {self.out_dir / 'score'}",
+                f"ground truth (sim):  {self.out_dir / TRUTH_FILE}"]
 
 
 def prepare_out_dir(out_dir: str | Path | None) -> Path:
@@ -128,7 +133,8 @@ def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
         try:
             writer = ChainWriter(node)
             minutes, liquidations = _simulate_and_collect(
-                sim, writer, collector, store_dir, round(hours * 60), echo, progress)
+                sim, writer, collector, store_dir, round(hours * 60), echo, progress,
+                truth_path=out / TRUTH_FILE)
             outputs = DemoOutputs(out, store_dir, *_render(out, store_dir, echo),
                                   minutes=minutes, liquidations=liquidations,
                                   seconds=time.monotonic() - started)
@@ -168,10 +174,12 @@ def _serve_live(sim: MarketSim, writer: ChainWriter, collector: Collector,
 
 
 def _simulate_and_collect(sim: MarketSim, writer: ChainWriter, collector: Collector,
-                          store_dir: Path, n_minutes: int, echo: Echo,
-                          progress: bool) -> tuple[int, int]:
-    """Warm up, write minute 0, then per minute: simulate, write, move the clock, collect."""
+                          store_dir: Path, n_minutes: int, echo: Echo, progress: bool,
+                          truth_path: Path | None = None) -> tuple[int, int]:
+    """Warm up, write minute 0, then per minute: simulate, write, move the clock, collect.
+    The simulator's liquidations and closes go to `truth_path` (CSV, `sim.truth`)."""
     config = sim.config
+    truth = TruthLog(truth_path, sim) if truth_path is not None else None
     with progress_bar(config.warmup_min, "warm-up (simulated history)", "min", progress) as bar:
         sim.warm_up(bar.update)
     total = sum(b.n for b in sim.books.values()) + 2 * len(SP.POOL_ASSETS) + 1
@@ -179,13 +187,13 @@ def _simulate_and_collect(sim: MarketSim, writer: ChainWriter, collector: Collec
         publish_initial(sim, writer, bar.update)
     bar = progress_bar(n_minutes + 1, "simulate + collect", "min", progress)
     with _quiet_collector(), bar:
-        liquidations = _lockstep(sim, writer, collector, n_minutes, bar)
+        liquidations = _lockstep(sim, writer, collector, n_minutes, bar, truth)
     echo(f"collected {bar.n} minutes ({liquidations} liquidations) into {store_dir}")
     return bar.n, liquidations
 
 
 def _lockstep(sim: MarketSim, writer: ChainWriter, collector: Collector, n_minutes: int,
-              bar: tqdm) -> int:
+              bar: tqdm, truth: TruthLog | None = None) -> int:
     """Collect minute 0, then simulate and collect `n_minutes` more; returns liquidations."""
     _collect(collector, sim.chain_time(0))
     bar.update(1)
@@ -194,6 +202,8 @@ def _lockstep(sim: MarketSim, writer: ChainWriter, collector: Collector, n_minut
         report = publish_minute(sim, writer)
         if report is None:
             break
+        if truth is not None:
+            truth.add(report)
         _collect(collector, report.chain_time_s)
         liquidations += len(report.liquidations)
         bar.set_postfix_str(_postfix(report.prices_usd6, liquidations), refresh=False)
@@ -227,6 +237,8 @@ def _render(out: Path, store_dir: Path, echo: Echo) -> tuple[Path, Path, Path, P
         ("liquidation levels", ["levels", *data, "--at", _iso(last), "--out", str(levels)]),
         ("backtest", ["backtest", *data, "--bin", str(BACKTEST_BIN_USD),
                       "--out-dir", str(backtest)]),
+        ("score against the realized liquidations",
+         ["score", *data, "--out-dir", str(out / "score")]),
     ]
     for label, args in steps:
         echo(f"--- {label}: liqmap {' '.join(args)}")
