@@ -273,7 +273,6 @@ def test_bad_parameters_get_one_json_line_and_nothing_is_computed(
     ("/api/v1/heatmap?pmin=200&pmax=100&bin=1", 400, "pmin (200) must be below pmax (100)"),
     ("/api/v1/levels?at=2026-11-20T00:00", 404, "no SOL snapshot in the hour"),
     ("/api/v1/signal", 404, "signal is not available"),
-    ("/api/v1/liquidations", 404, "liquidations is not available"),
 ])
 def test_library_refusals_become_api_errors(client: Client, url: str, status: int,
                                             message: str) -> None:
@@ -380,3 +379,27 @@ def test_nice_and_default_bins() -> None:
     assert default_bin_usd("ETH", 4000.0) == 2.0
     assert default_bin_usd("BTC", 100_000.0) == 50.0
     assert default_bin_usd("BTC", float("nan")) == 50.0
+
+
+def test_liquidations_are_the_markers_the_heatmap_draws(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from liqmap.heatmap.markers import liquidation_markers, markers_json
+    from liqmap.store import Store
+    from liqmap.store import schema as S
+    from test_score import BOOK, REALIZED, _state, priced_positions
+
+    store = Store(str(tmp_path / "store"))
+    for ts, rows in BOOK.items():
+        store.write_snapshot("SOL", priced_positions(ts, rows), _state(ts))
+    store.write_liquidations("SOL", pa.Table.from_pylist(REALIZED, schema=S.LIQUIDATIONS))
+    c = Client(create_app(ServeConfig(data_dir=store.root)))
+    try:
+        body = c.get("/api/v1/liquidations?market=SOL").json()
+        first, last = min(BOOK), max(BOOK)
+        expected = markers_json(liquidation_markers(store, "SOL", first, last))
+        assert body["ok"] and body["liquidations"] == expected and len(expected) == 2
+        assert c.get("/api/v1/status").json()["features"]["liquidations"] is True
+        assert c.get("/api/v1/liquidations?market=ETH").status_code == 404  # no ETH data
+    finally:
+        c.close()

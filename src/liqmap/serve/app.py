@@ -31,7 +31,8 @@ from starlette.routing import Route
 from liqmap import __version__
 from liqmap import constants as C
 from liqmap.errors import DataGapError, InputError, LiqmapError
-from liqmap.heatmap.build import build_heatmap, build_levels
+from liqmap.heatmap.build import build_heatmap, build_levels, resolve_window
+from liqmap.heatmap.markers import liquidation_markers, markers_json
 from liqmap.heatmap.sources import StoreSource
 from liqmap.serve import data as D
 from liqmap.serve.guard import Guard, error_body, is_loopback
@@ -39,6 +40,7 @@ from liqmap.serve.openapi import openapi_spec
 from liqmap.serve.params import (
     HEATMAP_PARAMS,
     LEVELS_PARAMS,
+    LIQUIDATIONS_PARAMS,
     STREAM_PARAMS,
     ApiError,
     parse_query,
@@ -204,7 +206,7 @@ class Server:
                        "max_bins": self.config.limits.max_bins,
                        "max_cells": self.config.limits.max_cells,
                        "request_timeout_s": self.config.request_timeout_s},
-            "features": {"signal": False, "liquidations": False},
+            "features": {"signal": False, "liquidations": True},
         }
 
 
@@ -334,6 +336,26 @@ async def stream(request: Request) -> Response:
                              headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
 
+async def liquidations(request: Request) -> Response:
+    server = _server(request)
+    values = _values(request, LIQUIDATIONS_PARAMS)
+    view = server.watcher.views[values["market"]]
+    key = ("liquidations", view.last, tuple(sorted(values.items(), key=lambda kv: kv[0])))
+    root = server.config.data_dir
+
+    def work() -> bytes:
+        source = StoreSource(root, values["market"])
+        start, end = resolve_window(values["start"], values["end"], source)
+        rows = markers_json(liquidation_markers(source.store, values["market"], start,
+                                                end + pd.Timedelta(seconds=59)))
+        return json.dumps({"ok": True, "market": values["market"],
+                           "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           "liquidations": rows}).encode()
+
+    return json_response(await server.compute(key, work))
+
+
 async def not_yet(request: Request) -> Response:
     what = request.url.path.rsplit("/", 1)[-1]
     _values(request, ())
@@ -402,7 +424,7 @@ def create_app(config: ServeConfig) -> Any:
         Route("/static/{name}", static), Route("/openapi.json", openapi),
         Route("/api/v1/heatmap", heatmap), Route("/api/v1/levels", levels),
         Route("/api/v1/status", status), Route("/api/v1/stream", stream),
-        Route("/api/v1/signal", not_yet), Route("/api/v1/liquidations", not_yet),
+        Route("/api/v1/signal", not_yet), Route("/api/v1/liquidations", liquidations),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         ApiError: _api_error, LiqmapError: _library_error, HTTPException: _http_error})

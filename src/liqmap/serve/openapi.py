@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from liqmap import __version__
-from liqmap.serve.params import HEATMAP_PARAMS, LEVELS_PARAMS, STREAM_PARAMS, Param
+from liqmap.serve.params import (
+    HEATMAP_PARAMS,
+    LEVELS_PARAMS,
+    LIQUIDATIONS_PARAMS,
+    STREAM_PARAMS,
+    Param,
+)
 
 ERROR = {"description": "Bad parameter (400), no data (404), busy or too slow (503): "
                         '`{"ok": false, "error": "...", "status": N}`'}
@@ -31,7 +37,9 @@ ROUTES: list[tuple[str, str, tuple[Param, ...], dict[str, Any]]] = [
      {"text/event-stream": "events"}),
     ("/api/v1/signal", "Hedge signal state (404 until this version has it).", (),
      {"application/json": "signal"}),
-    ("/api/v1/liquidations", "Realized liquidations (404 until this version has them).", (),
+    ("/api/v1/liquidations", "Realized liquidations in a window (default: as the heatmap's): "
+     "time, price (the on-chain event's when confirmed), size in USD, side, confirmed, "
+     "position and signature; the markers `liqmap heatmap` draws.", LIQUIDATIONS_PARAMS,
      {"application/json": "liquidations"}),
 ]
 

@@ -133,6 +133,7 @@ MARKETS_FILTER = Param("market", "choice", "Only this market's events (default: 
 HEATMAP_PARAMS = (MARKET, START, END, BIN, FREQ, SIDE, UNIT, AGG, PMIN, PMAX, FORMAT)
 LEVELS_PARAMS = (MARKET, AT, BIN, PMIN, PMAX)
 STREAM_PARAMS = (MARKETS_FILTER,)
+LIQUIDATIONS_PARAMS = (MARKET, START, END)
 
 
 def parse_query(query: Mapping[str, str], params: tuple[Param, ...],

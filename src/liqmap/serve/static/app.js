@@ -106,11 +106,38 @@
       $("apilink").href = "/api/v1/heatmap?" + q.toString().replace("side=split", "side=split&format=json");
       draw();
       if (!S.firstPaintMs) S.firstPaintMs = performance.now();  // since navigation started
+      loadLiquidations(q, seq);
       document.body.dataset.loaded = String(seq);
     } catch (err) {
       if (seq === S.seq) { $("info").textContent = "Error: " + err.message; S.data = null; draw(); }
     } finally {
       S.loading--; $("busy").hidden = S.loading === 0;
+    }
+  }
+
+  // realized liquidations of the window, drawn as red circles sized by USD
+  async function loadLiquidations(q, seq) {
+    const lq = new URLSearchParams({ market: q.get("market") });
+    if (q.has("start")) { lq.set("start", q.get("start")); lq.set("end", q.get("end")); }
+    try {
+      const r = await fetch("/api/v1/liquidations?" + lq);
+      if (seq !== S.seq) return;
+      const el = $("liqs").querySelector("span");
+      if (!r.ok) { S.liqs = null; el.textContent = "not available"; return; }
+      S.liqs = (await r.json()).liquidations;
+      const usd = S.liqs.reduce((a, x) => a + x.size_usd, 0), conf = S.liqs.filter((x) => x.confirmed).length;
+      el.textContent = `${S.liqs.length} in view · $${fmtAmt(usd)} · ${conf} confirmed`;
+      draw();
+    } catch (e) { $("liqs").querySelector("span").textContent = "not available"; }
+  }
+
+  function drawLiquidations(ctx, b) {
+    if (!S.liqs || !S.liqs.length) return;
+    const top = Math.max(...S.liqs.map((x) => x.size_usd)) || 1;
+    ctx.fillStyle = "rgba(255,59,48,0.75)"; ctx.strokeStyle = "#000";
+    for (const x of S.liqs) {
+      const r = Math.max(2.5, Math.sqrt(x.size_usd / top) * 11);
+      ctx.beginPath(); ctx.arc(X(Date.parse(x.ts) + MIN / 2, b), Y(x.price_usd, b), r, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
     }
   }
 
@@ -183,7 +210,7 @@
       ctx.imageSmoothingEnabled = false;
       const x0 = X(te[0], b), x1 = X(te[d.n_cols], b), y0 = Y(ye[d.n_bins], b), y1 = Y(ye[0], b);
       ctx.drawImage(d.image, x0, y0, x1 - x0, y1 - y0);
-      drawGaps(ctx, d, b); drawPrice(ctx, d, b); drawCrosshair(ctx, b);
+      drawGaps(ctx, d, b); drawPrice(ctx, d, b); drawLiquidations(ctx, b); drawCrosshair(ctx, b);
       ctx.restore();
       drawAxes(ctx, b); drawColorbar(ctx, d, b);
     }
@@ -527,7 +554,7 @@
     setInterval(updateLive, 1000);
     setInterval(fetchStatus, 15000);
     panel("signal", "/api/v1/signal", (j) => j.summary || JSON.stringify(j.state || j));
-    panel("liqs", "/api/v1/liquidations", (j) => `${(j.rows || []).length} in view`);
+
   }
   start();
 })();
