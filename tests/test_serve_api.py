@@ -171,7 +171,8 @@ def test_status_names_each_market_and_flags_old_data_stale(client: Client) -> No
     assert sol["first"] == "2026-11-23T00:00:00Z" and sol["last"] == "2026-11-23T01:29:00Z"
     assert sol["stale"] is True  # minutes from last week, none arriving
     assert eth["last"] is None and eth["stale"] is True
-    assert body["default_bin_usd"]["SOL"] == 0.1 and body["features"]["signal"] is False
+    assert body["default_bin_usd"]["SOL"] == 0.1
+    assert body["features"] == {"signal": True, "liquidations": True}
 
 
 def test_stale_means_old_and_nothing_arriving() -> None:
@@ -272,7 +273,7 @@ def test_bad_parameters_get_one_json_line_and_nothing_is_computed(
     ("/api/v1/heatmap?market=ETH", 404, "no ETH snapshots"),
     ("/api/v1/heatmap?pmin=200&pmax=100&bin=1", 400, "pmin (200) must be below pmax (100)"),
     ("/api/v1/levels?at=2026-11-20T00:00", 404, "no SOL snapshot in the hour"),
-    ("/api/v1/signal", 404, "signal is not available"),
+    ("/api/v1/signal?market=ETH", 400, "the store holds no ETH snapshots"),
 ])
 def test_library_refusals_become_api_errors(client: Client, url: str, status: int,
                                             message: str) -> None:
@@ -403,3 +404,12 @@ def test_liquidations_are_the_markers_the_heatmap_draws(tmp_path: Path) -> None:
         assert c.get("/api/v1/liquidations?market=ETH").status_code == 404  # no ETH data
     finally:
         c.close()
+
+
+def test_signal_is_the_library_state(client: Client, store_dir: Path) -> None:
+    from liqmap.backtest.live import signal_state
+
+    body = client.get("/api/v1/signal?market=SOL").json()
+    expected = json.loads(json.dumps(signal_state(str(store_dir), "SOL"), default=str))
+    assert body == {"ok": True, **expected}
+    assert body["as_of"] == "2026-11-23T01:29:00Z" and "direction" in body["state"]

@@ -41,6 +41,7 @@ from liqmap.serve.params import (
     HEATMAP_PARAMS,
     LEVELS_PARAMS,
     LIQUIDATIONS_PARAMS,
+    SIGNAL_PARAMS,
     STREAM_PARAMS,
     ApiError,
     parse_query,
@@ -206,7 +207,7 @@ class Server:
                        "max_bins": self.config.limits.max_bins,
                        "max_cells": self.config.limits.max_cells,
                        "request_timeout_s": self.config.request_timeout_s},
-            "features": {"signal": False, "liquidations": True},
+            "features": {"signal": True, "liquidations": True},
         }
 
 
@@ -233,7 +234,7 @@ def _load_static() -> dict[str, tuple[str, bytes]]:
 
 def _api_message(exc: LiqmapError, data_dir: str) -> str:
     """The library's message in the API's words, without the server's store location."""
-    message = str(exc).replace(f"store {data_dir}", "the store").replace(data_dir, "the store")
+    message = str(exc).replace(f"store {data_dir}", "store").replace(data_dir, "the store")
     for option, name in OPTION_NAMES.items():
         message = message.replace(option, name)
     return message
@@ -356,11 +357,20 @@ async def liquidations(request: Request) -> Response:
     return json_response(await server.compute(key, work))
 
 
-async def not_yet(request: Request) -> Response:
-    what = request.url.path.rsplit("/", 1)[-1]
-    _values(request, ())
-    return _error(404, f"{what} is not available in this version of liqmap; the page shows "
-                       "the panel as not available")
+async def signal(request: Request) -> Response:
+    """The live hedge signal (the rule `liqmap signal` runs, default parameters): its state
+    at the newest minute and its toggles, from the library function `signal_state`."""
+    server = _server(request)
+    market = _values(request, SIGNAL_PARAMS)["market"]
+    view = server.watcher.views[market]
+    root = server.config.data_dir
+
+    def work() -> bytes:
+        from liqmap.backtest.live import signal_state
+
+        return json.dumps({"ok": True, **signal_state(root, market)}, default=str).encode()
+
+    return json_response(await server.compute(("signal", view.last, market), work))
 
 
 def _page(name: str) -> Callable[[Request], Any]:
@@ -424,7 +434,7 @@ def create_app(config: ServeConfig) -> Any:
         Route("/static/{name}", static), Route("/openapi.json", openapi),
         Route("/api/v1/heatmap", heatmap), Route("/api/v1/levels", levels),
         Route("/api/v1/status", status), Route("/api/v1/stream", stream),
-        Route("/api/v1/signal", not_yet), Route("/api/v1/liquidations", liquidations),
+        Route("/api/v1/signal", signal), Route("/api/v1/liquidations", liquidations),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         ApiError: _api_error, LiqmapError: _library_error, HTTPException: _http_error})

@@ -10,6 +10,7 @@ from liqmap.serve.params import (
     HEATMAP_PARAMS,
     LEVELS_PARAMS,
     LIQUIDATIONS_PARAMS,
+    SIGNAL_PARAMS,
     STREAM_PARAMS,
     Param,
 )
@@ -35,8 +36,9 @@ ROUTES: list[tuple[str, str, tuple[Param, ...], dict[str, Any]]] = [
     ("/api/v1/stream", "Server-sent events: `snapshot` with market, ts and price each time a "
      "new snapshot is stored; `hello` with the status on connect.", STREAM_PARAMS,
      {"text/event-stream": "events"}),
-    ("/api/v1/signal", "Hedge signal state (404 until this version has it).", (),
-     {"application/json": "signal"}),
+    ("/api/v1/signal", "The live hedge signal (the rule `liqmap signal` runs, default "
+     "parameters): state at the newest minute (window sums, threshold, direction, suggested "
+     "ratio) and its toggles.", SIGNAL_PARAMS, {"application/json": "signal"}),
     ("/api/v1/liquidations", "Realized liquidations in a window (default: as the heatmap's): "
      "time, price (the on-chain event's when confirmed), size in USD, side, confirmed, "
      "position and signature; the markers `liqmap heatmap` draws.", LIQUIDATIONS_PARAMS,

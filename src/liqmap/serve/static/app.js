@@ -467,7 +467,7 @@
     S.view = { t0, t1, p0, p1 }; S.live = true; load();
   }
 
-  $("markets").addEventListener("click", (ev) => { const m = ev.target.dataset.market; if (!m) return; S.market = m; setOn("markets", m); $("bin").value = ""; updateLive(); setPreset(S.preset || "24h"); });
+  $("markets").addEventListener("click", (ev) => { const m = ev.target.dataset.market; if (!m) return; S.market = m; setOn("markets", m); $("bin").value = ""; updateLive(); loadSignal(); setPreset(S.preset || "24h"); });
   $("presets").addEventListener("click", (ev) => { const p = ev.target.dataset.preset; if (p) setPreset(p); });
   $("sides").addEventListener("click", (ev) => { const s = ev.target.dataset.side; if (!s) return; S.side = s; setOn("sides", s); if (S.data) { prepare(S.data); draw(); } });
   $("scales").addEventListener("click", (ev) => { const s = ev.target.dataset.scale; if (!s) return; S.scale = s; setOn("scales", s); if (S.data) { prepare(S.data); draw(); } });
@@ -499,6 +499,7 @@
       if (S.status) { const st = S.status.markets.find((m) => m.market === e.market); if (st) { st.last = e.ts; st.price_usd = e.price_usd; st.stale = false; if (!st.first) st.first = e.ts; } }
       S.lastEvent = { market: e.market, at: Date.now() };
       updateLive();
+      if (e.market === S.market) loadSignal();
       if (e.market === S.market && S.live && S.view) {
         const t1 = Math.floor(Date.parse(e.ts) / MIN) * MIN, span = S.view.t1 - S.view.t0;
         const full = S.preset && S.preset !== "all" ? (PRESETS[S.preset] - 1) * MIN : Infinity;
@@ -507,6 +508,14 @@
       }
     });
     es.onerror = () => { $("live").textContent = "reconnecting…"; $("live").classList.add("stale"); };
+  }
+
+  function loadSignal() {
+    panel("signal", "/api/v1/signal?market=" + S.market, (j) => {
+      const s = j.state || {};
+      return `${s.direction > 0 ? "boost up" : s.direction < 0 ? "boost down" : "no boost"} · below ${fmtAmt(s.below_tokens || 0)}` +
+        ` / above ${fmtAmt(s.above_tokens || 0)} (θ ${fmtAmt(s.threshold_tokens || 0)}) · ratio ${s.suggested_ratio ?? "–"}`;
+    });
   }
 
   async function panel(id, url, render) {
@@ -553,7 +562,7 @@
     stream();
     setInterval(updateLive, 1000);
     setInterval(fetchStatus, 15000);
-    panel("signal", "/api/v1/signal", (j) => j.summary || JSON.stringify(j.state || j));
+    loadSignal();
 
   }
   start();
