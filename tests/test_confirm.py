@@ -193,8 +193,10 @@ def test_collector_detects_then_confirms_in_the_background(tmp_path) -> None:
     assert df.loc[POS, "kind"] == LIQUIDATED and df.loc[POS, "signature"] == "sig-liq"
     assert df.loc[POS, "event_price"] == 142.0 and df.loc[POS, "liquidation_fee_usd"] == 21.0
     assert df.loc[OTHER, "kind"] == CLOSED and df.loc[OTHER, "signature"] == "sig-close"
-    gaps = [b - a for a, b in zip(server.times, server.times[1:], strict=False)]
-    assert len(server.times) == 4 and min(gaps) >= 1 / 10 - 0.02  # rate-limited
+    # rate-limited to 10/s: four requests span at least three intervals (judged over the span,
+    # since one arrival delayed by a loaded machine shortens the next gap without any burst)
+    assert len(server.times) == 4
+    assert server.times[-1] - server.times[0] >= 3 / 10 - 0.05
 
 
 def test_without_transaction_access_rows_stay_unconfirmed_and_say_so(tmp_path) -> None:
