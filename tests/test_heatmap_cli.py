@@ -176,7 +176,7 @@ BAD = [
     (["--npz-out", "m.txt"], "ending in .npz"),
     (["--log-color", "--vmin", "0"], "--log-color needs --vmin"),
     (["--vmin", "5", "--vmax", "1"], "must be below --vmax"),
-    (["--price-csv", "p.csv"], "drop --price-csv"),
+    (["--price-csv", __file__], "drop --price-csv"),  # an existing file: the conflict is named
     (["--freq", "0"], "--freq"),
     (["--agg", "median"], "--agg"),
 ]
@@ -223,7 +223,7 @@ def test_bad_legacy_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], cont
     (["--side", "split"], "lacks; use --side both"),
     (["--market", "ETH"], "holds SOL positions"),
     (["--data-dir", "x"], "not both"),
-    (["--price-csv", "missing.csv"], "cannot read price CSV"),
+    (["--price-csv", "missing.csv"], "'--price-csv': missing.csv does not exist"),
     (["--t-start", "2025-09-01T00:00"], "after the newest snapshot"),
 ])
 def test_bad_legacy_options(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from liqmap.backtest import params as P
-from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
+from liqmap.cli.options import (
+    POSITIVE_COUNT,
+    USD,
+    Number,
+    PathParam,
+    TimeZone,
+    data_dir_option,
+    market_option,
+    open_store_dir,
+    window_options,
+)
 from liqmap.errors import InputError
 
 if TYPE_CHECKING:  # pandas, numba and the matrix load only when the command runs
@@ -34,45 +44,45 @@ Examples:
 
 
 @click.command("backtest", epilog=_EPILOG)
-@click.option("--heatmap", "heatmap_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--heatmap", "heatmap_path", type=PathParam("file", "read"),
               help="Liquidation matrix npz in the old tool's format (default: the store).")
 @data_dir_option
 @market_option
 @window_options
-@click.option("--bin", "bin_usd", type=float, default=P.DEFAULT_BIN_USD, show_default=True,
+@click.option("--bin", "bin_usd", type=USD, default=P.DEFAULT_BIN_USD, show_default=True,
               help="Price bin width (USD) of the matrix built from the store.")
-@click.option("--hedge-log", "hedge_log_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--hedge-log", "hedge_log_path", type=PathParam("file", "read"),
               help="Per-minute CSV: timestamp, price, position, current_ratio, target_ratio "
                    "(or the desk export's column names).")
-@click.option("--tz", default="UTC", show_default=True,
+@click.option("--tz", type=TimeZone(), default="UTC", show_default=True,
               help="Zone of naive hedge-log timestamps, e.g. Asia/Hong_Kong.")
-@click.option("--target", "target_ratio", type=float, default=P.DEFAULT_TARGET_RATIO,
+@click.option("--target", "target_ratio", type=Number(low=0), default=P.DEFAULT_TARGET_RATIO,
               show_default=True, help="Hedge ratio without a hedge log.")
-@click.option("--exposure", "exposure_tokens", type=float, default=P.DEFAULT_EXPOSURE_TOKENS,
+@click.option("--exposure", "exposure_tokens", type=Number(), default=P.DEFAULT_EXPOSURE_TOKENS,
               show_default=True, help="Tokens hedged without a hedge log (1 = per token).")
 @click.option("--jlp-amount", "stored_exposure", is_flag=True,
               help="Without a hedge log: take the exposure from the store's JLP net delta "
                    "(tokens) at each minute.")
-@click.option("--window", "window_usd", type=float, default=P.DEFAULT_WINDOW_USD,
+@click.option("--window", "window_usd", type=USD, default=P.DEFAULT_WINDOW_USD,
               show_default=True, help="W: USD above and below the price summed.")
-@click.option("--threshold", "threshold_tokens", type=float,
+@click.option("--threshold", "threshold_tokens", type=Number(low=0),
               default=P.DEFAULT_THRESHOLD_TOKENS, show_default=True,
               help="θ: trigger when either window sum exceeds it (tokens).")
-@click.option("--threshold-quantile", type=float, default=None,
+@click.option("--threshold-quantile", type=Number(low=0, low_open=True, high=1), default=None,
               help="Trigger on this quantile (0-1] of the trailing max(above, below) instead.")
-@click.option("--lookback", "lookback_min", type=int, default=P.DEFAULT_LOOKBACK_MIN,
+@click.option("--lookback", "lookback_min", type=POSITIVE_COUNT, default=P.DEFAULT_LOOKBACK_MIN,
               show_default=True, help="Minutes of history for --threshold-quantile.")
-@click.option("--confirm", type=int, default=P.DEFAULT_CONFIRM, show_default=True,
+@click.option("--confirm", type=POSITIVE_COUNT, default=P.DEFAULT_CONFIRM, show_default=True,
               help="Trigger minutes in a row to switch the boost on.")
-@click.option("--release", type=int, default=P.DEFAULT_RELEASE, show_default=True,
+@click.option("--release", type=POSITIVE_COUNT, default=P.DEFAULT_RELEASE, show_default=True,
               help="Quiet minutes in a row to switch it off.")
 @click.option("--reversal/--no-reversal", default=False, show_default=True,
               help="While cooling down, an opposite trigger flips the direction.")
-@click.option("--boost", type=float, default=P.DEFAULT_BOOST, show_default=True,
+@click.option("--boost", type=Number(low=0), default=P.DEFAULT_BOOST, show_default=True,
               help="Ratio added (+1) or removed (−1) while the boost is on.")
-@click.option("--fee-bps", type=float, default=0.0, show_default=True,
+@click.option("--fee-bps", type=Number(low=0), default=0.0, show_default=True,
               help="Fee on each change of the boost overlay, bps of its USD value.")
-@click.option("--slippage-bps", type=float, default=0.0, show_default=True,
+@click.option("--slippage-bps", type=Number(low=0), default=0.0, show_default=True,
               help="Slippage on each change of the boost overlay, bps.")
 @click.option("--legacy-formulas", is_flag=True,
               help="The old script's numbers: window sums / price, its boosted loss, no gap "
@@ -84,9 +94,10 @@ Examples:
               help=f"Sweep ranking metric: {', '.join(P.OBJECTIVES)}.")
 @click.option("--sweep-axes", metavar="A,B",
               help="Swept parameters on the axes of sweep.png (default: the first two varied).")
-@click.option("--train-frac", type=float, default=None,
+@click.option("--train-frac", type=Number(low=0, high=1, low_open=True, high_open=True),
+              default=None,
               help="Rank sweep sets on this first fraction of the time; report the rest.")
-@click.option("--out-dir", type=click.Path(file_okay=False), default=P.DEFAULT_OUT_DIR,
+@click.option("--out-dir", type=PathParam("dir", "write"), default=P.DEFAULT_OUT_DIR,
               show_default=True, help="Directory for minutes.csv, toggles.csv, summary.json, "
                                       "PNGs (created).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG pictures.")
@@ -145,7 +156,7 @@ def _window(opts: dict[str, Any]) -> tuple[pd.Timestamp | None, pd.Timestamp | N
 
 
 def _data_dir(ctx: click.Context, opts: dict[str, Any]) -> str:
-    return str(settings_from(ctx, data_dir=opts["data_dir"]).data_dir)
+    return open_store_dir(ctx, opts["data_dir"])
 
 
 def _matrix(ctx: click.Context, opts: dict[str, Any], t_start: pd.Timestamp | None,

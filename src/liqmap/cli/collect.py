@@ -9,7 +9,17 @@ from types import FrameType
 
 import click
 
-from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
+from liqmap.cli.options import (
+    COUNT,
+    INTERVAL_S,
+    SECONDS,
+    PathParam,
+    data_dir_option,
+    market_option,
+    open_store_dir,
+    settings_from,
+    window_options,
+)
 from liqmap.errors import InputError
 
 
@@ -34,17 +44,17 @@ def _install_stop_handlers(stop: threading.Event) -> None:
                    "in all output.")
 @click.option("--markets", default=None, metavar="SOL,ETH,BTC", help="Markets to collect.")
 @data_dir_option
-@click.option("--interval", "interval_s", type=float, default=None,
-              help="Seconds between snapshots, on multiples of it (default 60).")
+@click.option("--interval", "interval_s", type=INTERVAL_S, default=None,
+              help="Whole seconds between snapshots, on multiples of it (default 60).")
 @click.option("--once", is_flag=True, help="One cycle (the current minute), then exit.")
 @click.option("--clock", type=click.Choice(["wall", "chain"]), default=None,
               help="Schedule on this machine's clock (wall, default) or on the chain's Clock "
                    "sysvar (chain: for simulated/accelerated chains).")
-@click.option("--timeout", "timeout_s", type=float, default=None,
+@click.option("--timeout", "timeout_s", type=SECONDS, default=None,
               help="Seconds per request (getProgramAccounts: --gpa-timeout).")
-@click.option("--gpa-timeout", "gpa_timeout_s", type=float, default=None,
+@click.option("--gpa-timeout", "gpa_timeout_s", type=SECONDS, default=None,
               help="Seconds per getProgramAccounts request (default 120).")
-@click.option("--max-retries", type=int, default=None, help="Retries per request (default 5).")
+@click.option("--max-retries", type=COUNT, default=None, help="Retries per request (default 5).")
 @click.pass_context
 def collect_cmd(ctx: click.Context, **flags: object) -> None:
     """Store a snapshot of every open position, with exact liquidation prices, every minute.
@@ -80,8 +90,8 @@ def collect_cmd(ctx: click.Context, **flags: object) -> None:
 @click.option("--market", "markets", default=None, metavar="SOL|ETH|BTC",
               help="Market (default: every market in the store).")
 @window_options
-@click.option("--interval", "interval_s", type=float, default=60.0, show_default=True,
-              help="Expected seconds between snapshots.")
+@click.option("--interval", "interval_s", type=INTERVAL_S, default=60, show_default=True,
+              help="Expected whole seconds between snapshots.")
 @click.pass_context
 def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
                t_start: str | None, t_end: str | None, interval_s: float) -> None:
@@ -98,9 +108,12 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
     from liqmap.timeutil import parse_time
 
     settings = settings_from(ctx, data_dir=data_dir, markets=markets)
-    store = Store(settings.data_dir)
+    store = Store(open_store_dir(ctx, data_dir))
     start = parse_time(t_start, what="--t-start") if t_start else None
     end = parse_time(t_end, what="--t-end") if t_end else None
+    if start is not None and end is not None and start > end:
+        raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
+                         f"{end:%Y-%m-%dT%H:%M}Z; swap them")
     chosen = settings.markets if markets else [m for m in store.markets() or []]
     if not chosen:
         raise InputError(f"no snapshots in {settings.data_dir}; run `liqmap collect` first "
@@ -125,7 +138,7 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
     """
     from liqmap.store import Store
 
-    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
+    store = Store(open_store_dir(ctx, data_dir))
     removed = store.recover()
     report = store.compact()
     click.echo(f"compacted {report.hours} hour(s) and {report.days} day(s); removed "
@@ -133,7 +146,7 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
 
 
 @click.command("import-legacy")
-@click.argument("csv_file", type=click.Path(dir_okay=False))
+@click.argument("csv_file", type=PathParam("file", "read"))
 @data_dir_option
 @market_option
 @click.pass_context
@@ -172,7 +185,9 @@ def import_legacy_cmd(ctx: click.Context, csv_file: str, data_dir: str | None,
 @window_options
 @click.option("--source", type=click.Choice(["positions", "legacy"]), default="positions",
               show_default=True, help="Collected snapshots, or rows imported by import-legacy.")
-@click.option("--out", required=True, metavar="FILE|-", help="Output file, or - for stdout.")
+@click.option("--out", required=True, metavar="FILE|-",
+              type=PathParam("file", "write", allow_dash=True),
+              help="Output file, or - for stdout.")
 @click.pass_context
 def export_cmd(ctx: click.Context, fmt: str, data_dir: str | None, market: str,
                t_start: str | None, t_end: str | None, source: str, out: str) -> None:
@@ -189,7 +204,7 @@ def export_cmd(ctx: click.Context, fmt: str, data_dir: str | None, market: str,
     from liqmap.store.legacy import export_legacy_csv
     from liqmap.timeutil import parse_time
 
-    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
+    store = Store(open_store_dir(ctx, data_dir))
     start = parse_time(t_start, what="--t-start") if t_start else None
     end = parse_time(t_end, what="--t-end") if t_end else None
     rows = export_legacy_csv(store, out, market, source=source, start=start, end=end)
