@@ -324,7 +324,8 @@ def test_bad_hedge_log_is_one_line_and_writes_nothing(
     (["--sweep", "window=5:10"], "sweep values window=5:10 are malformed"),
     (["--sweep", "window=5,10", "--sweep-axes", "boost"], "--sweep-axes 'boost' must name"),
     (["--train-frac", "0.5"], "--train-frac and --sweep-axes work with --sweep"),
-    (["--sweep", "window=5,10", "--train-frac", "1.5"], "'--train-frac': '1.5' is out of range; give a number > 0 and < 1"),
+    (["--sweep", "window=5,10", "--train-frac", "1.5"],
+     "'--train-frac': '1.5' is out of range; give a number > 0 and < 1"),
     (["--window", "0"], "'--window': '0' is out of range; give a number of USD > 0"),
     (["--threshold-quantile", "2"], "'--threshold-quantile': '2' is out of range; give a number "
                                     "> 0 and <= 1"),

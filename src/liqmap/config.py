@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from liqmap import constants as C
 from liqmap.errors import ConfigError, InputError
-from liqmap.validate import Bounds, check_data_dir, check_number, suggest
+from liqmap.validate import Bounds, check_data_dir, check_number, check_text_file, suggest
 
 
 @dataclass(frozen=True)
@@ -160,12 +160,15 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
+        check_text_file(path, "a liqmap.toml settings file")
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not a text file (binary data); give a liqmap.toml") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it") from exc
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     section = raw.get("liqmap", raw)

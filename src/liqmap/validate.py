@@ -159,6 +159,26 @@ def _read_only_mount(folder: Path) -> bool:
         return False
 
 
+#: Bytes read to tell a text file from a binary one.
+TEXT_SNIFF_BYTES = 64 << 10
+
+
+def check_text_file(path: str | os.PathLike[str], what: str) -> None:
+    """`InputError` unless the start of `path` is UTF-8 text without NUL or other control bytes
+    (tab, CR and LF aside): a binary file given as a CSV or TOML. `what` names what to give."""
+    with open(path, "rb") as fh:
+        head = fh.read(TEXT_SNIFF_BYTES)
+    bad = next((i for i, b in enumerate(head[:4096]) if b < 32 and b not in (9, 10, 13)), None)
+    if bad is None:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 3:  # not just a character cut by the sniff
+                bad = exc.start
+    if bad is not None:
+        raise InputError(f"{path} is not a text file (binary data at byte {bad}); give {what}")
+
+
 def check_kind(path: str, kind: str) -> Path:
     """`path` if it does not exist or is of `kind` ("file" or "dir")."""
     p = Path(path)

@@ -65,10 +65,10 @@ class LazyGroup(click.Group):
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             where = f"{exc.ctx.command_path} --help" if exc.ctx else "liqmap --help"
-            click.echo(f"Error: {exc.format_message()} (see `{where}`)", err=True)
+            click.echo(f"Error: {one_line(exc.format_message())} (see `{where}`)", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
+            click.echo(f"Error: {one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:  # Ctrl-C
             click.echo("Interrupted.", err=True)
@@ -97,6 +97,11 @@ class LazyGroup(click.Group):
             _log_traceback(ctx)
             raise click.ClickException(f"internal error {type(exc).__name__}: {exc}; please "
                                        "report it (run with -v for the traceback)") from exc
+
+
+def one_line(message: str) -> str:
+    """Messages from libraries may hold newlines (pandas' parser errors do): one line."""
+    return " ".join(message.split())
 
 
 def _log_traceback(ctx: click.Context) -> None:

@@ -24,6 +24,7 @@ from liqmap.errors import DataGapError, InputError
 from liqmap.heatmap.binning import weighted_quantiles
 from liqmap.matrix import NS_PER_MINUTE
 from liqmap.pricecsv import read_price_csv
+from liqmap.validate import check_text_file
 
 US_PER_MINUTE = 60_000_000
 #: `levels --at T` uses the newest snapshot at or before T, at most this long before it.
@@ -286,6 +287,7 @@ def read_legacy_csv(path: str | Path, start_min: int | None = None, end_min: int
     from liqmap.store.legacy import header_indices, iter_blocks, parse_chunk
 
     path = Path(path)
+    check_text_file(path, f"the old tool's CSV log ({','.join(C.LEGACY_COLUMNS)})")
     times, prices, sizes = [], [], []
     with path.open("rb") as fh, tqdm(total=path.stat().st_size, desc=f"reading {path.name}",
                                      unit="B", unit_scale=True, disable=_tqdm_disable(progress),

@@ -33,6 +33,7 @@ from liqmap.files import atomic_output
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
+from liqmap.validate import check_text_file
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,7 @@ def import_legacy_csv(store: Store, path: str | os.PathLike[str], market: str = 
 def _stage(store: Store, path: Path, stage: str, report: ImportReport,
            progress: Callable[[int], None] | None, chunk_bytes: int) -> set[str]:
     days: set[str] = set()
+    check_text_file(path, f"the old tool's CSV log ({','.join(C.LEGACY_COLUMNS)})")
     with path.open("rb") as fh:
         header = fh.readline()
         try:
