@@ -137,7 +137,7 @@ def test_default_window_store_and_default_output(store_dir: Path, tmp_path: Path
     assert code == 0, err
     expected = tmp_path / "heatmap_SOL_20250822T1200_20250822T1204.png"
     assert expected.exists() and str(expected.name) in out
-    assert "5 columns × 154 bins (1 min, 0.5 USD)" in out  # 144 (180 × 0.8) .. 221 (184 × 1.2)
+    assert "5 columns × 768 bins (1 min, 0.1 USD)" in out  # 144 (180 × 0.8) .. 221 (184 × 1.2)
 
 
 def test_configured_store_is_the_default(store_dir: Path, capsys: pytest.CaptureFixture[str],
@@ -166,8 +166,8 @@ BAD = [
     (["--t-start", "2025-08-23T00:00", "--t-end", "2025-08-23T01:00"], "pick a window"),
     (["--pmin", "200", "--pmax", "170"], "--pmin (200) must be below --pmax"),
     (["--pmin", "170", "--pmax", "170"], "must be below --pmax"),
-    (["--bin", "0"], "--bin must be a positive"),
-    (["--bin", "-0.1"], "--bin must be a positive"),
+    (["--bin", "0"], "'--bin': '0' is out of range; give a number of USD > 0"),
+    (["--bin", "-0.1"], "'--bin': '-0.1' is out of range"),
     (["--t-start", "yesterday-ish"], "cannot parse --t-start"),
     (["--t-start", "2025-08-22T12:04", "--t-end", "2025-08-22T12:00"], "swap them"),
     (["--bin", "0.0001", "--pmin", "1", "--pmax", "100000"], "coarser --bin"),

@@ -13,6 +13,7 @@ import click
 
 from liqmap.cli.options import (
     PRICE_USD,
+    USD,
     Number,
     PathParam,
     data_dir_option,
@@ -23,6 +24,7 @@ from liqmap.cli.options import (
 from liqmap.errors import InputError
 from liqmap.heatmap.binning import AGGS, SIDES, UNITS
 from liqmap.heatmap.build import Heatmap, HeatmapRequest, build_heatmap, build_levels
+from liqmap.heatmap.defaults import bin_help
 from liqmap.heatmap.files import OUTPUT_SUFFIXES, check_output_path, write_bytes, write_npz
 from liqmap.heatmap.levels import LiqLevels
 from liqmap.heatmap.sources import LegacyCsvSource, Source, StoreSource
@@ -79,8 +81,8 @@ def _default_out(heatmap: Heatmap) -> Path:
               help="Price line for --folder data: a CSV with a time and a price column "
                    "(e.g. timestamp,price or time,close).")
 @window_options
-@click.option("--bin", "bin_usd", type=float, default=0.5, show_default=True, metavar="USD",
-              help="Price bin width; bins are [edge, edge+bin) with edges on multiples of it.")
+@click.option("--bin", "bin_usd", type=USD, default=None, metavar="USD",
+              help=bin_help() + "; bins are [edge, edge+bin) with edges on multiples of it.")
 @click.option("--pmin", "pmin_usd", type=PRICE_USD, default=None, metavar="USD",
               help="Lowest price shown (default: 20% below the window's lowest price).")
 @click.option("--pmax", "pmax_usd", type=PRICE_USD, default=None, metavar="USD",
@@ -104,7 +106,8 @@ def _default_out(heatmap: Heatmap) -> Path:
               help="Also write the matrix (old tool's npz keys plus gap_mask).")
 @click.pass_context
 def heatmap_cmd(ctx: click.Context, data_dir: str | None, market: str, folder: str | None,
-                price_csv: str | None, t_start: str | None, t_end: str | None, bin_usd: float,
+                price_csv: str | None, t_start: str | None, t_end: str | None,
+                bin_usd: float | None,
                 pmin_usd: float | None, pmax_usd: float | None, freq_min: int, agg: str,
                 unit: str, side: str, log_color: bool, vmin: float | None, vmax: float | None,
                 out: str | None, npz_out: str | None) -> None:
@@ -160,8 +163,8 @@ def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
 @click.option("--at", default=None, metavar="TIME",
               help="Moment shown, ISO 8601 (UTC unless an offset is given); the newest snapshot "
                    "at or before it is used (default: the newest snapshot).")
-@click.option("--bin", "bin_usd", type=float, default=0.5, show_default=True, metavar="USD",
-              help="Price bin width.")
+@click.option("--bin", "bin_usd", type=USD, default=None, metavar="USD",
+              help=bin_help() + ".")
 @click.option("--pmin", "pmin_usd", type=PRICE_USD, default=None, metavar="USD",
               help="Lowest price shown (default: 20% below the price).")
 @click.option("--pmax", "pmax_usd", type=PRICE_USD, default=None, metavar="USD",
@@ -170,7 +173,7 @@ def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
               help="Picture: .png or .html (default: levels_<market>_<time>.png).")
 @click.pass_context
 def levels_cmd(ctx: click.Context, data_dir: str | None, market: str, at: str | None,
-               bin_usd: float, pmin_usd: float | None, pmax_usd: float | None,
+               bin_usd: float | None, pmin_usd: float | None, pmax_usd: float | None,
                out: str | None) -> None:
     """Liquidation map at one moment: long liquidations below the price, shorts above.
 

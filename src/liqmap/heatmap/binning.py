@@ -60,9 +60,11 @@ def check_bin(bin_usd: float) -> None:
                          "use e.g. --bin 0.1")
 
 
-def check_price_range(pmin_usd: float, pmax_usd: float, bin_usd: float) -> None:
-    """Raise `InputError` unless `0 <= pmin_usd < pmax_usd` and `bin_usd > 0` (all finite)."""
-    check_bin(bin_usd)
+def check_price_range(pmin_usd: float, pmax_usd: float, bin_usd: float | None) -> None:
+    """Raise `InputError` unless `0 <= pmin_usd < pmax_usd` and `bin_usd > 0` (all finite;
+    `bin_usd` None: the default bin, not chosen yet)."""
+    if bin_usd is not None:
+        check_bin(bin_usd)
     if not (math.isfinite(pmin_usd) and math.isfinite(pmax_usd)):
         raise InputError("--pmin and --pmax must be finite prices in USD")
     if pmin_usd < 0:
