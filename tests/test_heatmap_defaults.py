@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from factories import minutes, snapshot
 from liqmap import constants as C
 from liqmap.cli import cli
 from liqmap.heatmap import (
@@ -21,6 +20,8 @@ from liqmap.heatmap import (
 )
 from liqmap.heatmap.defaults import round_125
 from liqmap.store import Store
+
+from factories import minutes, snapshot
 
 PRICES = {"SOL": 150.0, "ETH": 3_500.0, "BTC": 100_000.0}
 
