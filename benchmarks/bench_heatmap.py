@@ -262,9 +262,9 @@ def run_child(job: str, cache: Path, hours: int, repeat: int) -> dict[str, float
     root, folder = cache / f"store-{CACHE_VERSION}", cache / f"legacy-{CACHE_VERSION}"
     pmin, pmax = price_range(price_path(DAYS * MINUTES_PER_DAY))
     rss_before = _memory_mb("VmRSS")
-    times, cells = [], 0.0
+    times, cpu, cells = [], [], 0.0
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if job == "store":
             heatmap = _build(StoreSource(str(root), MARKET), hours, pmin, pmax)
             cells = float(heatmap.matrix.z.sum())  # type: ignore[attr-defined]
@@ -284,9 +284,10 @@ def run_child(job: str, cache: Path, hours: int, repeat: int) -> dict[str, float
             times.append(seconds)
             continue
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     peak = _memory_mb("VmHWM")
-    return {"seconds": min(times), "peak_rss_mb": peak, "rss_added_mb": peak - rss_before,
-            "sum": cells}
+    return {"seconds": min(times), "cpu_seconds": min(cpu) if cpu else 0.0,
+            "peak_rss_mb": peak, "rss_added_mb": peak - rss_before, "sum": cells}
 
 
 def _real_folder(cache: Path) -> float:
@@ -402,15 +403,15 @@ def report_real(cache: Path, repeat: int) -> None:
     n_rows = sum(1 for _ in (folder / "sol_positions_log.csv").open("rb")) - 1
     print(f"real 72 h log shape: {n_rows:,} rows, --bin {BIN_USD} --pmin {REAL_PMIN:g} "
           f"--pmax {REAL_PMAX:g}")
-    base = min((measure("real-baseline", cache, WINDOW_HOURS, 1) for _ in range(repeat)),
-               key=lambda f: f["seconds"])
-    ours = min((measure("real-folder", cache, WINDOW_HOURS, 1) for _ in range(repeat)),
-               key=lambda f: f["seconds"])
+    pairs = [(measure("real-baseline", cache, WINDOW_HOURS, 1),
+              measure("real-folder", cache, WINDOW_HOURS, 1)) for _ in range(repeat)]
+    base = min((p[0] for p in pairs), key=lambda f: f["seconds"])
+    ours = min((p[1] for p in pairs), key=lambda f: f["seconds"])
     same = np.isclose(ours["sum"], base["sum"], rtol=1e-9)
     print(f"old pipeline (pandas read_csv + pd.cut + groupby): {base['seconds']:6.2f} s  "
-          f"peak RSS {base['peak_rss_mb']:5.0f} MB")
+          f"(CPU {base['cpu_seconds']:5.2f} s)  peak RSS {base['peak_rss_mb']:5.0f} MB")
     print(f"--folder read + bin (LegacyCsvSource)            : {ours['seconds']:6.2f} s  "
-          f"peak RSS {ours['peak_rss_mb']:5.0f} MB  -> "
+          f"(CPU {ours['cpu_seconds']:5.2f} s)  peak RSS {ours['peak_rss_mb']:5.0f} MB  -> "
           f"{base['seconds'] / ours['seconds']:.1f}x faster, "
           f"{ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}x the memory "
           f"(target >= 2x faster, < 1x memory); same total: {same}")
@@ -421,8 +422,12 @@ def report_real(cache: Path, repeat: int) -> None:
     new = [sys.executable, "-m", "liqmap", "heatmap", "--folder", str(folder), "--bin",
            str(BIN_USD), "--pmin", f"{REAL_PMIN:g}", "--pmax", f"{REAL_PMAX:g}", "--t-start",
            start.isoformat(), "--t-end", end.isoformat(), "--npz-out", str(cache / "new.npz")]
-    old_run = min((measure_command(old) for _ in range(repeat)), key=lambda f: f["seconds"])
-    new_run = min((measure_command(new) for _ in range(repeat)), key=lambda f: f["seconds"])
+    runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+    for _ in range(repeat):  # interleaved, so both see the same machine load
+        runs["old"].append(measure_command(old))
+        runs["new"].append(measure_command(new))
+    old_run = min(runs["old"], key=lambda f: f["seconds"])
+    new_run = min(runs["new"], key=lambda f: f["seconds"])
     print(f"whole process, old script (python + pandas, read, bin, npz): "
           f"{old_run['seconds']:6.2f} s  peak RSS {old_run['peak_rss_mb']:5.0f} MB")
     print(f"whole process, `liqmap heatmap --folder … --npz-out`      : "

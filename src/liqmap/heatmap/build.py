@@ -31,6 +31,7 @@ from liqmap.heatmap.binning import (
     make_price_edges,
     matrix_bytes,
     price_edge_range,
+    warm_up_binning,
 )
 from liqmap.heatmap.defaults import default_bin_usd, default_price_margin, default_window
 from liqmap.heatmap.levels import LiqLevels, compute_levels
@@ -201,6 +202,7 @@ def build_heatmap(source: Source, request: HeatmapRequest, *,
         raise InputError(f"--side {request.side} needs the position side, which the "
                          f"{source.description} lacks; use --side both")
     start, end = resolve_window(request.t_start, request.t_end, source)
+    warm_up_binning()  # overlaps the read below
     grid = TimeGrid.from_window(minute_of(start), minute_of(end), request.freq_min)
     snaps = source.snapshots(start, end)
     if not snaps.minute.size:
