@@ -95,3 +95,26 @@ def test_cli_summary_shows_the_btc_bin(three_markets: Path, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "(1 min, 50 USD)" in result.output
     assert out.stat().st_size > 10_000
+
+
+def test_a_window_of_decades_reads_only_the_days_held(three_markets: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """1970-2100 used to read the store once per calendar day (47,000 reads, minutes)."""
+    import pandas as pd
+
+    source = StoreSource(str(three_markets), "SOL")
+    calls = []
+    read = source.store.read_positions
+    monkeypatch.setattr(source.store, "read_positions",
+                        lambda *a, **k: calls.append(a) or read(*a, **k))
+    start, end = pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC")
+    rows = sum(batch.time_us.size for batch in source.batches(start, end))
+    assert rows == 5 * 30 and len(calls) == 1
+
+
+def test_a_window_too_long_for_memory_is_refused_before_reading(three_markets: Path) -> None:
+    from liqmap.errors import InputError
+
+    request = HeatmapRequest(t_start="1970-01-01", t_end="2100-01-01")
+    with pytest.raises(InputError, match="shorter window"):
+        build_heatmap(StoreSource(str(three_markets), "SOL"), request)

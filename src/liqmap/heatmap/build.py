@@ -190,6 +190,20 @@ def _check_size(request: HeatmapRequest, bin_usd: float, pmin: float, pmax: floa
                       matrix_limit_bytes(request.max_matrix_bytes))
 
 
+def _check_grid(request: HeatmapRequest, grid: TimeGrid) -> None:
+    """Refuse a window too long for memory before reading it: per column the accumulator and
+    the output for the bins asked (at least one) plus four per-column arrays (price, count,
+    edges, gaps), and the per-minute slot table (8 bytes a minute)."""
+    n_bins = 1
+    if request.pmin_usd is not None and request.pmax_usd is not None and request.bin_usd:
+        k_lo, k_hi = price_edge_range(request.pmin_usd, request.pmax_usd, request.bin_usd)
+        n_bins = k_hi - k_lo
+    n_layers = 3 if request.side == "split" else 1
+    need = (matrix_bytes(n_bins, 2 * grid.n_cols, n_layers) + 32 * grid.n_cols
+            + 8 * grid.n_minutes)
+    check_matrix_size(n_bins, grid.n_cols, need, matrix_limit_bytes(request.max_matrix_bytes))
+
+
 def build_heatmap(source: Source, request: HeatmapRequest, *,
                   progress: bool | None = False) -> Heatmap:
     """Read the window from `source` and bin it into a `Heatmap`.
@@ -202,8 +216,9 @@ def build_heatmap(source: Source, request: HeatmapRequest, *,
         raise InputError(f"--side {request.side} needs the position side, which the "
                          f"{source.description} lacks; use --side both")
     start, end = resolve_window(request.t_start, request.t_end, source)
-    warm_up_binning()  # overlaps the read below
     grid = TimeGrid.from_window(minute_of(start), minute_of(end), request.freq_min)
+    _check_grid(request, grid)
+    warm_up_binning()  # overlaps the read below
     snaps = source.snapshots(start, end)
     if not snaps.minute.size:
         raise DataGapError(_empty_window_message(source, start, end))

@@ -8,8 +8,9 @@ done here; binning lives in `binning`. Window ends are whole minutes, both inclu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Protocol
 
@@ -92,8 +93,15 @@ def through_minute(end: pd.Timestamp) -> pd.Timestamp:
     return end.floor("min") + pd.Timedelta(minutes=1) - pd.Timedelta(microseconds=1)
 
 
-def _days(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """[start, end] cut at UTC midnights (the store keeps one file per day)."""
+def _days(start: pd.Timestamp, end: pd.Timestamp, held: Iterable[date] | None = None
+          ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """[start, end] cut at UTC midnights (the store keeps one file per day); with `held`, only
+    the pieces of those days, so a window of decades over a week of data costs a week."""
+    if held is not None:
+        first, last = start.date(), end.date()
+        starts = [pd.Timestamp(d, tz="UTC") for d in sorted(held) if first <= d <= last]
+        return [(max(start, d), min(end, d + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)))
+                for d in starts]
     pieces = []
     lo = start
     while lo <= end:
@@ -134,7 +142,8 @@ class StoreSource:
         """Rows of each UTC day of [start, end] in turn, so memory holds one day at a time
         (`with_side` False skips reading the side column)."""
         columns = ["ts", "liq_price", "size_tokens", *(["side"] if with_side else [])]
-        days = _days(start, through_minute(end))
+        held = [day for day, _ in self.store.partitions("positions", self.market)]
+        days = _days(start, through_minute(end), held)
         bar = tqdm(days, desc=f"reading {self.market} positions", unit="day",
                    disable=_tqdm_disable(progress), leave=False)
         for lo, hi in bar:  # a day's table is freed before the next one is read
