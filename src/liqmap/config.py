@@ -33,6 +33,8 @@ class Settings:
     backoff_s: float = C.DEFAULT_BACKOFF_S
     clock: str = "wall"  # "wall": schedule on this machine's clock; "chain": on the Clock sysvar
     log_level: str = "INFO"
+    #: on-chain confirmation of detected liquidations: requests per second, 0 = off
+    confirm_rps: float = C.DEFAULT_CONFIRM_RPS
     #: setting name -> where its value came from (flags, environment, a file)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -47,13 +49,13 @@ _ENV_KEYS = {
     "rpc_urls": "RPC_URL", "data_dir": "DATA_DIR", "markets": "MARKETS",
     "interval_s": "INTERVAL", "timeout_s": "TIMEOUT", "gpa_timeout_s": "GPA_TIMEOUT",
     "max_retries": "MAX_RETRIES", "backoff_s": "BACKOFF", "clock": "CLOCK",
-    "log_level": "LOG_LEVEL",
+    "log_level": "LOG_LEVEL", "confirm_rps": "CONFIRM_RPS",
 }
 _TOML_KEYS = {
     "rpc_urls": ("rpc_url", "rpc_urls"), "data_dir": ("data_dir",), "markets": ("markets",),
     "interval_s": ("interval",), "timeout_s": ("timeout",), "gpa_timeout_s": ("gpa_timeout",),
     "max_retries": ("max_retries",), "backoff_s": ("backoff",), "clock": ("clock",),
-    "log_level": ("log_level",),
+    "log_level": ("log_level",), "confirm_rps": ("confirm_rps",),
 }
 
 
@@ -133,12 +135,14 @@ def _clock(value: Any, origin: str) -> str:
     return clock
 
 
+
 _COERCE = {
     "rpc_urls": _urls, "markets": _markets, "interval_s": _number(_INTERVAL),
     "timeout_s": _number(_SECONDS), "gpa_timeout_s": _number(_SECONDS),
     "backoff_s": _number(_SECONDS), "max_retries": _number(Bounds(low=0, whole=True)),
     "clock": lambda v, o: _clock(_text(v, o), o), "log_level": lambda v, o: _text(v, o).upper(),
     "data_dir": lambda v, o: check_data_dir(_text(v, o)),
+    "confirm_rps": _number(Bounds(low=0, high=C.MAX_CONFIRM_RPS, unit="requests per second")),
 }
 #: liqmap.toml key -> Settings field (the file's names, as in the README).
 _FIELD_BY_TOML_KEY = {k: name for name, keys in _TOML_KEYS.items() for k in keys}

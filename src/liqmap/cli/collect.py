@@ -9,10 +9,12 @@ from types import FrameType
 
 import click
 
+from liqmap import constants as C
 from liqmap.cli.options import (
     COUNT,
     INTERVAL_S,
     SECONDS,
+    Number,
     PathParam,
     data_dir_option,
     market_option,
@@ -55,6 +57,11 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 @click.option("--gpa-timeout", "gpa_timeout_s", type=SECONDS, default=None,
               help="Seconds per getProgramAccounts request (default 120).")
 @click.option("--max-retries", type=COUNT, default=None, help="Retries per request (default 5).")
+@click.option("--confirm-rps", "confirm_rps", type=Number(low=0, high=C.MAX_CONFIRM_RPS),
+              default=None, metavar="N",
+              help="Confirm detected liquidations on chain (getSignaturesForAddress + "
+                   "getTransaction) at most N requests per second, off the snapshot path; "
+                   "0 turns it off (default 2).")
 @click.pass_context
 def collect_cmd(ctx: click.Context, **flags: object) -> None:
     """Store a snapshot of every open position, with exact liquidation prices, every minute.

@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -47,6 +48,20 @@ def _markets(value: str) -> tuple[str, ...]:
     return markets
 
 
+def _new_file(path: str | None, flag: str) -> Path | None:
+    """`path` if it names a new file in an existing directory, else a one-line error."""
+    if path is None:
+        return None
+    target = Path(path)
+    if target.exists():
+        raise click.BadParameter(f"{path} exists; choose a new file (never overwritten)",
+                                 param_hint=flag)
+    if not target.parent.is_dir():
+        raise click.BadParameter(f"the directory of {path} does not exist; create it first",
+                                 param_hint=flag)
+    return target
+
+
 def _positions(value: int | None, markets: tuple[str, ...]) -> dict[str, int] | None:
     if value is None:
         return None
@@ -74,9 +89,12 @@ def _positions(value: int | None, markets: tuple[str, ...]) -> dict[str, int] | 
               help="The market whose prices --price-from holds (others use the model).")
 @click.option("--positions", type=COUNT, default=None, metavar="N",
               help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
+@click.option("--truth", "truth_path", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Write the ground truth (every liquidation and trader "
+                                   "close, per minute) to this new CSV file.")
 def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
                  minutes: int | None, price_file: str | None, price_market: str,
-                 positions: int | None) -> None:
+                 positions: int | None, truth_path: str | None) -> None:
     """Run a simulated Jupiter Perps market on a local Solana node (surfnet), offline.
 
     Real pool, custody, oracle and Position accounts change every simulated minute (traders
@@ -89,6 +107,7 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
       liqmap simulate                # prints the RPC URL of its node
       liqmap collect --rpc-url http://127.0.0.1:PORT --clock chain --data-dir sim-data
       liqmap simulate --price-from liq_matrix_72h_1m.npz --markets SOL --minutes 600
+      liqmap simulate --minutes 60 --truth truth.csv   # what it liquidated and closed
     """
     from liqmap.sim.market import SimConfig
     from liqmap.sim.prices import load_price_series
@@ -101,7 +120,7 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
     stop = threading.Event()
     with _signals_stop(stop):
         run_simulation(config, rpc_url=rpc_url, speed_s=speed_s, minutes=minutes, stop=stop,
-                       echo=click.echo)
+                       echo=click.echo, truth_path=_new_file(truth_path, "--truth"))
 
 
 @click.command("demo")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from liqmap import constants as C
+from liqmap.collect.confirm import RealizedLiquidations
 from liqmap.collect.cycle import MarketAddresses, Snapshot, build_snapshot, fetch_market
 from liqmap.collect.rpc import RpcClient, Stopped, Transport
 from liqmap.config import Settings
@@ -55,6 +56,7 @@ class Collector:
         self.addresses = {m: MarketAddresses.default(m) for m in settings.markets}
         self._now: Callable[[], float] = (self._chain_now if settings.clock == "chain"
                                           else time.time)
+        self.realized = RealizedLiquidations(store, settings, self.stop)
 
     # ---------------------------------------------------------------- clocks
     def _chain_now(self) -> float:
@@ -84,6 +86,7 @@ class Collector:
     def _collect_market(self, market: str, ts: pd.Timestamp, deadline: float) -> CycleResult:
         if self.store.has_snapshot(market, ts):
             log.info("%s %s already stored; skipped", market, _fmt(ts))
+            self.realized.forget(market)
             return CycleResult(market, ts, stored=False)
         addr = self.addresses[market]
         try:
@@ -98,6 +101,11 @@ class Collector:
             log.exception("%s %s: unexpected error", market, _fmt(ts))
             return self._failed(market, ts, scrub(f"{type(exc).__name__}: {exc}"))
         _log_snapshot(snapshot, stored)
+        if stored:
+            rejected = [k for keys in fetched.positions.errors.values() for k in keys]
+            self.realized.after_snapshot(market, snapshot, rejected=rejected)
+        else:
+            self.realized.forget(market)
         return CycleResult(market, ts, stored=stored, snapshot=snapshot)
 
     def _failed(self, market: str, ts: pd.Timestamp, reason: str) -> CycleResult:
@@ -116,6 +124,7 @@ class Collector:
             log.info("removed %d leftover file(s) of interrupted writes", removed)
         compactor = _Compactor(self.store, self.stop)
         compactor.start()
+        self.realized.start()
         log.info("collecting: %s", self.settings.describe())
         cycles = 0
         next_ts: pd.Timestamp | None = None
@@ -135,6 +144,7 @@ class Collector:
                 next_ts = current + pd.Timedelta(seconds=self.settings.interval_s)
         finally:
             compactor.stop_and_join()
+            self.realized.stop_and_join()
             self.client.transport.close()
         log.info("collector stopped after %d cycle(s)", cycles)
         return cycles
