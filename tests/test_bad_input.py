@@ -282,7 +282,7 @@ SEMANTIC: list[Case] = [
     ("backtest binary hedge log", lambda ws: [
         "backtest", "--heatmap", str(ws.npz), "--hedge-log", str(ws.binary), "--out-dir",
         str(ws.root / "bt")], "hedge log"),
-    ("backtest binary npz", lambda ws: ["backtest", "--heatmap", str(ws.binary), "--out-dir",
+    ("backtest binary npz", lambda ws: ["backtest", "--heatmap", _binary_npz(ws), "--out-dir",
                                         str(ws.root / "bt")], "npz"),
     ("simulate binary price file", lambda ws: ["simulate", "--price-from", str(ws.binary),
                                                "--minutes", "1"], "price"),
@@ -345,6 +345,13 @@ SEMANTIC: list[Case] = [
         "backtest", "--heatmap", str(ws.npz), "--out-dir", out], "bt"), "No space left"),
 ]
 ENV_CASES = {"environment interval nan": {"LIQMAP_INTERVAL": "nan"}}
+
+
+def _binary_npz(ws: Workspace) -> str:
+    path = ws.root / "blob.npz"
+    if not path.exists():
+        path.write_bytes(ws.binary.read_bytes())
+    return str(path)
 
 
 def _legacy_folder(ws: Workspace) -> Path:

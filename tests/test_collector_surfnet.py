@@ -27,6 +27,7 @@ from liqmap.jupiter.encode import (
     encode_custody,
     encode_pool,
     encode_positions,
+    encode_spl_mint,
     key_bytes,
 )
 from liqmap.store import Store
@@ -42,6 +43,7 @@ def pda(owner: str, custody: str, collateral: str, side: int) -> str:
 
 
 # (owner seed, collateral custody, side, entry USD, size USD, leverage)
+JLP_SUPPLY_UNITS = 2_123_456_789_012_345  # 2,123,456,789.012345 JLP
 BOOK = [
     (1, SOL, 1, 150.0, 10_000, 2), (2, SOL, 1, 151.5, 25_000, 10),
     (3, SOL, 1, 149.0, 5_000, 50), (4, SOL, 1, 120.0, 1_200, 200),
@@ -62,11 +64,14 @@ class Chain:
         self.now = node.chain_time()
         self.owners = [str(Pubkey.from_bytes(bytes([i]) * 32)) for i in range(1, 16)]
         self.custody_by_key = {SOL: self.sol, USDC: self.usdc, USDT: self.usdt}
+        self.book: dict[str, np.ndarray] = {}
         for key, custody in self.custody_by_key.items():
             node.set_account(key, encode_custody(custody), C.PERPS_PROGRAM_ID)
         self.set_price(115.008403)
         pool = Pool(custodies=tuple(C.CUSTODY_BY_ASSET.values()), aum_usd6=943_382_147_770_150)
         node.set_account(C.POOL_ADDRESS, encode_pool(pool), C.PERPS_PROGRAM_ID)
+        node.set_account(C.JLP_MINT, encode_spl_mint(JLP_SUPPLY_UNITS, C.JLP_DECIMALS),
+                         C.TOKEN_PROGRAM_ID)
 
     def set_price(self, price_usd: float, feed_key: str | None = None) -> None:
         feed = replace(self.feed, price=round(price_usd * 1e8), timestamp=self.now - 2)
@@ -93,7 +98,22 @@ class Chain:
             blob = discriminator + blob[8:]
         key = pda(self.owners[owner], custody, collateral, side)
         self.node.set_account(key, blob, C.PERPS_PROGRAM_ID)
+        if custody == SOL and discriminator is None and side_byte is None:
+            self.book[key] = rec
+            self.sync_custody()
         return key, rec
+
+    def sync_custody(self) -> None:
+        """The SOL custody's open-interest totals as the program keeps them: guaranteedUsd =
+        sum of (size - collateral) over longs, globalShortSizes = sum of short sizes."""
+        recs = [r[0] for r in self.book.values() if int(r["size_usd"][0]) > 0]
+        longs = [r for r in recs if int(r["side"]) == 1]
+        self.sol = replace(
+            self.sol,
+            guaranteed_usd6=sum(int(r["size_usd"]) - int(r["collateral_usd"]) for r in longs),
+            global_short_sizes_usd6=sum(int(r["size_usd"]) for r in recs if int(r["side"]) == 2))
+        self.custody_by_key[SOL] = self.sol
+        self.node.set_account(SOL, encode_custody(self.sol), C.PERPS_PROGRAM_ID)
 
 
 def hand_liq_price(rec: np.ndarray, collateral: str, chain: Chain, now: int) -> float:
@@ -158,9 +178,12 @@ def test_stored_rows_match_hand_computed_liquidation_prices(surfnet, fx, tmp_pat
     assert long_2x["leverage"] == pytest.approx(2) and long_2x["owner"] == chain.owners[1]
     assert state["oracle_price"] == pytest.approx(115.008403)
     assert (state["n_positions"], state["n_long"], state["n_short"]) == (7, 4, 3)
-    assert state["jlp_net_delta_tokens"] == pytest.approx(3_581_154, abs=1)
+    # spec §8 with the FX owned/locked and this book's 53,000 USD of shorts
+    avg = chain.sol.global_short_average_price_usd6 / 1e6
+    assert state["jlp_net_delta_tokens"] == pytest.approx(3_504_099.65 + 53_000 / avg, abs=1)
     assert state["pool_aum_usd"] == pytest.approx(943_382_147.77015)
     assert state["usdt_borrow_rate_apr"] == pytest.approx(0.0564, abs=1e-4)
+    assert state["jlp_supply_tokens"] == JLP_SUPPLY_UNITS / 1e6  # read from the JLP mint
 
 
 def test_closed_and_liquidated_positions_leave_the_next_snapshot(surfnet, fx, tmp_path) -> None:

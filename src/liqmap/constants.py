@@ -101,6 +101,25 @@ DEFAULT_WINDOW_HOURS_BY_MARKET: Final[dict[str, int]] = {"SOL": 24, "ETH": 24, "
 DEFAULT_PRICE_MARGIN_BY_MARKET: Final[dict[str, float]] = {"SOL": 0.20, "ETH": 0.15,
                                                            "BTC": 0.10}
 
+# --- SPL token mint (the JLP mint's supply, for a holder's share of the pool) ------------
+TOKEN_PROGRAM_ID: Final = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+SPL_MINT_SIZE: Final = 82  # COption<Pubkey> authority, u64 supply @36, u8 decimals @44, ...
+SPL_MINT_SUPPLY_OFFSET: Final = 36
+SPL_MINT_DECIMALS_OFFSET: Final = 44
+SPL_MINT_INITIALIZED_OFFSET: Final = 45
+JLP_DECIMALS: Final = 6
+
+# ---- refusing wrong snapshots (liqmap.collect.checks)
+#: slots a getProgramAccounts answer may lag the getMultipleAccounts answer of the same cycle
+#: (~20 s at 400 ms a slot); beyond that the positions are not the market state's positions
+MAX_POSITIONS_SLOT_LAG: Final = 50
+#: open interest decoded from positions may differ from the custody's totals by this fraction
+OPEN_INTEREST_REL_TOLERANCE: Final = 0.05
+#: ... or by this many USD (small markets, rounding, fee drift of single positions)
+OPEN_INTEREST_ABS_TOLERANCE_USD: Final = 1_000.0
+#: a temporary store file older than this is a leftover even if its writer may still live
+TEMP_FILE_MAX_AGE_S: Final = 3600
+
 # ---------------------------------------------------------------- realized liquidations
 #: Observations further apart than this are not compared: over a longer gap the price may have
 #: crossed a level and come back, so a disappeared position could not be classified honestly.

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from liqmap.errors import DataGapError
+from liqmap.errors import DataGapError, StorageError
 from liqmap.store import Store
+from liqmap.store import layout as L
+from liqmap.store import schema as S
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,26 @@ class MarketStatus:
     positions_median: float
     positions_max: int
     bytes_by_dataset: dict[str, int] = field(default_factory=dict)
+    damaged: list[Damaged] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
         return self.expected - self.present
 
 
+def _bounds(store: Store, market: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last minute holding a snapshot or a recorded miss."""
+    found = [b for b in (store.time_bounds(market), store.time_bounds(market, "misses")) if b]
+    if not found:
+        return None
+    return min(b[0] for b in found), max(b[1] for b in found)
+
+
 def _default_window(store: Store, market: str, start: pd.Timestamp | None,
                     end: pd.Timestamp | None) -> tuple[pd.Timestamp, pd.Timestamp]:
     if start is not None and end is not None:
         return start, end
-    bounds = store.time_bounds(market)
+    bounds = _bounds(store, market)
     if bounds is None:
         raise DataGapError(f"no {market} snapshots in {store.root}; run `liqmap collect` first "
                            "or point --data-dir at your store")
@@ -59,7 +71,16 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
     Work grows with the snapshots and misses stored, not with the window: a window of a
     century over a day of data is as quick as the day.
     """
-    start, end = _default_window(store, market, start, end)
+    damaged = damaged_files(store, market, start, end)
+    try:
+        start, end = _default_window(store, market, start, end)
+        state = store.read_market_state(market, start, end, ["ts", "n_positions"])
+        misses = store.read_misses(market, start, end)
+    except StorageError as exc:
+        if not damaged:
+            raise
+        raise StorageError(f"{format_damaged(damaged)}; run `liqmap recover --quarantine` to "
+                           "move them aside (nothing is deleted)") from exc
     if start > end:
         raise DataGapError(f"--t-start {start} is after --t-end {end}; swap them")
     step_us = round(interval_s * 1e6)
@@ -67,21 +88,19 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
         raise DataGapError(f"the interval must be > 0 seconds, got {interval_s:g}")
     first, last = -(-_micros(start) // step_us), _micros(end) // step_us  # grid indices
     expected = max(0, last - first + 1)
-    state = store.read_market_state(market, start, end, ["ts", "n_positions"])
     ts_us = _column_micros(state.column("ts"))
     on_grid = ts_us[ts_us % step_us == 0] // step_us
     present = np.unique(on_grid[(on_grid >= first) & (on_grid <= last)])
-    misses = store.read_misses(market, start, end)
-    miss_k = _column_micros(misses.column("ts")) // step_us
+    miss_us = _column_micros(misses.column("ts"))
+    reasons = misses.column("reason").to_pylist()
     counts = state.column("n_positions").to_numpy(zero_copy_only=False)
     return MarketStatus(
         market=market, start=start, end=end, expected=expected, present=int(present.size),
-        gaps=_find_gaps(present, first, last, step_us, miss_k,
-                        misses.column("reason").to_pylist()),
+        gaps=_find_gaps(present, first, last, step_us, miss_us, reasons),
         positions_min=int(counts.min()) if len(counts) else 0,
         positions_median=float(np.median(counts)) if len(counts) else 0.0,
         positions_max=int(counts.max()) if len(counts) else 0,
-        bytes_by_dataset=store.size_bytes(market),
+        bytes_by_dataset=store.size_bytes(market), damaged=damaged,
     )
 
 
@@ -97,32 +116,67 @@ def _column_micros(column: object) -> np.ndarray:
     return np.asarray(cast.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _find_gaps(present: np.ndarray, first: int, last: int, step_us: int, miss_k: np.ndarray,
+def _find_gaps(present: np.ndarray, first: int, last: int, step_us: int, miss_us: np.ndarray,
                reasons: list[str]) -> list[Gap]:
-    """Runs of grid indices in [first, last] without a snapshot (`present` sorted, unique)."""
+    """Runs of grid indices in [first, last] without a snapshot (`present` sorted, unique),
+    each with the reasons recorded for its minutes (one per minute)."""
     bounds = np.concatenate([[first - 1], present, [last + 1]])
     where = np.flatnonzero(np.diff(bounds) > 1)
-    order = np.argsort(miss_k, kind="stable")
-    miss_k = miss_k[order]
+    on_grid = np.flatnonzero(miss_us % step_us == 0)
+    miss_k, pick = np.unique(miss_us[on_grid] // step_us, return_index=True)
+    miss_reason = [reasons[int(on_grid[j])] for j in pick]
     gaps = []
     for i in where:
         lo, hi = int(bounds[i]) + 1, int(bounds[i + 1]) - 1
         a, b = np.searchsorted(miss_k, [lo, hi + 1])
-        recorded = [reasons[j] for j in order[a:b]]
-        gaps.append(_gap(lo, hi, step_us, recorded))
+        gaps.append(_gap(lo, hi, step_us, miss_reason[a:b]))
     return gaps
 
 
 def _gap(lo: int, hi: int, step_us: int, recorded: list[str]) -> Gap:
+    """Every recorded reason of the run [lo, hi] (grid indices), most frequent first, with its
+    minutes."""
     n = hi - lo + 1
-    if recorded:
-        reason = max(set(recorded), key=recorded.count)
-        if len(recorded) < n:
-            reason += f" ({n - len(recorded)} min with no record: collector not running)"
-    else:
-        reason = "no record: collector not running"
+    counts = Counter(recorded)
+    parts = [why if len(counts) == 1 and len(recorded) == n else f"{why} ({k} min)"
+             for why, k in counts.most_common()]
+    if len(recorded) < n:
+        parts.append(f"no record: collector not running ({n - len(recorded)} min)"
+                     if parts else "no record: collector not running")
     return Gap(pd.Timestamp(lo * step_us * 1000, tz="UTC"),
-               pd.Timestamp(hi * step_us * 1000, tz="UTC"), n, reason)
+               pd.Timestamp(hi * step_us * 1000, tz="UTC"), n, "; ".join(parts))
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A data file no Parquet reader can open (truncated, overwritten, not Parquet)."""
+
+    path: str  # relative to the store root
+    error: str
+
+
+def damaged_files(store: Store, market: str | None = None, start: pd.Timestamp | None = None,
+                  end: pd.Timestamp | None = None) -> list[Damaged]:
+    """Data files (of `market`, in partitions of [start, end]; None = all) whose Parquet
+    footer cannot be read."""
+    out = []
+    for dataset in S.SCHEMAS:
+        for m in [market] if market else store.markets(dataset):
+            for day, pdir in store.partitions(dataset, m):
+                if (start is not None and day < start.date()) or (end is not None
+                                                                  and day > end.date()):
+                    continue
+                for name in sorted(store.fs.listdir(pdir)):
+                    if L.parse_file(name) is not None:
+                        error = store.fs.parquet_error(f"{pdir}/{name}")
+                        if error:
+                            out.append(Damaged(f"{pdir}/{name}", error))
+    return out
+
+
+def format_damaged(damaged: list[Damaged]) -> str:
+    return (f"{len(damaged)} damaged file(s): "
+            + "; ".join(f"{d.path} ({d.error})" for d in damaged))
 
 
 def _mb(n: int) -> str:
@@ -151,4 +205,21 @@ def format_status(status: MarketStatus, *, max_gaps: int = 20) -> str:
             lines.append(f"    ... {len(status.gaps) - max_gaps} more range(s)")
     else:
         lines.append("  gaps: none")
+    for d in status.damaged:
+        lines.append(f"  DAMAGED FILE {d.path}: {d.error}; run `liqmap recover --quarantine` "
+                     "to move it aside")
+    return "\n".join(lines)
+
+
+def format_endpoints(report: dict[str, object] | None) -> str:
+    """The collector's per-RPC-endpoint counters, one line each ('' when none saved)."""
+    endpoints = report.get("endpoints") if report else None
+    if not report or not isinstance(endpoints, list):
+        return ""
+    lines = [f"rpc endpoints (collector, as of {report.get('updated', '?')}):"]
+    for ep in endpoints:
+        backoff = f"  backing off {ep['backoff_s']:.1f}s" if ep.get("backoff_s") else ""
+        last = f"  last error: {ep['last_error']}" if ep.get("last_error") else ""
+        lines.append(f"  {ep['endpoint']}  requests {ep['requests']}  errors {ep['errors']}  "
+                     f"retries {ep['retries']}{backoff}{last}")
     return "\n".join(lines)
