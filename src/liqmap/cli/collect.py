@@ -110,28 +110,19 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
     \b
         liqmap status --market SOL --t-start 2026-11-23T00:00
     """
-    from liqmap.store import Store
-    from liqmap.store.status import format_endpoints, format_status, market_status
+    from liqmap.api import open_store
     from liqmap.timeutil import parse_time
 
     settings = settings_from(ctx, data_dir=data_dir, markets=markets)
-    store = Store(open_store_dir(ctx, data_dir))
+    root = open_store_dir(ctx, data_dir)
     start = parse_time(t_start, what="--t-start") if t_start else None
     end = parse_time(t_end, what="--t-end") if t_end else None
     if start is not None and end is not None and start > end:
         raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
                          f"{end:%Y-%m-%dT%H:%M}Z; swap them")
-    chosen = settings.markets if markets else sorted(set(store.markets())
-                                                     | set(store.markets("misses")))
-    if not chosen:
-        raise InputError(f"no snapshots in {settings.data_dir}; run `liqmap collect` first "
-                         "or pass --data-dir")
-    click.echo(f"store {store.root}")
-    for market in chosen:
-        click.echo(format_status(market_status(store, market, start, end, interval_s)))
-    endpoints = format_endpoints(store.read_endpoint_report())
-    if endpoints:
-        click.echo(endpoints)
+    status = open_store(root).status(settings.markets if markets else None, t_start, t_end,
+                                     interval_s)
+    click.echo(str(status))
 
 
 @click.command("compact")
@@ -252,13 +243,9 @@ def export_cmd(ctx: click.Context, fmt: str, data_dir: str | None, market: str,
     \b
         liqmap export --format legacy-csv --out data-sol_snapshots/sol_positions_log.csv
     """
-    from liqmap.store import Store
-    from liqmap.store.legacy import export_legacy_csv
-    from liqmap.timeutil import parse_time
+    from liqmap.api import open_store
 
-    store = Store(open_store_dir(ctx, data_dir))
-    start = parse_time(t_start, what="--t-start") if t_start else None
-    end = parse_time(t_end, what="--t-end") if t_end else None
-    rows = export_legacy_csv(store, out, market, source=source, start=start, end=end)
+    store = open_store(open_store_dir(ctx, data_dir))
+    rows = store.export_legacy_csv(out, market, t_start, t_end, source=source)
     if out != "-":
         click.echo(f"wrote {rows:,} rows to {out}")

@@ -51,6 +51,13 @@ VMAX_PERCENTILE = 98.0
 LOG_VMIN_PERCENTILE = 2.0
 
 
+class NotebookFigure(Figure):
+    """A Figure that Jupyter shows inline by itself (`_repr_png_`), with no pyplot state."""
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self)
+
+
 @dataclass(frozen=True)
 class ColorScale:
     """Colour range of the cells, in the matrix unit."""
@@ -194,7 +201,8 @@ def heatmap_figure(heatmap: Heatmap, *, log_color: bool = False, vmin: float | N
                    vmax: float | None = None) -> Figure:
     """The heatmap as a matplotlib Figure (14 × 6 in); nothing is written."""
     m = heatmap.matrix
-    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, facecolor=BACKGROUND, layout="constrained")
+    fig = NotebookFigure(figsize=FIGSIZE_IN, dpi=DPI, facecolor=BACKGROUND,
+                         layout="constrained")
     split = heatmap.side == "split"
     grid = fig.add_gridspec(2, 2, width_ratios=(60, 1)) if split else None
     ax = fig.add_subplot(grid[:, 0]) if grid is not None else fig.add_subplot()
@@ -276,7 +284,8 @@ def _compact(value: float, _pos: object = None) -> str:
 
 def levels_figure(levels: LiqLevels) -> Figure:
     """The liquidation map of one snapshot: tokens on top, USD below, price on the x axis."""
-    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, facecolor=BACKGROUND, layout="constrained")
+    fig = NotebookFigure(figsize=FIGSIZE_IN, dpi=DPI, facecolor=BACKGROUND,
+                         layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     width = format_usd(float(levels.y_edges_usd[1] - levels.y_edges_usd[0]))
     top_twin = _levels_panel(top, levels, "tokens", f"{levels.market} per {width} USD bin")
