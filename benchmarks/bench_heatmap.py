@@ -1,6 +1,6 @@
 """Heatmap speed and memory, measured against the old tool's pandas pipeline in the same run.
 
-    .venv/bin/python benchmarks/bench_heatmap.py [--cache DIR] [--repeat 3]
+    .venv/bin/python benchmarks/bench_heatmap.py [--cache DIR] [--repeat 3] [--only-folder]
 
 Builds (once, cached under the temp folder) a store of 30 days of 1-minute snapshots with 3,000
 open positions each (129.6 M position rows, written with `Store.write_bulk`) and the old tool's
@@ -12,15 +12,22 @@ is its own:
   `groupby` + reindex over all minutes;
 - legacy: `liqmap heatmap --folder` on the same CSV (pyarrow CSV reader);
 - png: rendering the 72 h matrix to PNG;
-- store for 6 h and 24 h windows, to show that memory follows the window, not the store.
+- store for 6 h and 24 h windows, to show that memory follows the window, not the store;
+- the old tool's own command on the real 72 h log shape: the CSV holds the non-empty cells of
+  the real matrix (../shared/data/liq_matrix_72h_1m.npz, 1.7 M rows), `--bin 0.1 --pmin 170
+  --pmax 220` over its whole window; the old pipeline (pandas + pd.cut + groupby) against
+  `LegacyCsvSource` read + bin, each in its own process (peak RSS), and the whole
+  `liqmap heatmap --folder … --out x.png` command line.
 
-Targets (issue): store 72 h < 2 s and >= 10x faster than the baseline; PNG < 3 s.
+Targets (issue): store 72 h < 2 s and >= 10x faster than the baseline; PNG < 3 s; --folder
+on the real log shape >= 2x faster than the old pipeline, with less memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -180,13 +187,47 @@ def ensure_csv(cache: Path, root: Path) -> Path:
     return folder
 
 
-# ------------------------------------------------------------------ measured jobs (children)
-def baseline_old_tool(folder: Path, pmin: float, pmax: float) -> np.ndarray:
+REAL_NPZ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "liq_matrix_72h_1m.npz"
+REAL_PMIN, REAL_PMAX = 170.0, 220.0
+
+
+def ensure_real_csv(cache: Path) -> Path | None:
+    """The old tool's CSV log shaped like the real 72 h SOL log: one row per non-empty cell of
+    the real matrix (bin centre as liq_price), as tests/test_heatmap_real.py builds it."""
+    folder = cache / f"real-{CACHE_VERSION}"
+    path = folder / "sol_positions_log.csv"
+    if path.exists():
+        return folder
+    if not REAL_NPZ.is_file():
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    with np.load(REAL_NPZ) as data:
+        z, y_edges, t_edges = data["Z"], data["y_edges"], data["t_edges"]
+    rows, cols = np.nonzero(z)
+    order = np.lexsort((rows, cols))  # time-ordered, as the old collector appended
+    rows, cols = rows[order], cols[order]
+    centre = (y_edges[:-1] + y_edges[1:]) / 2
+    t_bin = pa.array(t_edges[cols].astype("datetime64[ns]")).cast(pa.timestamp("s", tz="UTC"))
+    table = pa.table({"liq_price": centre[rows], "size_sol": z[rows, cols],
+                      "t_bin": pc.strftime(t_bin, format="%Y-%m-%dT%H:%M:%SZ")})
+    tmp = path.with_suffix(".tmp")
+    pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="none"))
+    tmp.rename(path)
+    return folder
+
+
+def real_window() -> tuple[pd.Timestamp, pd.Timestamp]:
+    with np.load(REAL_NPZ) as data:
+        t_edges = data["t_edges"]
+    return pd.Timestamp(int(t_edges[0]), tz="UTC"), pd.Timestamp(int(t_edges[-2]), tz="UTC")
+
+
+def old_pipeline(csv: Path, start: pd.Timestamp, end: pd.Timestamp, pmin: float,
+                 pmax: float) -> np.ndarray:
     """The old tool's pipeline: pandas CSV, pd.cut (closed left), groupby, reindex minutes."""
     from liqmap.heatmap.binning import make_price_edges
 
-    start, end = window()
-    df = pd.read_csv(folder / "sol_positions_log.csv")
+    df = pd.read_csv(csv)
     df["t_bin"] = pd.to_datetime(df["t_bin"], utc=True)
     df = df[(df["t_bin"] >= start) & (df["t_bin"] <= end)]
     edges = make_price_edges(pmin, pmax, BIN_USD)
@@ -195,6 +236,13 @@ def baseline_old_tool(folder: Path, pmin: float, pmax: float) -> np.ndarray:
     grid = grp.sum().unstack(fill_value=0.0)
     minutes = pd.date_range(grid.index.min(), grid.index.max(), freq="1min")
     return grid.reindex(minutes, fill_value=0.0).T.to_numpy()
+
+
+# ------------------------------------------------------------------ measured jobs (children)
+def baseline_old_tool(folder: Path, pmin: float, pmax: float) -> np.ndarray:
+    """The old tool's pipeline: pandas CSV, pd.cut (closed left), groupby, reindex minutes."""
+    start, end = window()
+    return old_pipeline(folder / "sol_positions_log.csv", start, end, pmin, pmax)
 
 
 def _build(source: object, hours: int, pmin: float, pmax: float) -> object:
@@ -208,14 +256,15 @@ def _build(source: object, hours: int, pmin: float, pmax: float) -> object:
 
 def run_child(job: str, cache: Path, hours: int, repeat: int) -> dict[str, float]:
     """One measurement in this (fresh) process: best wall time of `repeat`, peak RSS."""
+    import liqmap.heatmap.build  # noqa: F401  (imports are not what is measured)
     from liqmap.heatmap.sources import LegacyCsvSource, StoreSource
 
     root, folder = cache / f"store-{CACHE_VERSION}", cache / f"legacy-{CACHE_VERSION}"
     pmin, pmax = price_range(price_path(DAYS * MINUTES_PER_DAY))
     rss_before = _memory_mb("VmRSS")
-    times, cells = [], 0.0
+    times, cpu, cells = [], [], 0.0
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if job == "store":
             heatmap = _build(StoreSource(str(root), MARKET), hours, pmin, pmax)
             cells = float(heatmap.matrix.z.sum())  # type: ignore[attr-defined]
@@ -224,14 +273,66 @@ def run_child(job: str, cache: Path, hours: int, repeat: int) -> dict[str, float
             cells = float(heatmap.matrix.z.sum())  # type: ignore[attr-defined]
         elif job == "baseline":
             cells = float(baseline_old_tool(folder, pmin, pmax).sum())
+        elif job == "real-baseline":
+            start, end = real_window()
+            csv = cache / f"real-{CACHE_VERSION}" / "sol_positions_log.csv"
+            cells = float(old_pipeline(csv, start, end, REAL_PMIN, REAL_PMAX).sum())
+        elif job == "real-folder":
+            cells = _real_folder(cache)
         elif job in ("png", "html"):
             seconds, cells = _time_render(job, StoreSource(str(root), MARKET), hours, pmin, pmax)
             times.append(seconds)
             continue
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     peak = _memory_mb("VmHWM")
-    return {"seconds": min(times), "peak_rss_mb": peak, "rss_added_mb": peak - rss_before,
-            "sum": cells}
+    return {"seconds": min(times), "cpu_seconds": min(cpu) if cpu else 0.0,
+            "peak_rss_mb": peak, "rss_added_mb": peak - rss_before, "sum": cells}
+
+
+def _real_folder(cache: Path) -> float:
+    """`liqmap heatmap --folder` read + bin of the real-shaped log (what `_build` does)."""
+    from liqmap.heatmap.build import HeatmapRequest, build_heatmap
+    from liqmap.heatmap.sources import LegacyCsvSource
+
+    start, end = real_window()
+    request = HeatmapRequest(t_start=start, t_end=end, bin_usd=BIN_USD, pmin_usd=REAL_PMIN,
+                             pmax_usd=REAL_PMAX)
+    heatmap = build_heatmap(LegacyCsvSource(cache / f"real-{CACHE_VERSION}"), request)
+    return float(heatmap.matrix.z.sum())
+
+
+def measure_command(argv: list[str]) -> dict[str, float]:
+    """Wall time and peak RSS (MB) of a command line run as its own process (os.wait4 gives
+    that child's own rusage, not the maximum over every child so far)."""
+    t0 = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - t0
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        why = child.stderr.read().decode() if child.stderr else ""
+        raise RuntimeError(f"{argv[:4]} failed: {why}")
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+#: The old tool's heatmap script, reduced to its data path (read, bin, save the matrix).
+OLD_SCRIPT = """
+import sys
+import numpy as np
+import pandas as pd
+csv, start, end, pmin, pmax, step, out = sys.argv[1:]
+df = pd.read_csv(csv)
+df["t_bin"] = pd.to_datetime(df["t_bin"], utc=True)
+df = df[(df["t_bin"] >= pd.Timestamp(start)) & (df["t_bin"] <= pd.Timestamp(end))]
+edges = np.round(np.arange(float(pmin), float(pmax) + float(step) / 2, float(step)), 10)
+df["p_bin"] = pd.cut(df["liq_price"], edges, right=False)
+grid = df.groupby([df["t_bin"].dt.floor("1min"), "p_bin"], observed=False)["size_sol"].sum()
+grid = grid.unstack(fill_value=0.0)
+minutes = pd.date_range(grid.index.min(), grid.index.max(), freq="1min")
+z = grid.reindex(minutes, fill_value=0.0).T.to_numpy()
+np.savez(out, Z=z, y_edges=edges)
+"""
 
 
 def _memory_mb(field: str) -> float:
@@ -277,15 +378,62 @@ def main() -> None:
     parser.add_argument("--cache", type=Path,
                         default=Path(tempfile.gettempdir()) / "liqmap-bench-heatmap")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only-folder", action="store_true",
+                        help="Only the old tool's command on the real 72 h log shape.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hours", type=int, default=WINDOW_HOURS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_child(args.child, args.cache, args.hours, args.repeat)))
         return
+    report_real(args.cache, args.repeat)
+    if args.only_folder:
+        return
     root = ensure_store(args.cache)
     ensure_csv(args.cache, root)
     report(args.cache, args.repeat)
+
+
+def report_real(cache: Path, repeat: int) -> None:
+    """The old tool's command on the real 72 h log shape: old pipeline vs `--folder`."""
+    folder = ensure_real_csv(cache)
+    if folder is None:
+        print(f"real 72 h log: skipped ({REAL_NPZ} not found)")
+        return
+    n_rows = sum(1 for _ in (folder / "sol_positions_log.csv").open("rb")) - 1
+    print(f"real 72 h log shape: {n_rows:,} rows, --bin {BIN_USD} --pmin {REAL_PMIN:g} "
+          f"--pmax {REAL_PMAX:g}")
+    pairs = [(measure("real-baseline", cache, WINDOW_HOURS, 1),
+              measure("real-folder", cache, WINDOW_HOURS, 1)) for _ in range(repeat)]
+    base = min((p[0] for p in pairs), key=lambda f: f["seconds"])
+    ours = min((p[1] for p in pairs), key=lambda f: f["seconds"])
+    same = np.isclose(ours["sum"], base["sum"], rtol=1e-9)
+    print(f"old pipeline (pandas read_csv + pd.cut + groupby): {base['seconds']:6.2f} s  "
+          f"(CPU {base['cpu_seconds']:5.2f} s)  peak RSS {base['peak_rss_mb']:5.0f} MB")
+    print(f"--folder read + bin (LegacyCsvSource)            : {ours['seconds']:6.2f} s  "
+          f"(CPU {ours['cpu_seconds']:5.2f} s)  peak RSS {ours['peak_rss_mb']:5.0f} MB  -> "
+          f"{base['seconds'] / ours['seconds']:.1f}x faster, "
+          f"{ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}x the memory "
+          f"(target >= 2x faster, < 1x memory); same total: {same}")
+    start, end = real_window()
+    csv = folder / "sol_positions_log.csv"
+    old = [sys.executable, "-c", OLD_SCRIPT, str(csv), start.isoformat(), end.isoformat(),
+           f"{REAL_PMIN:g}", f"{REAL_PMAX:g}", str(BIN_USD), str(cache / "old.npz")]
+    new = [sys.executable, "-m", "liqmap", "heatmap", "--folder", str(folder), "--bin",
+           str(BIN_USD), "--pmin", f"{REAL_PMIN:g}", "--pmax", f"{REAL_PMAX:g}", "--t-start",
+           start.isoformat(), "--t-end", end.isoformat(), "--npz-out", str(cache / "new.npz")]
+    runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+    for _ in range(repeat):  # interleaved, so both see the same machine load
+        runs["old"].append(measure_command(old))
+        runs["new"].append(measure_command(new))
+    old_run = min(runs["old"], key=lambda f: f["seconds"])
+    new_run = min(runs["new"], key=lambda f: f["seconds"])
+    print(f"whole process, old script (python + pandas, read, bin, npz): "
+          f"{old_run['seconds']:6.2f} s  peak RSS {old_run['peak_rss_mb']:5.0f} MB")
+    print(f"whole process, `liqmap heatmap --folder … --npz-out`      : "
+          f"{new_run['seconds']:6.2f} s  peak RSS {new_run['peak_rss_mb']:5.0f} MB  -> "
+          f"{old_run['seconds'] / new_run['seconds']:.1f}x faster, "
+          f"{new_run['peak_rss_mb'] / old_run['peak_rss_mb']:.2f}x the memory")
 
 
 def report(cache: Path, repeat: int) -> None:

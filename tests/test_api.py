@@ -121,7 +121,6 @@ def test_api_errors_are_liqmap_errors(store_dir: Path, call, error, message: str
 
 
 @pytest.mark.parametrize(("args", "call"), [
-    (["heatmap", "--bin", "-1"], lambda s: s.heatmap("SOL", bin=-1)),
     (["heatmap", "--market", "ETH"], lambda s: s.heatmap("ETH")),
     (["heatmap", "--t-start", "2025-08-22T13:00", "--t-end", "2025-08-22T12:00"],
      lambda s: s.heatmap("SOL", "2025-08-22T13:00", "2025-08-22T12:00")),

@@ -137,7 +137,7 @@ def test_default_window_store_and_default_output(store_dir: Path, tmp_path: Path
     assert code == 0, err
     expected = tmp_path / "heatmap_SOL_20250822T1200_20250822T1204.png"
     assert expected.exists() and str(expected.name) in out
-    assert "5 columns × 154 bins (1 min, 0.5 USD)" in out  # 144 (180 × 0.8) .. 221 (184 × 1.2)
+    assert "5 columns × 768 bins (1 min, 0.1 USD)" in out  # 144 (180 × 0.8) .. 221 (184 × 1.2)
 
 
 def test_configured_store_is_the_default(store_dir: Path, capsys: pytest.CaptureFixture[str],
@@ -166,8 +166,8 @@ BAD = [
     (["--t-start", "2025-08-23T00:00", "--t-end", "2025-08-23T01:00"], "pick a window"),
     (["--pmin", "200", "--pmax", "170"], "--pmin (200) must be below --pmax"),
     (["--pmin", "170", "--pmax", "170"], "must be below --pmax"),
-    (["--bin", "0"], "--bin must be a positive"),
-    (["--bin", "-0.1"], "--bin must be a positive"),
+    (["--bin", "0"], "'--bin': '0' is out of range; give a number of USD > 0"),
+    (["--bin", "-0.1"], "'--bin': '-0.1' is out of range"),
     (["--t-start", "yesterday-ish"], "cannot parse --t-start"),
     (["--t-start", "2025-08-22T12:04", "--t-end", "2025-08-22T12:00"], "swap them"),
     (["--bin", "0.0001", "--pmin", "1", "--pmax", "100000"], "coarser --bin"),
@@ -176,7 +176,7 @@ BAD = [
     (["--npz-out", "m.txt"], "ending in .npz"),
     (["--log-color", "--vmin", "0"], "--log-color needs --vmin"),
     (["--vmin", "5", "--vmax", "1"], "must be below --vmax"),
-    (["--price-csv", "p.csv"], "drop --price-csv"),
+    (["--price-csv", __file__], "drop --price-csv"),  # an existing file: the conflict is named
     (["--freq", "0"], "--freq"),
     (["--agg", "median"], "--agg"),
 ]
@@ -223,7 +223,7 @@ def test_bad_legacy_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], cont
     (["--side", "split"], "lacks; use --side both"),
     (["--market", "ETH"], "holds SOL positions"),
     (["--data-dir", "x"], "not both"),
-    (["--price-csv", "missing.csv"], "cannot read price CSV"),
+    (["--price-csv", "missing.csv"], "'--price-csv': missing.csv does not exist"),
     (["--t-start", "2025-09-01T00:00"], "after the newest snapshot"),
 ])
 def test_bad_legacy_options(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -102,7 +102,7 @@ def test_levels_cli_png_and_html(store_dir: Path, tmp_path: Path,
 @pytest.mark.parametrize(("extra", "message"), [
     (["--at", "noon"], "cannot parse --at"),
     (["--at", "2025-08-21T00:00"], "pick --at inside it"),
-    (["--bin", "0"], "--bin must be a positive"),
+    (["--bin", "0"], "'--bin': '0' is out of range; give a number of USD > 0"),
     (["--pmin", "190", "--pmax", "180"], "must be below --pmax"),
     (["--out", "lv.svg"], "ending in .png, .html or .htm"),
     (["--market", "XRP"], "unknown market"),

@@ -71,10 +71,9 @@ def _market(market: str) -> str:
     return name
 
 
-def _bin_usd(bin_usd: float | None) -> float:
-    from liqmap.heatmap.build import DEFAULT_BIN_USD
-
-    return DEFAULT_BIN_USD if bin_usd is None else float(bin_usd)
+def _bin_usd(bin_usd: float | None) -> float | None:
+    """The bin asked, or None: the market's default (`default_bin_usd`), chosen at the price."""
+    return None if bin_usd is None else float(bin_usd)
 
 
 class _HeatmapReader:

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from liqmap import constants as C
-from liqmap.errors import ConfigError
+from liqmap.errors import ConfigError, InputError
+from liqmap.validate import Bounds, check_data_dir, check_number, check_text_file, suggest
 
 
 @dataclass(frozen=True)
@@ -109,29 +110,22 @@ def _markets(value: Any, origin: str) -> tuple[str, ...]:
     return markets
 
 
-def _seconds(name: str, minimum: float = 0.0) -> Any:
-    def coerce(value: Any, origin: str) -> float:
-        number = float(value)
-        if not number > minimum:
-            raise ConfigError(f"{name} ({origin}) must be > {minimum:g} seconds, got {value!r}")
-        return number
+def _number(bounds: Bounds) -> Any:
+    """A coercer: a finite number in `bounds` (the same check as the command-line options)."""
+    def coerce(value: Any, origin: str) -> float | int:
+        return check_number(value, bounds)
     return coerce
 
 
-def _interval(value: Any, origin: str) -> float:
-    """Snapshots are named to the second, so the interval is a whole number of seconds."""
-    number = float(value)
-    if number < 1 or number != int(number):
-        raise ConfigError(f"interval ({origin}) must be a whole number of seconds >= 1, "
-                          f"got {value!r}")
-    return number
+#: Snapshots are named to the second, so the interval is a whole number of seconds.
+_INTERVAL = Bounds(low=1, whole=True, unit="seconds")
+_SECONDS = Bounds(low=0, low_open=True, unit="seconds")
 
 
-def _retries(value: Any, origin: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ConfigError(f"max_retries ({origin}) must be >= 0, got {value!r}")
-    return number
+def _text(value: Any, origin: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"expected text, got {type(value).__name__} {value!r}")
+    return value
 
 
 def _clock(value: Any, origin: str) -> str:
@@ -141,43 +135,68 @@ def _clock(value: Any, origin: str) -> str:
     return clock
 
 
-def _rate(value: Any, origin: str) -> float:
-    number = float(value)
-    if not 0 <= number <= C.MAX_CONFIRM_RPS:
-        raise ConfigError(f"confirm_rps ({origin}) must be between 0 (off) and "
-                          f"{C.MAX_CONFIRM_RPS:g} requests per second, got {value!r}")
-    return number
-
 
 _COERCE = {
-    "rpc_urls": _urls, "markets": _markets, "interval_s": _interval,
-    "timeout_s": _seconds("timeout"), "gpa_timeout_s": _seconds("gpa_timeout"),
-    "backoff_s": _seconds("backoff"), "max_retries": _retries, "clock": _clock,
-    "log_level": lambda v, o: str(v).upper(), "data_dir": lambda v, o: str(v),
-    "confirm_rps": lambda v, o: _rate(v, o),
+    "rpc_urls": _urls, "markets": _markets, "interval_s": _number(_INTERVAL),
+    "timeout_s": _number(_SECONDS), "gpa_timeout_s": _number(_SECONDS),
+    "backoff_s": _number(_SECONDS), "max_retries": _number(Bounds(low=0, whole=True)),
+    "clock": lambda v, o: _clock(_text(v, o), o), "log_level": lambda v, o: _text(v, o).upper(),
+    "data_dir": lambda v, o: check_data_dir(_text(v, o)),
+    "confirm_rps": _number(Bounds(low=0, high=C.MAX_CONFIRM_RPS, unit="requests per second")),
 }
+#: liqmap.toml key -> Settings field (the file's names, as in the README).
+_FIELD_BY_TOML_KEY = {k: name for name, keys in _TOML_KEYS.items() for k in keys}
+_SETTING_NAME = {name: keys[0] for name, keys in _TOML_KEYS.items()}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
     """Turn a raw flag/env/TOML value into the field's type, with a message naming the fix."""
+    what = _SETTING_NAME.get(name, name)
     try:
         return _COERCE[name](value, origin)
+    except ConfigError:
+        raise
+    except InputError as exc:
+        raise ConfigError(f"{what} ({origin}): {exc}") from exc
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"bad value for {name} ({origin}): {value!r}") from exc
+        raise ConfigError(f"bad value for {what} ({origin}): {value!r}") from exc
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
+        check_text_file(path, "a liqmap.toml settings file")
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file (binary data); give a liqmap.toml") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it") from exc
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     section = raw.get("liqmap", raw)
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [liqmap] must be a table")
+    if section is not raw:
+        others = [k for k in raw if k != "liqmap"]
+        if others:
+            raise ConfigError(f"{path}: {others[0]!r} outside [liqmap]; put every setting "
+                              "under [liqmap], or drop the [liqmap] header")
+    _check_keys(path, section)
     return section
+
+
+def _check_keys(path: Path, section: dict[str, Any]) -> None:
+    """Refuse unknown keys and tables (a misspelt `rpc_url` would silently mean the public
+    endpoint), naming the closest known key."""
+    for key, value in section.items():
+        if key in _FIELD_BY_TOML_KEY:
+            continue
+        what = "table" if isinstance(value, dict) else "key"
+        known = ", ".join(sorted(_FIELD_BY_TOML_KEY))
+        raise ConfigError(f"{path}: unknown {what} {key!r}{suggest(key, _FIELD_BY_TOML_KEY)}; "
+                          f"known keys: {known}")
 
 
 def load_settings(

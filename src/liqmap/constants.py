@@ -88,6 +88,19 @@ LEGACY_CSV_NAME: Final = "sol_positions_log.csv"
 LEGACY_COLUMNS: Final = ("liq_price", "size_sol", "t_bin")
 LEGACY_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 
+# --- Heatmap defaults per market ----------------------------------------------------------
+#: The default price bin is about this fraction of the price (0.05 %), rounded to 1-2-5 steps.
+DEFAULT_BIN_FRACTION: Final = 0.0005
+#: The default bin (USD) when no price is known: 0.05 % of a typical 2025-26 price, 1-2-5 grid.
+DEFAULT_BIN_USD_BY_MARKET: Final[dict[str, float]] = {"SOL": 0.1, "ETH": 2.0, "BTC": 50.0}
+#: Default heatmap window (hours) when --t-start/--t-end are missing.
+DEFAULT_WINDOW_HOURS_BY_MARKET: Final[dict[str, int]] = {"SOL": 24, "ETH": 24, "BTC": 24}
+#: Default price range: this fraction below the lowest and above the highest price of the
+#: window. Traders take less leverage on the more volatile asset, so its liquidations spread
+#: further from the price.
+DEFAULT_PRICE_MARGIN_BY_MARKET: Final[dict[str, float]] = {"SOL": 0.20, "ETH": 0.15,
+                                                           "BTC": 0.10}
+
 # --- liqmap serve -------------------------------------------------------------------------
 SERVE_DEFAULT_HOST: Final = "127.0.0.1"
 SERVE_DEFAULT_PORT: Final = 8050

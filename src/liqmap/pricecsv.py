@@ -13,6 +13,7 @@ import pandas as pd
 
 from liqmap.errors import InputError
 from liqmap.matrix import NS_PER_MINUTE
+from liqmap.validate import check_text_file
 
 #: Price CSV headers accepted (lower-cased) for the time and the price column, in this order.
 PRICE_CSV_TIME_HEADERS = ("timestamp", "time", "datetime", "date", "ts", "t", "open_time",
@@ -41,6 +42,7 @@ def read_price_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """
     path = Path(path)
     try:
+        check_text_file(path, "a price CSV with a header such as timestamp,price")
         frame = pd.read_csv(path, dtype=str)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read price CSV {path}: {exc}; pass a CSV with a header "

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from liqmap.errors import InputError
+from liqmap.validate import check_text_file
 
 #: Canonical column -> accepted header spellings (matched after stripping blanks; the desk's
 #: export names first, then ours). `jlp_amount`, `jlp_price` are optional and unused.
@@ -54,6 +55,8 @@ def read_hedge_log(source: str | Path | IO[str], *, tz: str = "UTC") -> pd.DataF
     """
     name = getattr(source, "name", source)
     try:
+        if isinstance(source, str | Path):
+            check_text_file(source, "a hedge log CSV with a header row")
         raw = pd.read_csv(source, dtype=str, skipinitialspace=True)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read hedge log {name}: {exc}; pass a CSV file with a header "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -230,15 +231,24 @@ def check_sweep_axes(text: str | None, grid: Mapping[str, list[float]]
 def write_outputs(out_dir: str | Path, files: Mapping[str, bytes]) -> list[Path]:
     """Create `out_dir` and write each file atomically (temporary file, then rename)."""
     root = Path(out_dir)
+    new = [p for p in (root, *root.parents) if not p.exists()]  # folders this call creates
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create --out-dir {root}: {exc.strerror}; pick a writable "
                          "directory") from exc
-    written = []
-    for name, content in files.items():
-        write_bytes(root / name, content)
-        written.append(root / name)
+    written: list[Path] = []
+    try:
+        for name, content in files.items():
+            write_bytes(root / name, content)
+            written.append(root / name)
+    except OSError:  # a full disk: leave nothing half done
+        for path in written:
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            for folder in new:
+                folder.rmdir()
+        raise
     return written
 
 

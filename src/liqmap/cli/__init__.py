@@ -6,6 +6,7 @@ Commands are imported lazily so `liqmap --help` and `liqmap status` start fast. 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from liqmap import __version__
+from liqmap.cli.options import PathParam
 from liqmap.errors import LiqmapError
 from liqmap.logs import setup_logging
 
@@ -55,7 +57,9 @@ class LazyGroup(click.Group):
         module_name, attr = COMMANDS[cmd_name][0].split(":")
         module = importlib.import_module(f"liqmap.cli.{module_name}")
         command: click.Command = getattr(module, attr)
-        return command
+        from liqmap.cli.options import harden
+
+        return harden(command)
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -67,10 +71,10 @@ class LazyGroup(click.Group):
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             where = f"{exc.ctx.command_path} --help" if exc.ctx else "liqmap --help"
-            click.echo(f"Error: {exc.format_message()} (see `{where}`)", err=True)
+            click.echo(f"Error: {one_line(exc.format_message())} (see `{where}`)", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
+            click.echo(f"Error: {one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:  # Ctrl-C
             click.echo("Interrupted.", err=True)
@@ -83,19 +87,59 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, short) for name, (_, short) in COMMANDS.items()])
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Turn LiqmapError into click's one-line `Error: ...` with exit code 1."""
+        """Turn LiqmapError, OSError (a full disk, a lost permission) and, as a last resort,
+        any other exception into click's one-line `Error: ...` with exit code 1."""
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except LiqmapError as exc:
-            if ctx.obj and ctx.obj.get("verbose"):
-                logging.getLogger("liqmap").exception("failed")
+            _log_traceback(ctx)
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:
+            _log_traceback(ctx)
+            raise click.ClickException(describe_os_error(exc)) from exc
+        except Exception as exc:  # a bug: still one line; -v shows the traceback
+            _log_traceback(ctx)
+            raise click.ClickException(f"internal error {type(exc).__name__}: {exc}; please "
+                                       "report it (run with -v for the traceback)") from exc
+
+
+def one_line(message: str) -> str:
+    """Messages from libraries may hold newlines (pandas' parser errors do): one line."""
+    return " ".join(message.split())
+
+
+def _log_traceback(ctx: click.Context) -> None:
+    if ctx.obj and ctx.obj.get("verbose"):
+        logging.getLogger("liqmap").exception("failed")
+
+
+#: errno -> what to do about it
+_OS_FIXES = {
+    errno.ENOSPC: "free space on that disk or write elsewhere; no partial file was left",
+    errno.EDQUOT: "free space (disk quota) or write elsewhere; no partial file was left",
+    errno.EROFS: "the file system is read-only; write elsewhere",
+    errno.EACCES: "fix the permissions or choose another path",
+    errno.EPERM: "fix the permissions or choose another path",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a folder in the path is a file; check the path",
+    errno.EISDIR: "give a file, not a directory",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line: what the system said, about which file, and what to do."""
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    fix = _OS_FIXES.get(exc.errno or 0, "check the path and the disk")
+    return f"{what}{where}; {fix}"
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="liqmap")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks on errors.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+@click.option("--config", "config_path", type=PathParam("file", "read"),
               help="Settings file (default ./liqmap.toml or $LIQMAP_CONFIG).")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, config_path: str | None) -> None:

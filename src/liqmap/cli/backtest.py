@@ -10,7 +10,17 @@ from typing import Any
 import click
 
 from liqmap.backtest import params as P
-from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
+from liqmap.cli.options import (
+    POSITIVE_COUNT,
+    USD,
+    Number,
+    PathParam,
+    TimeZone,
+    data_dir_option,
+    market_option,
+    open_store_dir,
+    window_options,
+)
 from liqmap.errors import InputError
 
 PROGRESS_MIN_SETS = 100
@@ -39,22 +49,23 @@ _RULE_OPTIONS = [
     click.option("--threshold", "threshold_tokens", type=float, default=None,
               help="θ fixed: trigger when either window sum exceeds it (tokens). Default: the "
                    "trailing quantile below."),
-    click.option("--threshold-quantile", type=float, default=None,
+    click.option("--threshold-quantile", type=Number(low=0, low_open=True, high=1), default=None,
               help=f"θ = this quantile (0-1] of the trailing max(above, below) [default "
                    f"{P.DEFAULT_THRESHOLD_QUANTILE:g}]."),
-    click.option("--lookback", "lookback_min", type=int, default=P.DEFAULT_LOOKBACK_MIN,
+    click.option("--lookback", "lookback_min", type=POSITIVE_COUNT, default=P.DEFAULT_LOOKBACK_MIN,
               show_default=True, help="Minutes of history of the quantile threshold."),
-    click.option("--confirm", type=int, default=P.DEFAULT_CONFIRM, show_default=True,
+    click.option("--confirm", type=POSITIVE_COUNT, default=P.DEFAULT_CONFIRM, show_default=True,
               help="Trigger minutes in a row to switch the boost on."),
-    click.option("--release", type=int, default=P.DEFAULT_RELEASE, show_default=True,
+    click.option("--release", type=POSITIVE_COUNT, default=P.DEFAULT_RELEASE, show_default=True,
               help="Quiet minutes in a row to switch it off."),
     click.option("--reversal/--no-reversal", default=False, show_default=True,
               help="While cooling down, an opposite trigger flips the direction."),
     click.option("--boost", type=float, default=P.DEFAULT_BOOST, show_default=True,
               help="Ratio added to the short (+1) or taken from it (−1) while on."),
-    click.option("--fee-bps", type=float, default=P.DEFAULT_FEE_BPS, show_default=True,
+    click.option("--fee-bps", type=Number(low=0), default=P.DEFAULT_FEE_BPS, show_default=True,
               help=f"Fee on each change of the boost, bps ({P.HEDGE_VENUE})."),
-    click.option("--slippage-bps", type=float, default=P.DEFAULT_SLIPPAGE_BPS, show_default=True,
+    click.option("--slippage-bps", type=Number(low=0), default=P.DEFAULT_SLIPPAGE_BPS,
+                 show_default=True,
               help="Slippage on each change of the boost, bps."),
     click.option("--carry-apr", type=float, default=P.DEFAULT_CARRY_APR, show_default=True,
               help="Carrying cost of the short (funding/borrow), fraction per year of its "
@@ -63,18 +74,18 @@ _RULE_OPTIONS = [
 
 
 @click.command("backtest", epilog=_EPILOG)
-@click.option("--heatmap", "heatmap_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--heatmap", "heatmap_path", type=PathParam("file", "read"),
               help="Liquidation matrix npz in the old tool's format (default: the store).")
 @data_dir_option
 @market_option
 @window_options
-@click.option("--bin", "bin_usd", type=float, default=None,
+@click.option("--bin", "bin_usd", type=USD, default=None,
               help="Price bin width (USD) of the matrix built from the store (default: SOL "
                    "0.1, ETH 1, BTC 20).")
-@click.option("--hedge-log", "hedge_log_path", type=click.Path(exists=True, dir_okay=False),
+@click.option("--hedge-log", "hedge_log_path", type=PathParam("file", "read"),
               help="Per-minute CSV: timestamp, price, position (the short, written negative "
                    "or positive), current_ratio, target_ratio (or the desk export's names).")
-@click.option("--tz", default="UTC", show_default=True,
+@click.option("--tz", type=TimeZone(), default="UTC", show_default=True,
               help="Zone of naive hedge-log timestamps, e.g. Asia/Hong_Kong.")
 @click.option("--target", "target_ratio", type=float, default=P.DEFAULT_TARGET_RATIO,
               show_default=True, help="Without a hedge log: share of the exposure shorted.")
@@ -85,7 +96,7 @@ _RULE_OPTIONS = [
               help="Without a hedge log: JLP tokens held; exposure = JLP / JLP supply × the "
                    "pool's net delta at each minute, from the store.")
 @rule_options
-@click.option("--carry-csv", type=click.Path(exists=True, dir_okay=False),
+@click.option("--carry-csv", type=PathParam("file", "read"),
               help="Per-hour carry: timestamp and carry_apr, or funding_rate (per hour, "
                    "positive when longs pay); replaces --carry-apr.")
 @click.option("--legacy-formulas", is_flag=True,
@@ -98,12 +109,13 @@ _RULE_OPTIONS = [
               help=f"Sweep ranking metric: {', '.join(P.OBJECTIVES)}.")
 @click.option("--sweep-axes", metavar="A,B",
               help="Swept parameters on the axes of sweep.png (default: the first two varied).")
-@click.option("--train-frac", type=float, default=None,
+@click.option("--train-frac", type=Number(low=0, high=1, low_open=True, high_open=True),
+              default=None,
               help="Rank sweep sets on this first fraction of the time; report the rest.")
 @click.option("--walk-forward", metavar="TRAIN,TEST",
               help="Rolling out-of-sample test of the sweep: train and test windows, e.g. "
                    "24h,6h (or minutes: 1440,360).")
-@click.option("--out-dir", type=click.Path(file_okay=False), default=P.DEFAULT_OUT_DIR,
+@click.option("--out-dir", type=PathParam("dir", "write"), default=P.DEFAULT_OUT_DIR,
               show_default=True, help="Directory for minutes.csv, toggles.csv, summary.json, "
                                       "PNGs (created).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG pictures.")
@@ -167,7 +179,8 @@ def _input_keywords(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
     if opts["heatmap_path"] and opts["data_dir"] and opts["jlp_amount"] is None:
         raise InputError("--data-dir is unused with --heatmap (the matrix comes from the npz); "
                          "drop one of them")
-    data_dir = str(settings_from(ctx, data_dir=opts["data_dir"]).data_dir)
+    needs_store = not opts["heatmap_path"] or opts["jlp_amount"] is not None
+    data_dir = open_store_dir(ctx, opts["data_dir"], must_exist=needs_store)
     return {"data": opts["heatmap_path"] or data_dir, "hedge_log": opts["hedge_log_path"],
             "market": opts["market"], "t_start": opts["t_start"], "t_end": opts["t_end"],
             "bin_usd": opts["bin_usd"], "tz": opts["tz"], "target_ratio": opts["target_ratio"],

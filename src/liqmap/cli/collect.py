@@ -9,8 +9,20 @@ from types import FrameType
 
 import click
 
-from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
-from liqmap.errors import StorageError
+from liqmap import constants as C
+from liqmap.cli.options import (
+    COUNT,
+    INTERVAL_S,
+    SECONDS,
+    Number,
+    PathParam,
+    data_dir_option,
+    market_option,
+    open_store_dir,
+    settings_from,
+    window_options,
+)
+from liqmap.errors import InputError, StorageError
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
@@ -34,18 +46,19 @@ def _install_stop_handlers(stop: threading.Event) -> None:
                    "in all output.")
 @click.option("--markets", default=None, metavar="SOL,ETH,BTC", help="Markets to collect.")
 @data_dir_option
-@click.option("--interval", "interval_s", type=float, default=None,
-              help="Seconds between snapshots, on multiples of it (default 60).")
+@click.option("--interval", "interval_s", type=INTERVAL_S, default=None,
+              help="Whole seconds between snapshots, on multiples of it (default 60).")
 @click.option("--once", is_flag=True, help="One cycle (the current minute), then exit.")
 @click.option("--clock", type=click.Choice(["wall", "chain"]), default=None,
               help="Schedule on this machine's clock (wall, default) or on the chain's Clock "
                    "sysvar (chain: for simulated/accelerated chains).")
-@click.option("--timeout", "timeout_s", type=float, default=None,
+@click.option("--timeout", "timeout_s", type=SECONDS, default=None,
               help="Seconds per request (getProgramAccounts: --gpa-timeout).")
-@click.option("--gpa-timeout", "gpa_timeout_s", type=float, default=None,
+@click.option("--gpa-timeout", "gpa_timeout_s", type=SECONDS, default=None,
               help="Seconds per getProgramAccounts request (default 120).")
-@click.option("--max-retries", type=int, default=None, help="Retries per request (default 5).")
-@click.option("--confirm-rps", "confirm_rps", type=float, default=None, metavar="N",
+@click.option("--max-retries", type=COUNT, default=None, help="Retries per request (default 5).")
+@click.option("--confirm-rps", "confirm_rps", type=Number(low=0, high=C.MAX_CONFIRM_RPS),
+              default=None, metavar="N",
               help="Confirm detected liquidations on chain (getSignaturesForAddress + "
                    "getTransaction) at most N requests per second, off the snapshot path; "
                    "0 turns it off (default 2).")
@@ -84,8 +97,8 @@ def collect_cmd(ctx: click.Context, **flags: object) -> None:
 @click.option("--market", "markets", default=None, metavar="SOL|ETH|BTC",
               help="Market (default: every market in the store).")
 @window_options
-@click.option("--interval", "interval_s", type=float, default=60.0, show_default=True,
-              help="Expected seconds between snapshots.")
+@click.option("--interval", "interval_s", type=INTERVAL_S, default=60, show_default=True,
+              help="Expected whole seconds between snapshots.")
 @click.option("--source", "data_source", type=click.Choice(["auto", "collected", "legacy"]),
               default="auto", show_default=True,
               help="Minutes that count as present: collected snapshots, rows imported with "
@@ -103,11 +116,17 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
         liqmap status --market SOL --t-start 2026-11-23T00:00
     """
     from liqmap.api import open_store
+    from liqmap.timeutil import parse_time
 
     settings = settings_from(ctx, data_dir=data_dir, markets=markets)
-    status = open_store(settings.data_dir).status(settings.markets if markets else None,
-                                                  t_start, t_end, interval_s,
-                                                  source=data_source)
+    root = open_store_dir(ctx, data_dir)
+    start = parse_time(t_start, what="--t-start") if t_start else None
+    end = parse_time(t_end, what="--t-end") if t_end else None
+    if start is not None and end is not None and start > end:
+        raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
+                         f"{end:%Y-%m-%dT%H:%M}Z; swap them")
+    status = open_store(root).status(settings.markets if markets else None, t_start, t_end,
+                                     interval_s, source=data_source)
     click.echo(str(status))
 
 
@@ -130,7 +149,7 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
     from liqmap.store import Store
     from liqmap.store.status import damaged_files, format_damaged
 
-    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
+    store = Store(open_store_dir(ctx, data_dir))
     removed = store.recover()
     try:
         report = store.compact()
@@ -180,7 +199,7 @@ def recover_cmd(ctx: click.Context, data_dir: str | None, quarantine: bool) -> N
 
 
 @click.command("import-legacy")
-@click.argument("csv_file", type=click.Path(dir_okay=False))
+@click.argument("csv_file", type=PathParam("file", "read"))
 @data_dir_option
 @market_option
 @click.pass_context
@@ -219,7 +238,9 @@ def import_legacy_cmd(ctx: click.Context, csv_file: str, data_dir: str | None,
 @window_options
 @click.option("--source", type=click.Choice(["positions", "legacy"]), default="positions",
               show_default=True, help="Collected snapshots, or rows imported by import-legacy.")
-@click.option("--out", required=True, metavar="FILE|-", help="Output file, or - for stdout.")
+@click.option("--out", required=True, metavar="FILE|-",
+              type=PathParam("file", "write", allow_dash=True),
+              help="Output file, or - for stdout.")
 @click.pass_context
 def export_cmd(ctx: click.Context, fmt: str, data_dir: str | None, market: str,
                t_start: str | None, t_end: str | None, source: str, out: str) -> None:
@@ -234,7 +255,7 @@ def export_cmd(ctx: click.Context, fmt: str, data_dir: str | None, market: str,
     """
     from liqmap.api import open_store
 
-    store = open_store(settings_from(ctx, data_dir=data_dir).data_dir)
+    store = open_store(open_store_dir(ctx, data_dir))
     rows = store.export_legacy_csv(out, market, t_start, t_end, source=source)
     if out != "-":
         click.echo(f"wrote {rows:,} rows to {out}")

@@ -12,6 +12,7 @@ from types import FrameType
 import click
 
 from liqmap import constants as C
+from liqmap.cli.options import COUNT, POSITIVE_COUNT, Number, PathParam
 from liqmap.sim import params as SP
 
 
@@ -32,6 +33,10 @@ def _signals_stop(stop: threading.Event | None) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+#: The demo simulates minute by minute; more than a week is a job for `liqmap simulate`.
+MAX_DEMO_HOURS = 168
 
 
 def _markets(value: str) -> tuple[str, ...]:
@@ -70,18 +75,19 @@ def _positions(value: int | None, markets: tuple[str, ...]) -> dict[str, int] | 
               help="Write into this running surfnet instead of starting one (use a fresh one).")
 @click.option("--markets", default=",".join(C.MARKETS), show_default=True,
               metavar="SOL,ETH,BTC", help="Markets with traders.")
-@click.option("--seed", type=int, default=SP.DEFAULT_SEED, show_default=True,
+@click.option("--seed", type=COUNT, default=SP.DEFAULT_SEED, show_default=True,
               help="Seed of every random draw: same seed, same accounts.")
-@click.option("--speed", "speed_s", type=float, default=SP.DEFAULT_SPEED_S, show_default=True,
+@click.option("--speed", "speed_s", type=Number(low=0, unit="seconds"),
+              default=SP.DEFAULT_SPEED_S, show_default=True,
               help="Wall-clock seconds per simulated minute (>= 1 for a separate collector).")
-@click.option("--minutes", type=int, default=None,
+@click.option("--minutes", type=POSITIVE_COUNT, default=None,
               help="Stop after this many simulated minutes (default: run until Ctrl-C).")
-@click.option("--price-from", "price_file", type=click.Path(dir_okay=False), default=None,
+@click.option("--price-from", "price_file", type=PathParam("file", "read"), default=None,
               metavar="FILE", help="Replay a real price series: an npz with `spot_grid` or a "
                                    "CSV timestamp,price (one price per minute).")
 @click.option("--price-market", default="SOL", show_default=True, metavar="SOL|ETH|BTC",
               help="The market whose prices --price-from holds (others use the model).")
-@click.option("--positions", type=int, default=None, metavar="N",
+@click.option("--positions", type=COUNT, default=None, metavar="N",
               help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Write the ground truth (every liquidation and trader "
@@ -118,14 +124,15 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
 
 
 @click.command("demo")
-@click.option("--out-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+@click.option("--out-dir", type=PathParam("dir", "write"), default=None, metavar="DIR",
               help="New or empty directory for every output (default: a fresh temporary "
                    "directory, printed at the end).")
-@click.option("--hours", type=float, default=3.0, show_default=True,
+@click.option("--hours", type=Number(low=0, low_open=True, high=MAX_DEMO_HOURS, unit="hours"),
+              default=3.0, show_default=True,
               help="Simulated hours to collect (one snapshot per simulated minute).")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=COUNT, default=None,
               help="Seed of the simulated market (default: one with a sell-off).")
-@click.option("--positions", type=int, default=None, metavar="N",
+@click.option("--positions", type=COUNT, default=None, metavar="N",
               help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
 @click.option("--no-serve", "no_serve", is_flag=True,
               help="Stop after the outputs instead of serving the live page.")

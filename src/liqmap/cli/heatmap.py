@@ -11,10 +11,20 @@ from pathlib import Path
 import click
 
 from liqmap.api import LegacyLog, LiqStore, open_legacy, open_store
-from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
+from liqmap.cli.options import (
+    PRICE_USD,
+    USD,
+    Number,
+    PathParam,
+    data_dir_option,
+    market_option,
+    open_store_dir,
+    window_options,
+)
 from liqmap.errors import InputError
 from liqmap.heatmap.binning import AGGS, SIDES, UNITS, check_colors
-from liqmap.heatmap.build import DEFAULT_BIN_USD, Heatmap
+from liqmap.heatmap.build import Heatmap
+from liqmap.heatmap.defaults import bin_help
 from liqmap.heatmap.files import OUTPUT_SUFFIXES, check_output_path
 from liqmap.heatmap.levels import LiqLevels
 from liqmap.heatmap.sources import DATA_SOURCES
@@ -32,7 +42,7 @@ def _reader(ctx: click.Context, data_dir: str | None, folder: str | None,
     if price_csv is not None:
         raise InputError("--price-csv adds a price line to --folder data; the store has the "
                          "oracle price already: drop --price-csv or add --folder")
-    return open_store(settings_from(ctx, data_dir=data_dir).data_dir)
+    return open_store(open_store_dir(ctx, data_dir))
 
 
 def _default_out(matrix: LiqMatrix) -> Path:
@@ -44,20 +54,20 @@ def _default_out(matrix: LiqMatrix) -> Path:
 @click.command("heatmap")
 @data_dir_option
 @market_option
-@click.option("--folder", type=click.Path(file_okay=False), default=None, metavar="DIR",
+@click.option("--folder", type=PathParam("dir", "read"), default=None, metavar="DIR",
               help="Read the old tool's DIR/sol_positions_log.csv directly instead of the store.")
-@click.option("--price-csv", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--price-csv", type=PathParam("file", "read"), default=None, metavar="FILE",
               help="Price line for --folder data: a CSV with a time and a price column "
                    "(e.g. timestamp,price or time,close).")
 @window_options
-@click.option("--bin", "bin_usd", type=float, default=None, metavar="USD",
-              help=f"Price bin width; bins are [edge, edge+bin) with edges on multiples of it "
-                   f"(default {DEFAULT_BIN_USD:g}).")
-@click.option("--pmin", "pmin_usd", type=float, default=None, metavar="USD",
+@click.option("--bin", "bin_usd", type=USD, default=None, metavar="USD",
+              help=bin_help() + "; bins are [edge, edge+bin) with edges on multiples of it.")
+@click.option("--pmin", "pmin_usd", type=PRICE_USD, default=None, metavar="USD",
               help="Lowest price shown (default: 20% below the window's lowest price).")
-@click.option("--pmax", "pmax_usd", type=float, default=None, metavar="USD",
+@click.option("--pmax", "pmax_usd", type=PRICE_USD, default=None, metavar="USD",
               help="Highest price shown (default: 20% above the window's highest price).")
-@click.option("--freq", "freq_min", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--freq", "freq_min", type=Number(low=1, whole=True, unit="minutes"), default=1,
+              show_default=True,
               metavar="MIN", help="Minutes per time column.")
 @click.option("--agg", type=click.Choice(AGGS), default="mean", show_default=True,
               help="How the snapshots inside a coarser column combine.")
@@ -69,12 +79,12 @@ def _default_out(matrix: LiqMatrix) -> Path:
               show_default=True, help="Store rows to draw: collected snapshots, rows imported "
               "with import-legacy, or auto (legacy rows at the minutes without a snapshot).")
 @click.option("--log-color", is_flag=True, help="Logarithmic colour scale.")
-@click.option("--vmin", type=float, default=None, help="Colour scale minimum (amount unit).")
-@click.option("--vmax", type=float, default=None, help="Colour scale maximum (amount unit).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--vmin", type=Number(), default=None, help="Colour scale minimum (amount unit).")
+@click.option("--vmax", type=Number(), default=None, help="Colour scale maximum (amount unit).")
+@click.option("--out", type=PathParam("file", "write"), default=None, metavar="FILE",
               help="Picture: .png, or .html for an interactive page (default: "
                    "heatmap_<market>_<start>_<end>.png unless only --npz-out is given).")
-@click.option("--npz-out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--npz-out", type=PathParam("file", "write"), default=None, metavar="FILE",
               help="Also write the matrix (old tool's npz keys plus gap_mask).")
 @click.pass_context
 def heatmap_cmd(ctx: click.Context, data_dir: str | None, market: str, folder: str | None,
@@ -131,13 +141,13 @@ def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
 @click.option("--at", default=None, metavar="TIME",
               help="Moment shown, ISO 8601 (UTC unless an offset is given); the newest snapshot "
                    "at or before it is used (default: the newest snapshot).")
-@click.option("--bin", "bin_usd", type=float, default=None, metavar="USD",
-              help=f"Price bin width (default {DEFAULT_BIN_USD:g}).")
-@click.option("--pmin", "pmin_usd", type=float, default=None, metavar="USD",
+@click.option("--bin", "bin_usd", type=USD, default=None, metavar="USD",
+              help=bin_help() + ".")
+@click.option("--pmin", "pmin_usd", type=PRICE_USD, default=None, metavar="USD",
               help="Lowest price shown (default: 20% below the price).")
-@click.option("--pmax", "pmax_usd", type=float, default=None, metavar="USD",
+@click.option("--pmax", "pmax_usd", type=PRICE_USD, default=None, metavar="USD",
               help="Highest price shown (default: 20% above the price).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+@click.option("--out", type=PathParam("file", "write"), default=None, metavar="FILE",
               help="Picture: .png or .html (default: levels_<market>_<time>.png).")
 @click.pass_context
 def levels_cmd(ctx: click.Context, data_dir: str | None, market: str, at: str | None,
@@ -150,7 +160,7 @@ def levels_cmd(ctx: click.Context, data_dir: str | None, market: str, at: str | 
       liqmap levels --at 2025-08-22T14:30 --bin 0.25 --out levels.html
     """
     out_path = check_output_path(out, OUTPUT_SUFFIXES, "--out") if out else None
-    store = open_store(settings_from(ctx, data_dir=data_dir).data_dir)
+    store = open_store(open_store_dir(ctx, data_dir))
     levels = store.levels(market, at, bin=bin_usd, pmin=pmin_usd, pmax=pmax_usd)
     if out_path is None:
         out_path = Path(f"levels_{levels.market}_{levels.ts:%Y%m%dT%H%M}.png")

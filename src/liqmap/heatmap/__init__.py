@@ -27,6 +27,7 @@ from liqmap.heatmap.build import (
     build_levels,
     resolve_window,
 )
+from liqmap.heatmap.defaults import default_bin_usd, default_price_margin, default_window
 from liqmap.heatmap.levels import LiqLevels, SideLevels, compute_levels
 from liqmap.heatmap.sources import (
     LegacyCsvSource,
@@ -56,6 +57,9 @@ __all__ = [
     "build_levels",
     "build_matrix_from_store",
     "compute_levels",
+    "default_bin_usd",
+    "default_price_margin",
+    "default_window",
     "make_price_edges",
     "price_bin_index",
     "read_legacy_csv",
@@ -65,7 +69,7 @@ __all__ = [
 
 
 def build_matrix_from_store(data_dir: str, market: str, t_start: str | pd.Timestamp | None,
-                            t_end: str | pd.Timestamp | None, bin_usd: float,
+                            t_end: str | pd.Timestamp | None, bin_usd: float | None = None,
                             unit: str = "tokens", *, pmin: float | None = None,
                             pmax: float | None = None, freq_min: int = 1, agg: str = "mean",
                             side: str = "both", source: str = "auto") -> LiqMatrix:
@@ -77,9 +81,11 @@ def build_matrix_from_store(data_dir: str, market: str, t_start: str | pd.Timest
         market: "SOL", "ETH" or "BTC".
         t_start, t_end: first and last minute included (ISO string or Timestamp, naive = UTC);
             None = the last 24 h of data.
-        bin_usd: price bin width in USD; bins are `[k*bin, (k+1)*bin)`.
+        bin_usd: price bin width in USD; bins are `[k*bin, (k+1)*bin)`; None = the market's
+            default (`default_bin_usd`: about 0.05 % of the price, SOL 0.1, ETH 2, BTC 50).
         unit: "tokens" (size_tokens) or "usd" (size_tokens × liq_price).
-        pmin, pmax: price range in USD; None = 20 % around the window's oracle price range.
+        pmin, pmax: price range in USD; None = the market's margin around the window's oracle
+            price range (`default_price_margin`).
         freq_min: minutes per column; agg: "mean", "last" or "max" of the snapshots inside one.
         side: "both", "long", "short" or "split" (`extra` gets `Z_long`, `Z_short`).
         source: "auto" (collected snapshots, and imported legacy rows at the minutes without

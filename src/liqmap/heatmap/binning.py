@@ -16,6 +16,7 @@ A column without any snapshot is a gap: its cells are 0 and its `gap_mask` entry
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -60,9 +61,11 @@ def check_bin(bin_usd: float) -> None:
                          "use e.g. --bin 0.1")
 
 
-def check_price_range(pmin_usd: float, pmax_usd: float, bin_usd: float) -> None:
-    """Raise `InputError` unless `0 <= pmin_usd < pmax_usd` and `bin_usd > 0` (all finite)."""
-    check_bin(bin_usd)
+def check_price_range(pmin_usd: float, pmax_usd: float, bin_usd: float | None) -> None:
+    """Raise `InputError` unless `0 <= pmin_usd < pmax_usd` and `bin_usd > 0` (all finite;
+    `bin_usd` None: the default bin, not chosen yet)."""
+    if bin_usd is not None:
+        check_bin(bin_usd)
     if not (math.isfinite(pmin_usd) and math.isfinite(pmax_usd)):
         raise InputError("--pmin and --pmax must be finite prices in USD")
     if pmin_usd < 0:
@@ -407,6 +410,20 @@ def _segment_layers(side: str, is_long: np.ndarray) -> np.ndarray:
         return np.where(is_long, 0, 1).astype(np.int64)
     wanted = is_long if side == "long" else ~is_long
     return np.where(wanted, 0, -1).astype(np.int64)
+def warm_up_binning() -> threading.Thread:
+    """Start the binning kernel's one-time set-up in a fresh process (numba's type registries
+    and the cached machine code: 0.3-2 s) on a thread, so it overlaps reading the rows, which
+    Arrow does without holding the GIL. Returns the thread; the first real call waits for it
+    under numba's own lock if it is still running."""
+    def run() -> None:
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        K.bin_rows_nb(empty_i, empty_f, empty_f, np.zeros(0, np.bool_), K.ALL_ONE_LAYER, False,
+                      0, empty_i, np.array([0.0, 1.0]), np.zeros((1, 1, 1)),
+                      np.zeros(6, np.int64), np.zeros(3))
+
+    thread = threading.Thread(target=run, name="liqmap-binning-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def aggregate_spot(minute: np.ndarray, price_usd: np.ndarray, grid: TimeGrid,

@@ -31,18 +31,13 @@ from liqmap.heatmap.binning import (
     make_price_edges,
     matrix_bytes,
     price_edge_range,
+    warm_up_binning,
 )
+from liqmap.heatmap.defaults import default_bin_usd, default_price_margin, default_window
 from liqmap.heatmap.levels import LiqLevels, compute_levels
 from liqmap.heatmap.sources import Source, StoreSource, minute_of
 from liqmap.matrix import BuildInfo, LiqMatrix
 from liqmap.timeutil import parse_time
-
-#: Price bin width when none is given, USD.
-DEFAULT_BIN_USD = 0.5
-#: Window used when --t-start or --t-end is missing.
-DEFAULT_WINDOW = pd.Timedelta(hours=24)
-#: Default price range: this fraction below the lowest and above the highest price of the window.
-PRICE_MARGIN = 0.20
 
 TimeArg = str | pd.Timestamp | None
 
@@ -50,11 +45,12 @@ TimeArg = str | pd.Timestamp | None
 @dataclass(frozen=True)
 class HeatmapRequest:
     """What to build. Times: ISO strings or Timestamps (naive = UTC), both minutes included;
-    None = default window. Prices in USD; None = default range around the price."""
+    None = default window. Prices in USD; None = default range around the price; `bin_usd`
+    None = the market's default (`default_bin_usd`, about 0.05 % of the price)."""
 
     t_start: TimeArg = None
     t_end: TimeArg = None
-    bin_usd: float = DEFAULT_BIN_USD
+    bin_usd: float | None = None
     pmin_usd: float | None = None
     pmax_usd: float | None = None
     freq_min: int = 1
@@ -70,7 +66,8 @@ class HeatmapRequest:
         check_choice("--side", self.side, SIDES)
         if not isinstance(self.freq_min, int) or self.freq_min < 1:
             raise InputError(f"--freq must be a whole number of minutes >= 1, got {self.freq_min}")
-        check_bin(self.bin_usd)
+        if self.bin_usd is not None:
+            check_bin(self.bin_usd)
         for name, price in (("--pmin", self.pmin_usd), ("--pmax", self.pmax_usd)):
             if price is not None and not (math.isfinite(price) and price >= 0):
                 raise InputError(f"{name} must be a price >= 0 USD, got {price:g}")
@@ -120,7 +117,7 @@ def resolve_window(t_start: TimeArg, t_end: TimeArg, source: Source
 
     Both given: used as they are (minutes without data become gaps). Otherwise the missing end
     is the newest snapshot and the missing start lies 24 h before the end, clipped to the oldest
-    snapshot when neither was given.
+    snapshot when neither was given (the window length is the market's `default_window`).
     """
     start = parse_time(t_start, what="--t-start").floor("min") if t_start is not None else None
     end = parse_time(t_end, what="--t-end").floor("min") if t_end is not None else None
@@ -137,7 +134,7 @@ def resolve_window(t_start: TimeArg, t_end: TimeArg, source: Source
     if end is None:
         end = last
     if start is None:
-        start = end - DEFAULT_WINDOW + pd.Timedelta(minutes=1)
+        start = end - default_window(source.market) + pd.Timedelta(minutes=1)
         if t_end is None:
             start = max(start, first)
     if start > end:
@@ -148,11 +145,13 @@ def resolve_window(t_start: TimeArg, t_end: TimeArg, source: Source
 
 def default_price_range(spot_usd: np.ndarray, source: Source, start: pd.Timestamp,
                         end: pd.Timestamp) -> tuple[float, float]:
-    """From 20 % below the lowest to 20 % above the highest price of the window; without any
-    price, the range holding the central 99 % of the amount (legacy CSV)."""
+    """From the market's margin (`default_price_margin`: SOL 20 %, ETH 15 %, BTC 10 %) below
+    the lowest to as much above the highest price of the window; without any price, the range
+    holding the central 99 % of the amount (legacy CSV)."""
+    margin = default_price_margin(source.market)
     if np.isfinite(spot_usd).any():
-        return (float(np.nanmin(spot_usd)) * (1 - PRICE_MARGIN),
-                float(np.nanmax(spot_usd)) * (1 + PRICE_MARGIN))
+        return (float(np.nanmin(spot_usd)) * (1 - margin),
+                float(np.nanmax(spot_usd)) * (1 + margin))
     return source.liq_price_range(start, end)
 
 
@@ -194,16 +193,30 @@ def _available_memory_bytes() -> int | None:
         return None
 
 
-def _check_size(request: HeatmapRequest, pmin: float, pmax: float, grid: TimeGrid,
-                n_snapshots: int) -> None:
+def _check_size(request: HeatmapRequest, bin_usd: float, pmin: float, pmax: float,
+                grid: TimeGrid, n_snapshots: int) -> None:
     """Refuse before allocating: accumulator slots plus output columns, per layer (split has
     long, short and their total)."""
-    k_lo, k_hi = price_edge_range(pmin, pmax, request.bin_usd)
+    k_lo, k_hi = price_edge_range(pmin, pmax, bin_usd)
     per_snapshot = request.agg == "max" and grid.freq_min > 1
     slots = (n_snapshots if per_snapshot else grid.n_cols) + grid.n_cols
     n_layers = 3 if request.side == "split" else 1
     check_matrix_size(k_hi - k_lo, grid.n_cols, matrix_bytes(k_hi - k_lo, slots, n_layers),
                       matrix_limit_bytes(request.max_matrix_bytes))
+
+
+def _check_grid(request: HeatmapRequest, grid: TimeGrid) -> None:
+    """Refuse a window too long for memory before reading it: per column the accumulator and
+    the output for the bins asked (at least one) plus four per-column arrays (price, count,
+    edges, gaps), and the per-minute slot table (8 bytes a minute)."""
+    n_bins = 1
+    if request.pmin_usd is not None and request.pmax_usd is not None and request.bin_usd:
+        k_lo, k_hi = price_edge_range(request.pmin_usd, request.pmax_usd, request.bin_usd)
+        n_bins = k_hi - k_lo
+    n_layers = 3 if request.side == "split" else 1
+    need = (matrix_bytes(n_bins, 2 * grid.n_cols, n_layers) + 32 * grid.n_cols
+            + 8 * grid.n_minutes)
+    check_matrix_size(n_bins, grid.n_cols, need, matrix_limit_bytes(request.max_matrix_bytes))
 
 
 def build_heatmap(source: Source, request: HeatmapRequest, *,
@@ -221,14 +234,18 @@ def build_heatmap(source: Source, request: HeatmapRequest, *,
                          f"{source.description} lacks; use --side both")
     start, end = resolve_window(request.t_start, request.t_end, source)
     grid = TimeGrid.from_window(minute_of(start), minute_of(end), request.freq_min)
+    _check_grid(request, grid)
+    warm_up_binning()  # overlaps the read below
     snaps = source.snapshots(start, end)
     if not snaps.minute.size:
         raise DataGapError(_empty_window_message(source, start, end))
     spot = aggregate_spot(snaps.price_minute, snaps.price_usd, grid,
                           "last" if request.agg == "last" else "mean")
+    bin_usd = _resolve_bin(request, spot, source.market)
     pmin, pmax = _price_range(request, spot, source, start, end)
-    _check_size(request, pmin, pmax, grid, snaps.minute.size)
-    binner = MatrixBinner(grid, make_price_edges(pmin, pmax, request.bin_usd), snaps.minute,
+    check_price_range(pmin, pmax, bin_usd)
+    _check_size(request, bin_usd, pmin, pmax, grid, snaps.minute.size)
+    binner = MatrixBinner(grid, make_price_edges(pmin, pmax, bin_usd), snaps.minute,
                           agg=request.agg, side=request.side, unit=request.unit)
     if isinstance(source, StoreSource):
         source.feed(binner, start, end, progress)
@@ -236,6 +253,19 @@ def build_heatmap(source: Source, request: HeatmapRequest, *,
         for batch in source.batches(start, end, progress, with_side=request.side != "both"):
             binner.add(batch.time_us, batch.liq_price_usd, batch.size_tokens, batch.is_long)
     return _assemble(binner, spot, request, source, start, end)
+
+
+def _resolve_bin(request: HeatmapRequest, spot_usd: np.ndarray, market: str) -> float:
+    """The bin (USD): as asked, else the market's default at the window's median price (or the
+    middle of --pmin/--pmax when there is no price line)."""
+    if request.bin_usd is not None:
+        return request.bin_usd
+    price = None
+    if np.isfinite(spot_usd).any():
+        price = float(np.nanmedian(spot_usd))
+    elif request.pmin_usd is not None and request.pmax_usd is not None:
+        price = (request.pmin_usd + request.pmax_usd) / 2
+    return default_bin_usd(market, price)
 
 
 def _assemble(binner: MatrixBinner, spot: np.ndarray, request: HeatmapRequest, source: Source,
@@ -276,22 +306,27 @@ def _empty_window_message(source: Source, start: pd.Timestamp, end: pd.Timestamp
             f"{end:%Y-%m-%dT%H:%M}Z in {source.description} ({held}); pick a window inside it")
 
 
-def build_levels(source: StoreSource, at: TimeArg = None, *, bin_usd: float = 0.5,
+def build_levels(source: StoreSource, at: TimeArg = None, *, bin_usd: float | None = None,
                  pmin_usd: float | None = None, pmax_usd: float | None = None) -> LiqLevels:
     """The liquidation levels of the newest snapshot at or before `at` (None: the newest).
 
-    The default price range runs from 20 % below to 20 % above the snapshot's price.
+    The default price range reaches the market's margin (`default_price_margin`) below and
+    above the snapshot's price; the default bin is the market's (`default_bin_usd`).
     """
-    check_bin(bin_usd)
+    if bin_usd is not None:
+        check_bin(bin_usd)
     asked = parse_time(at, what="--at") if at is not None else None
     if pmin_usd is not None and pmax_usd is not None:
         check_price_range(pmin_usd, pmax_usd, bin_usd)
     ts, price, rows = source.snapshot_at(asked)
+    if bin_usd is None:
+        bin_usd = default_bin_usd(source.market, price)
     if not math.isfinite(price) and (pmin_usd is None or pmax_usd is None):
         raise InputError(f"the {ts:%Y-%m-%dT%H:%M}Z snapshot has no oracle price to centre the "
                          "range on; pass --pmin and --pmax")
-    pmin = price * (1 - PRICE_MARGIN) if pmin_usd is None else pmin_usd
-    pmax = price * (1 + PRICE_MARGIN) if pmax_usd is None else pmax_usd
+    margin = default_price_margin(source.market)
+    pmin = price * (1 - margin) if pmin_usd is None else pmin_usd
+    pmax = price * (1 + margin) if pmax_usd is None else pmax_usd
     check_price_range(pmin, pmax, bin_usd)
     edges = make_price_edges(pmin, pmax, bin_usd)
     assert rows.is_long is not None  # the store always has the side

@@ -8,8 +8,9 @@ done here; binning lives in `binning`. Window ends are whole minutes, both inclu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,7 @@ from liqmap.errors import DataGapError, InputError
 from liqmap.heatmap.binning import MatrixBinner, weighted_quantiles
 from liqmap.matrix import NS_PER_MINUTE
 from liqmap.pricecsv import read_price_csv
+from liqmap.validate import check_text_file
 
 US_PER_MINUTE = 60_000_000
 #: `levels --at T` uses the newest snapshot at or before T, at most this long before it.
@@ -94,8 +96,15 @@ def through_minute(end: pd.Timestamp) -> pd.Timestamp:
     return end.floor("min") + pd.Timedelta(minutes=1) - pd.Timedelta(microseconds=1)
 
 
-def _days(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """[start, end] cut at UTC midnights (the store keeps one file per day)."""
+def _days(start: pd.Timestamp, end: pd.Timestamp, held: Iterable[date] | None = None
+          ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """[start, end] cut at UTC midnights (the store keeps one file per day); with `held`, only
+    the pieces of those days, so a window of decades over a week of data costs a week."""
+    if held is not None:
+        first, last = start.date(), end.date()
+        starts = [pd.Timestamp(d, tz="UTC") for d in sorted(held) if first <= d <= last]
+        return [(max(start, d), min(end, d + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)))
+                for d in starts]
     pieces = []
     lo = start
     while lo <= end:
@@ -191,7 +200,8 @@ class StoreSource:
         """Rows of each UTC day of [start, end] in turn, so memory holds one day at a time
         (`with_side` False skips reading the side column)."""
         columns = ["ts", "liq_price", "size_tokens", *(["side"] if with_side else [])]
-        days = _days(start, through_minute(end))
+        held = [day for day, _ in self.store.partitions("positions", self.market)]
+        days = _days(start, through_minute(end), held)
         bar = tqdm(days, desc=f"reading {self.market} positions", unit="day",
                    disable=_tqdm_disable(progress), leave=False)
         for lo, hi in bar:  # a day's table is freed before the next one is read
@@ -345,42 +355,44 @@ class LegacyCsvSource:
         self.description = f"legacy CSV {self.path}"
         self.price = read_price_csv(price_csv) if price_csv else None
         self.price_label = f"Price ({Path(price_csv).name})" if price_csv else "Price"
-        self._rows: tuple[tuple[int | None, int | None], RowBatch] | None = None
+        self._rows: tuple[tuple[int | None, int | None], list[RowBatch]] | None = None
 
     def _load(self, start: pd.Timestamp | None, end: pd.Timestamp | None,
-              progress: bool | None = False) -> RowBatch:
-        """Rows with minute in [start, end] (None = open); the file is read once per window."""
+              progress: bool | None = False) -> list[RowBatch]:
+        """Rows with minute in [start, end] (None = open), in parts as read (not copied into
+        one array); the file is read once per window."""
         lo = None if start is None else minute_of(start)
         hi = None if end is None else minute_of(end)
         if self._rows is not None and self._rows[0] == (lo, hi):
             return self._rows[1]
         if self._rows is not None and self._rows[0] == (None, None):
-            rows = _window(self._rows[1], lo, hi)  # the whole file is in memory already
+            parts = [_window(p, lo, hi) for p in self._rows[1]]  # the file is in memory
         else:
-            rows = read_legacy_csv(self.path, lo, hi, progress=progress)
-        self._rows = ((lo, hi), rows)
-        return rows
+            parts = read_legacy_parts(self.path, lo, hi, progress=progress)
+        self._rows = ((lo, hi), parts)
+        return parts
 
     def time_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-        time_us = self._load(None, None).time_us
-        if not time_us.size:
+        parts = [p.time_us for p in self._load(None, None) if p.time_us.size]
+        if not parts:
             return None
-        return (pd.Timestamp(int(time_us.min()) * 1000, tz="UTC"),
-                pd.Timestamp(int(time_us.max()) * 1000, tz="UTC"))
+        return (pd.Timestamp(min(int(t.min()) for t in parts) * 1000, tz="UTC"),
+                pd.Timestamp(max(int(t.max()) for t in parts) * 1000, tz="UTC"))
 
     def snapshots(self, start: pd.Timestamp, end: pd.Timestamp) -> Snapshots:
-        rows = self._load(start, end)
+        minutes = [np.unique(p.time_us // US_PER_MINUTE) for p in self._load(start, end)]
         empty = np.zeros(0, dtype=np.int64)
         price_minute, price = self.price if self.price is not None else (empty, empty * 0.0)
-        return Snapshots(np.unique(rows.time_us // US_PER_MINUTE), price_minute, price)
+        return Snapshots(np.unique(np.concatenate(minutes)) if minutes else empty,
+                         price_minute, price)
 
     def batches(self, start: pd.Timestamp, end: pd.Timestamp, progress: bool | None = False,
                 with_side: bool = True) -> Iterator[RowBatch]:
-        yield self._load(start, end, progress)
+        yield from self._load(start, end, progress)
 
     def liq_price_range(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[float, float]:
         """The range holding the central 99 % of the size (no price line to centre on)."""
-        rows = self._load(start, end)
+        rows = _concat(self._load(start, end))
         lo, hi = weighted_quantiles(rows.liq_price_usd, rows.size_tokens, QUANTILE_RANGE)
         if math.isnan(lo):
             raise DataGapError("no liquidation prices in the window; pass --pmin and --pmax")
@@ -391,13 +403,98 @@ def read_legacy_csv(path: str | Path, start_min: int | None = None, end_min: int
                     *, progress: bool | None = False) -> RowBatch:
     """Rows of an old-tool CSV (`liq_price,size_sol,t_bin`) with minute in [start_min, end_min].
 
-    Streams the file in blocks with the parser `liqmap import-legacy` uses, keeping only the
-    window. Unlike the import, which skips bad rows, a bad row here is an `InputError` naming
-    its line: a heatmap with silently missing rows would misstate the amounts.
+    A well-formed file is read by Arrow's multithreaded CSV reader, typed, only the three
+    columns, and windowed block by block. Any doubt (other header spelling, a row that does not
+    parse, a price or size that is not a positive number) re-reads it with the line-by-line
+    parser `liqmap import-legacy` uses: unlike the import, which skips bad rows, a bad row here
+    is an `InputError` naming its line, since a heatmap with silently missing rows would
+    misstate the amounts.
     """
+    return _concat(read_legacy_parts(path, start_min, end_min, progress=progress))
+
+
+def read_legacy_parts(path: str | Path, start_min: int | None = None,
+                      end_min: int | None = None, *, progress: bool | None = False
+                      ) -> list[RowBatch]:
+    """`read_legacy_csv` in parts as read, without copying them into one array."""
+    path = Path(path)
+    check_text_file(path, f"the old tool's CSV log ({','.join(C.LEGACY_COLUMNS)})")
+    fast = _read_legacy_fast(path, start_min, end_min)
+    if fast is not None:
+        return fast
+    return [_read_legacy_exact(path, start_min, end_min, progress)]
+
+
+#: Arrow reads the old CSV in blocks of this many bytes, in parallel.
+FAST_CSV_BLOCK_BYTES = 1 << 20
+#: A CSV up to this size is read whole by all cores; a larger one in a stream of blocks, so
+#: memory holds the window's rows, not the file's.
+FAST_CSV_WHOLE_BYTES = 1 << 30
+
+
+def _read_legacy_fast(path: Path, start_min: int | None, end_min: int | None
+                      ) -> list[RowBatch] | None:
+    """The window's rows via Arrow's CSV reader (typed, threaded), or None when the file
+    needs the exact parser (see `read_legacy_csv`)."""
+    import pyarrow.csv as pacsv
+
+    with path.open("rb") as fh:
+        header = fh.readline().decode("utf-8", errors="replace").strip()
+    names = [name.removeprefix('"').removesuffix('"') for name in header.split(",")]
+    if not set(C.LEGACY_COLUMNS) <= set(names) or len(names) != len(set(names)):
+        return None
+    convert = pacsv.ConvertOptions(
+        include_columns=list(C.LEGACY_COLUMNS),
+        column_types={"liq_price": pa.float64(), "size_sol": pa.float64(),
+                      "t_bin": pa.timestamp("s", tz="UTC")})
+    read = pacsv.ReadOptions(use_threads=True, block_size=FAST_CSV_BLOCK_BYTES)
+    parts: list[RowBatch] = []
+    try:
+        if path.stat().st_size <= FAST_CSV_WHOLE_BYTES:
+            batches: Iterator[pa.RecordBatch] = iter(
+                pacsv.read_csv(path, read_options=read, convert_options=convert).to_batches())
+        else:
+            batches = iter(pacsv.open_csv(path, read_options=read, convert_options=convert))
+        for batch in batches:
+            rows = _checked_rows(batch)
+            if rows is None:
+                return None
+            rows = _window(rows, start_min, end_min)
+            if rows.time_us.size:
+                parts.append(rows)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return parts
+
+
+def _checked_rows(batch: pa.RecordBatch) -> RowBatch | None:
+    """The batch as rows, or None if any value is missing or not a positive number."""
+    if any(batch.column(i).null_count for i in range(batch.num_columns)):
+        return None
+    price = np.asarray(batch.column("liq_price"))
+    size = np.asarray(batch.column("size_sol"))
+    with np.errstate(invalid="ignore"):
+        if not (np.isfinite(price) & (price > 0) & np.isfinite(size) & (size > 0)).all():
+            return None
+    seconds = np.asarray(batch.column("t_bin").cast(pa.int64()))
+    return RowBatch(seconds * 1_000_000, price, size)
+
+
+def _concat(parts: list[RowBatch]) -> RowBatch:
+    if not parts:
+        return RowBatch(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    if len(parts) == 1:
+        return parts[0]
+    return RowBatch(np.concatenate([p.time_us for p in parts]),
+                    np.concatenate([p.liq_price_usd for p in parts]),
+                    np.concatenate([p.size_tokens for p in parts]))
+
+
+def _read_legacy_exact(path: Path, start_min: int | None, end_min: int | None,
+                       progress: bool | None) -> RowBatch:
+    """Line-by-line, with `liqmap import-legacy`'s parser: the first bad row is named."""
     from liqmap.store.legacy import header_indices, iter_blocks, parse_chunk
 
-    path = Path(path)
     times, prices, sizes = [], [], []
     with path.open("rb") as fh, tqdm(total=path.stat().st_size, desc=f"reading {path.name}",
                                      unit="B", unit_scale=True, disable=_tqdm_disable(progress),

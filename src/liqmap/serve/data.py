@@ -20,7 +20,8 @@ import pandas as pd
 import pyarrow as pa
 
 from liqmap import constants as C
-from liqmap.heatmap.build import PRICE_MARGIN, Heatmap, HeatmapRequest, resolve_window
+from liqmap.heatmap.build import Heatmap, HeatmapRequest, resolve_window
+from liqmap.heatmap.defaults import default_price_margin
 from liqmap.heatmap.levels import LiqLevels, SideLevels
 from liqmap.heatmap.sources import StoreSource, through_minute
 from liqmap.matrix import NS_PER_MINUTE
@@ -116,9 +117,10 @@ def _price_bounds(source: StoreSource, start: pd.Timestamp, end: pd.Timestamp,
     price = state.column("oracle_price").to_numpy(zero_copy_only=False).astype(np.float64)
     price = price[np.isfinite(price)]
     last = float(price[-1]) if price.size else math.nan
-    lo = pmin if pmin is not None else (float(price.min()) * (1 - PRICE_MARGIN)
+    margin = default_price_margin(source.market)  # the builder's default range
+    lo = pmin if pmin is not None else (float(price.min()) * (1 - margin)
                                         if price.size else math.nan)
-    hi = pmax if pmax is not None else (float(price.max()) * (1 + PRICE_MARGIN)
+    hi = pmax if pmax is not None else (float(price.max()) * (1 + margin)
                                         if price.size else math.nan)
     return lo, hi, last
 

@@ -14,6 +14,7 @@ Bad rows are counted and reported with their line numbers; they never abort the 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -31,12 +32,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from liqmap import constants as C
-from liqmap.errors import InputError
+from liqmap.errors import DataGapError, InputError
 from liqmap.files import atomic_output
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
 from liqmap.store.fs import can_swap_dirs
+from liqmap.validate import check_text_file
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,13 @@ class ImportReport:
 # ---------------------------------------------------------------- parsing (pure)
 def header_indices(header: bytes) -> list[int]:
     """Positions of liq_price, size_sol, t_bin in the header; InputError naming missing ones."""
-    names = [h.strip().strip('"').lower() for h in header.decode("utf-8-sig").strip().split(",")]
+    try:
+        text = header.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError("the file is not a text CSV (binary data in its first line); give "
+                         f"the old tool's log with the header {','.join(C.LEGACY_COLUMNS)}"
+                         ) from None
+    names = [h.strip().strip('"').lower() for h in text.strip().split(",")]
     missing = [c for c in C.LEGACY_COLUMNS if c not in names]
     if missing:
         found = ",".join(names) or "nothing"
@@ -109,7 +117,8 @@ def parse_chunk(data: bytes, first_line: int, indices: list[int], n_columns: int
 def _fast_split(data: bytes, first_line: int, n_columns: int
                 ) -> tuple[list[pa.Array] | None, np.ndarray, list[tuple[int, str]]]:
     """pyarrow's CSV parser; gives up (None) when the block has blank or ragged lines."""
-    if b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r\n")):
+    if b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r\n")) \
+            or (not data.isascii() and not _is_utf8(data)):
         return None, np.zeros(0, np.int64), []
     ragged: list[object] = []
 
@@ -131,6 +140,15 @@ def _fast_split(data: bytes, first_line: int, n_columns: int
         return None, np.zeros(0, np.int64), []
     lines = first_line + np.arange(table.num_rows, dtype=np.int64)
     return [table.column(i).combine_chunks() for i in range(n_columns)], lines, []
+
+
+def _is_utf8(data: bytes) -> bool:
+    """pyarrow's ragged-row handler cannot even show a row that is not UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _exact_split(data: bytes, first_line: int, n_columns: int
@@ -239,9 +257,13 @@ def import_legacy_csv(store: Store, path: str | os.PathLike[str], market: str = 
 def _stage(store: Store, path: Path, stage: str, report: ImportReport,
            progress: Callable[[int], None] | None, chunk_bytes: int) -> set[str]:
     days: set[str] = set()
+    check_text_file(path, f"the old tool's CSV log ({','.join(C.LEGACY_COLUMNS)})")
     with path.open("rb") as fh:
         header = fh.readline()
-        indices = header_indices(header)
+        try:
+            indices = header_indices(header)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
         n_columns = header.decode("utf-8-sig").count(",") + 1
         for part, (block, first_line) in enumerate(iter_blocks(fh, chunk_bytes)):
             parsed = parse_chunk(block, first_line, indices, n_columns)
@@ -252,6 +274,11 @@ def _stage(store: Store, path: Path, stage: str, report: ImportReport,
             days |= _stage_table(store, stage, part, parsed.table)
             if progress:
                 progress(len(block))
+    if report.rows_read and report.rows_bad == report.rows_read:
+        first = report.bad_lines[0] if report.bad_lines else (0, "")
+        raise InputError(f"{path}: none of its {report.rows_read:,} rows is valid (line "
+                         f"{first[0]}: {first[1]}); nothing imported; give the old tool's "
+                         "sol_positions_log.csv")
     return days
 
 
@@ -360,19 +387,30 @@ def export_legacy_csv(store: Store, out: str, market: str = "SOL", *, source: st
     """Write `liq_price,size_sol,t_bin` rows (old-script format); returns rows written.
 
     `out` "-" writes to stdout; a file is written to a temporary name and renamed at the end.
+    `DataGapError` (and nothing written) when the window holds no rows: a header-only file
+    would read as "no positions" to the old scripts.
     """
+    if start is not None and end is not None and start > end:
+        raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
+                         f"{end:%Y-%m-%dT%H:%M}Z; swap them")
+    tables = _legacy_rows(store, market, source, start, end)
+    first = next(tables, None)
+    if first is None:
+        window = "" if start is None and end is None else " in this window"
+        raise DataGapError(f"no {market} {source} rows{window} in {store.root}; nothing "
+                           "written; check --data-dir, --market, --source and the window "
+                           "(`liqmap status`)")
     if out == "-":
-        return _write_csv(sys.stdout.buffer, store, market, source, start, end)
+        return _write_csv(sys.stdout.buffer, first, tables)
     with atomic_output(out) as tmp, tmp.open("wb") as fh:
-        return _write_csv(fh, store, market, source, start, end)
+        return _write_csv(fh, first, tables)
 
 
-def _write_csv(fh: BinaryIO, store: Store, market: str, source: str,
-               start: pd.Timestamp | None, end: pd.Timestamp | None) -> int:
+def _write_csv(fh: BinaryIO, first: pa.Table, rest: Iterator[pa.Table]) -> int:
     fh.write(b"liq_price,size_sol,t_bin\n")
     rows = 0
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-    for table in _legacy_rows(store, market, source, start, end):
+    for table in itertools.chain([first], rest):
         pacsv.write_csv(table, fh, write_options=options)
         rows += table.num_rows
     return rows

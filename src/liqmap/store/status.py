@@ -78,49 +78,104 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
     """Snapshots present and missing for `market` in [start, end] (default: last 24 h).
 
     `source` "auto" counts a minute holding only imported legacy rows as present (counted in
-    `legacy`), "collected" only snapshots, "legacy" only legacy rows.
+    `legacy`), "collected" only snapshots, "legacy" only legacy rows. Work grows with the
+    snapshots and misses stored, not with the window: a window of a century over a day of
+    data is as quick as the day.
     """
     damaged = damaged_files(store, market, start, end)
     try:
         start, end = _default_window(store, market, start, end, source)
-        state = store.read_market_state(market, start, end, ["ts", "n_positions"]).to_pandas()
-        misses = store.read_misses(market, start, end).to_pandas()
+        state = store.read_market_state(market, start, end, ["ts", "n_positions"])
+        misses = store.read_misses(market, start, end)
     except StorageError as exc:
         if not damaged:
             raise
         raise StorageError(f"{format_damaged(damaged)}; run `liqmap recover --quarantine` to "
                            "move them aside (nothing is deleted)") from exc
     if start > end:
-        raise DataGapError(f"--t-start {start} is after --t-end {end}")
-    step = pd.Timedelta(seconds=interval_s)
-    first = start.ceil(step)
-    expected = pd.date_range(first, end, freq=step) if first <= end else pd.DatetimeIndex([])
+        raise DataGapError(f"--t-start {start} is after --t-end {end}; swap them")
+    step_us = round(interval_s * 1e6)
+    if step_us <= 0:
+        raise DataGapError(f"the interval must be > 0 seconds, got {interval_s:g}")
+    first, last = -(-_micros(start) // step_us), _micros(end) // step_us  # grid indices
+    expected = max(0, last - first + 1)
     if source == "legacy":
-        state = state.iloc[:0]
-    collected = pd.DatetimeIndex(state["ts"])
-    legacy = _legacy_minutes(store, market, start, end) if source != "collected" else \
-        pd.DatetimeIndex([], tz="UTC")
-    legacy = legacy.difference(collected)
-    present = collected.union(legacy)
-    missing = expected.difference(present)
-    reasons = dict(zip(misses["ts"], misses["reason"], strict=True))
-    counts = state["n_positions"].to_numpy()
+        state = state.slice(0, 0)
+    collected = _grid_indices(_column_micros(state.column("ts")), step_us, first, last)
+    legacy = np.zeros(0, np.int64)
+    if source != "collected":
+        legacy = np.setdiff1d(_grid_indices(_legacy_micros(store, market, start, end), step_us,
+                                            first, last), collected)
+    present = np.union1d(collected, legacy)
+    miss_us = _column_micros(misses.column("ts"))
+    reasons = misses.column("reason").to_pylist()
+    counts = state.column("n_positions").to_numpy(zero_copy_only=False)
     return MarketStatus(
-        market=market, start=start, end=end, expected=len(expected),
-        present=int(present.isin(expected).sum()), gaps=_group_gaps(missing, step, reasons),
+        market=market, start=start, end=end, expected=expected, present=int(present.size),
+        gaps=_find_gaps(present, first, last, step_us, miss_us, reasons),
         positions_min=int(counts.min()) if len(counts) else 0,
         positions_median=float(np.median(counts)) if len(counts) else 0.0,
         positions_max=int(counts.max()) if len(counts) else 0,
         bytes_by_dataset=store.size_bytes(market), damaged=damaged,
-        legacy=int(legacy.isin(expected).sum()),
+        legacy=int(legacy.size),
     )
 
 
-def _legacy_minutes(store: Store, market: str, start: pd.Timestamp,
-                    end: pd.Timestamp) -> pd.DatetimeIndex:
-    """Distinct minutes of the legacy rows in [start, end]."""
-    t_bin = store.read_legacy(market, start, end, ["t_bin"]).column("t_bin").to_pandas()
-    return pd.DatetimeIndex(pd.to_datetime(t_bin, utc=True)).floor("min").unique()
+def _legacy_micros(store: Store, market: str, start: pd.Timestamp,
+                   end: pd.Timestamp) -> np.ndarray:
+    """The minutes (µs since the epoch) of the legacy rows in [start, end]."""
+    minute_us = 60_000_000
+    t_us = _column_micros(store.read_legacy(market, start, end, ["t_bin"]).column("t_bin"))
+    return np.unique(t_us // minute_us * minute_us)
+
+
+def _grid_indices(ts_us: np.ndarray, step_us: int, first: int, last: int) -> np.ndarray:
+    """Distinct grid indices in [first, last] of the times `ts_us` that fall on the grid."""
+    on_grid = ts_us[ts_us % step_us == 0] // step_us
+    return np.unique(on_grid[(on_grid >= first) & (on_grid <= last)])
+
+
+def _micros(ts: pd.Timestamp) -> int:
+    return int(ts.value // 1000)
+
+
+def _column_micros(column: object) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cast = pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(cast.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _find_gaps(present: np.ndarray, first: int, last: int, step_us: int, miss_us: np.ndarray,
+               reasons: list[str]) -> list[Gap]:
+    """Runs of grid indices in [first, last] without a snapshot (`present` sorted, unique),
+    each with the reasons recorded for its minutes (one per minute)."""
+    bounds = np.concatenate([[first - 1], present, [last + 1]])
+    where = np.flatnonzero(np.diff(bounds) > 1)
+    on_grid = np.flatnonzero(miss_us % step_us == 0)
+    miss_k, pick = np.unique(miss_us[on_grid] // step_us, return_index=True)
+    miss_reason = [reasons[int(on_grid[j])] for j in pick]
+    gaps = []
+    for i in where:
+        lo, hi = int(bounds[i]) + 1, int(bounds[i + 1]) - 1
+        a, b = np.searchsorted(miss_k, [lo, hi + 1])
+        gaps.append(_gap(lo, hi, step_us, miss_reason[a:b]))
+    return gaps
+
+
+def _gap(lo: int, hi: int, step_us: int, recorded: list[str]) -> Gap:
+    """Every recorded reason of the run [lo, hi] (grid indices), most frequent first, with its
+    minutes."""
+    n = hi - lo + 1
+    counts = Counter(recorded)
+    parts = [why if len(counts) == 1 and len(recorded) == n else f"{why} ({k} min)"
+             for why, k in counts.most_common()]
+    if len(recorded) < n:
+        parts.append(f"no record: collector not running ({n - len(recorded)} min)"
+                     if parts else "no record: collector not running")
+    return Gap(pd.Timestamp(lo * step_us * 1000, tz="UTC"),
+               pd.Timestamp(hi * step_us * 1000, tz="UTC"), n, "; ".join(parts))
 
 
 @dataclass(frozen=True)
@@ -155,32 +210,6 @@ def format_damaged(damaged: list[Damaged]) -> str:
             + "; ".join(f"{d.path} ({d.error})" for d in damaged))
 
 
-def _group_gaps(missing: pd.DatetimeIndex, step: pd.Timedelta,
-                reasons: dict[pd.Timestamp, str]) -> list[Gap]:
-    gaps: list[Gap] = []
-    run: list[pd.Timestamp] = []
-    for ts in missing:
-        if run and ts - run[-1] != step:
-            gaps.append(_gap(run, reasons))
-            run = []
-        run.append(ts)
-    if run:
-        gaps.append(_gap(run, reasons))
-    return gaps
-
-
-def _gap(run: list[pd.Timestamp], reasons: dict[pd.Timestamp, str]) -> Gap:
-    """Every recorded reason of the run, most frequent first, with its minutes."""
-    recorded = [reasons[t] for t in run if t in reasons]
-    counts = Counter(recorded)
-    parts = [why if len(counts) == 1 and len(recorded) == len(run) else f"{why} ({n} min)"
-             for why, n in counts.most_common()]
-    if len(recorded) < len(run):
-        parts.append(f"no record: collector not running ({len(run) - len(recorded)} min)"
-                     if parts else "no record: collector not running")
-    return Gap(run[0], run[-1], len(run), "; ".join(parts))
-
-
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
@@ -188,11 +217,11 @@ def _mb(n: int) -> str:
 def format_status(status: MarketStatus, *, max_gaps: int = 20) -> str:
     """Human-readable report, one block per market."""
     fmt = "%Y-%m-%dT%H:%MZ"
-    share = 100.0 * status.present / status.expected if status.expected else 100.0
+    share = f"{100.0 * status.present / status.expected:.1f}%" if status.expected else "n/a"
     sizes = ", ".join(f"{k} {_mb(v)}" for k, v in status.bytes_by_dataset.items() if v)
     lines = [
         f"{status.market}  {status.start.strftime(fmt)} .. {status.end.strftime(fmt)}  "
-        f"snapshots {status.present}/{status.expected} ({share:.1f}%"
+        f"snapshots {status.present}/{status.expected} ({share}"
         + (f", {status.legacy} from legacy rows" if status.legacy else "") + ")  "
         f"positions/snapshot min {status.positions_min} median {status.positions_median:g} "
         f"max {status.positions_max}",

@@ -1,0 +1,56 @@
+"""Per-market defaults of the heatmap and levels pictures: bin width, window, price range.
+
+One implementation for the CLI, the notebook API and the web page.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from liqmap import constants as C
+
+#: The 1-2-5 steps of each decade.
+STEPS_125 = (1.0, 2.0, 5.0)
+
+
+def round_125(value: float) -> float:
+    """The 1-2-5 number (…, 0.1, 0.2, 0.5, 1, 2, 5, 10, …) nearest to `value` > 0 on a log
+    scale.
+
+    >>> [round_125(x) for x in (0.075, 1.75, 50.0, 0.3)]
+    [0.1, 2.0, 50.0, 0.2]
+    """
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"need a finite value > 0, got {value}")
+    decade = math.floor(math.log10(value))
+    candidates = [s * 10.0 ** d for d in (decade - 1, decade, decade + 1) for s in STEPS_125]
+    best = min(candidates, key=lambda c: abs(math.log(c / value)))
+    return float(f"{best:.12g}")  # 0.1, not 0.10000000000000001
+
+
+def default_bin_usd(market: str, price_usd: float | None = None) -> float:
+    """The default price bin (USD) of `market`: about 0.05 % of `price_usd` on a 1-2-5 grid
+    (SOL ~150 → 0.1, ETH ~3,500 → 2, BTC ~100,000 → 50); without a usable price, the
+    market's constant (`constants.DEFAULT_BIN_USD_BY_MARKET`)."""
+    if price_usd is not None and math.isfinite(price_usd) and price_usd > 0:
+        return round_125(price_usd * C.DEFAULT_BIN_FRACTION)
+    return C.DEFAULT_BIN_USD_BY_MARKET.get(market, C.DEFAULT_BIN_USD_BY_MARKET["SOL"])
+
+
+def default_window(market: str) -> pd.Timedelta:
+    """How far back from the newest snapshot the default heatmap window reaches."""
+    return pd.Timedelta(hours=C.DEFAULT_WINDOW_HOURS_BY_MARKET.get(market, 24))
+
+
+def default_price_margin(market: str) -> float:
+    """The default range reaches this fraction below the lowest and above the highest price."""
+    return C.DEFAULT_PRICE_MARGIN_BY_MARKET.get(market, 0.20)
+
+
+def bin_help() -> str:
+    """The `--bin` help text naming each market's default."""
+    named = ", ".join(f"{m} {C.DEFAULT_BIN_USD_BY_MARKET[m]:g}" for m in C.MARKETS)
+    return (f"Price bin width (default: about {C.DEFAULT_BIN_FRACTION:.2%} of the price on a "
+            f"1-2-5 grid, e.g. {named})")
