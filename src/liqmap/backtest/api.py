@@ -129,9 +129,9 @@ def _matrix(data: Any, market: str | None, start: pd.Timestamp | None,
         return load_npz(data, market=(market or "SOL").upper()), str(data), None
     root = str(getattr(data, "root", data))
     market = (market or "SOL").upper()
-    from liqmap.heatmap import build_matrix_from_store
+    from liqmap.heatmap import build_matrix_from_store, default_bin_usd
 
-    bin_usd = bin_usd or P.DEFAULT_BIN_USD_BY_MARKET.get(market, P.DEFAULT_BIN_USD)
+    bin_usd = bin_usd or default_bin_usd(market)
     matrix = build_matrix_from_store(root, market, start, end, bin_usd, unit="tokens",
                                      source=data_source)
     return replace(matrix, market=market), f"store {root}", root

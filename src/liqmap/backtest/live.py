@@ -536,9 +536,9 @@ def config_from(market: str, *, bin_usd: float | None = None,
                 target_ratio: float = DEFAULT_TARGET_RATIO, **rule_kw: Any) -> SignalConfig:
     """SignalConfig from the rule keywords of `liqmap.backtest`."""
     from liqmap.backtest.api import rule_params
-    from liqmap.backtest.params import DEFAULT_BIN_USD, DEFAULT_BIN_USD_BY_MARKET
+    from liqmap.heatmap.defaults import default_bin_usd
 
     market = market.upper()
     return SignalConfig(market=market, params=rule_params(**rule_kw),
-                        bin_usd=bin_usd or DEFAULT_BIN_USD_BY_MARKET.get(market, DEFAULT_BIN_USD),
+                        bin_usd=bin_usd or default_bin_usd(market),
                         target_ratio=target_ratio)

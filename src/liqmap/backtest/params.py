@@ -20,9 +20,6 @@ DEFAULT_RELEASE: Final = 5
 DEFAULT_BOOST: Final = 0.5
 DEFAULT_TARGET_RATIO: Final = 1.0
 DEFAULT_EXPOSURE_TOKENS: Final = 1.0
-DEFAULT_BIN_USD: Final = 0.1
-#: Bin of the matrix built from the store, per market (fine enough for a 0.5 % window).
-DEFAULT_BIN_USD_BY_MARKET: Final[dict[str, float]] = {"SOL": 0.1, "ETH": 1.0, "BTC": 20.0}
 #: The hedge venue the cost defaults describe: Hyperliquid perpetuals (the desk's hedge), base
 #: fee tier, taker: 0.045 % per trade; slippage of a market order of a desk's size on a
 #: liquid perp book, about 1 bp.

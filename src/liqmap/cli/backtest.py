@@ -81,7 +81,7 @@ _RULE_OPTIONS = [
 @window_options
 @click.option("--bin", "bin_usd", type=USD, default=None,
               help="Price bin width (USD) of the matrix built from the store (default: SOL "
-                   "0.1, ETH 1, BTC 20).")
+                   "0.1, ETH 2, BTC 50).")
 @click.option("--hedge-log", "hedge_log_path", type=PathParam("file", "read"),
               help="Per-minute CSV: timestamp, price, position (the short, written negative "
                    "or positive), current_ratio, target_ratio (or the desk export's names).")

@@ -24,7 +24,7 @@ Examples:
 @data_dir_option
 @market_option
 @click.option("--bin", "bin_usd", type=float, default=None,
-              help="Price bin width (USD) of the matrix (default: SOL 0.1, ETH 1, BTC 20).")
+              help="Price bin width (USD) of the matrix (default: SOL 0.1, ETH 2, BTC 50).")
 @click.option("--target", "target_ratio", type=float, default=1.0, show_default=True,
               help="Hedge ratio without the boost (the suggested ratio adds ±--boost).")
 @rule_options

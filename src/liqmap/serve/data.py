@@ -21,15 +21,13 @@ import pyarrow as pa
 
 from liqmap import constants as C
 from liqmap.heatmap.build import Heatmap, HeatmapRequest, resolve_window
-from liqmap.heatmap.defaults import default_price_margin
+from liqmap.heatmap.defaults import default_bin_usd, default_price_margin
 from liqmap.heatmap.levels import LiqLevels, SideLevels
 from liqmap.heatmap.sources import StoreSource, through_minute
 from liqmap.matrix import NS_PER_MINUTE
 
 #: Nice bin widths: these times a power of ten.
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
-#: The default bin aims at this many bins across the price (SOL 180 -> 0.1, BTC 100k -> 50).
-DEFAULT_BINS_ACROSS_PRICE = 2000
 #: Magic and version of the page's binary format.
 F32_MAGIC = b"LQM1"
 
@@ -47,13 +45,6 @@ def nice_bin_usd(width_usd: float, *, up: bool = False) -> float:
     if up:
         return min(c for c in candidates if c >= width_usd * (1 - 1e-9))
     return min(candidates, key=lambda c: abs(math.log(c / width_usd)))
-
-
-def default_bin_usd(market: str, price_usd: float) -> float:
-    """Per-market default bin: a nice width near price / 2000 (SOL 0.1, ETH 2, BTC 50 USD)."""
-    if not (math.isfinite(price_usd) and price_usd > 0):
-        return {"SOL": 0.1, "ETH": 2.0, "BTC": 50.0}.get(market, 0.1)
-    return nice_bin_usd(price_usd / DEFAULT_BINS_ACROSS_PRICE)
 
 
 @dataclass(frozen=True)
