@@ -87,3 +87,19 @@ ORPHAN_GRACE_S: Final = 600
 LEGACY_CSV_NAME: Final = "sol_positions_log.csv"
 LEGACY_COLUMNS: Final = ("liq_price", "size_sol", "t_bin")
 LEGACY_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+
+# --- Stream mode (live book over WebSocket) -----------------------------------------------
+POSITION_SIZE_USD_OFFSET: Final = 161  # Position.sizeUsd, u64 USD-6 (key-only scan slice)
+DEFAULT_RESYNC_S: Final = 1800.0  # seconds between periodic resyncs of the book
+#: no notification for this long while slots advance: the stream is considered stalled
+DEFAULT_MAX_SILENCE_S: Final = 90.0
+#: no slot notification for this long: the connection is considered dead
+SLOT_SILENCE_S: Final = 20.0
+WS_MAX_MESSAGE_BYTES: Final = 16 * 2**20  # one notification is ~0.5 kB; replies can be large
+WS_PING_INTERVAL_S: Final = 20.0
+WS_OPEN_TIMEOUT_S: Final = 10.0
+WS_BACKOFF_S: Final = 0.5  # first reconnect delay; x2 per failure with jitter
+WS_BACKOFF_MAX_S: Final = 60.0
+#: a connection that drops sooner than this after opening counts as a failure (backoff grows)
+WS_STABLE_AFTER_S: Final = 30.0
+GPA_V2_PAGE_LIMIT: Final = 10_000  # accounts per getProgramAccountsV2 page

@@ -71,6 +71,12 @@ MARKET_STATE: Final = pa.schema([
     ("latency_ms", pa.float64()),  # wall time of the cycle's RPC calls
     ("response_bytes", pa.int64()),
     ("retries", pa.int32()),
+    # how the snapshot was collected (null in stores written before these columns existed)
+    ("mode", pa.string()),  # "stream" (live book over WebSocket) | "poll" (full scan)
+    ("rpc_bytes", pa.int64()),  # bytes received for this market since its previous snapshot
+    ("stream_updates", pa.int64()),  # WebSocket notifications applied to the book since then
+    ("book_age_ms", pa.float64()),  # ms from the newest update or resync to the snapshot
+    ("missed_updates", pa.int64()),  # accounts a resync found the stream had missed, since then
 ])
 
 MISSES: Final = pa.schema([
