@@ -57,16 +57,20 @@ class _Keyed(msgspec.Struct, gc=False):
 
 class _Page(msgspec.Struct, gc=False):
     accounts: list[_Keyed]
+    paginationKey: str | None = None
+
+
+class _V2Result(msgspec.Struct, gc=False):
+    """Either shape: `{context, value: {accounts, paginationKey}}` or the page itself."""
+
+    context: _Ctx | None = None
+    value: _Page | None = None
+    accounts: list[_Keyed] | None = None
     paginationKey: str | None = None  # the wire name
 
 
-class _Wrapped(msgspec.Struct, gc=False):
-    context: _Ctx
-    value: _Page
-
-
 class _V2Response(msgspec.Struct, gc=False):
-    result: _Wrapped | _Page | None = None
+    result: _V2Result | None = None
     error: _ErrorObj | None = None
 
 
@@ -98,8 +102,14 @@ def parse_v2_page(raw: bytes, method: str = "getProgramAccountsV2") -> Page:
     check_error(resp.error, method)
     if resp.result is None:
         raise RpcError(f"{method}: response has neither result nor error", method=method)
-    slot, page = ((resp.result.context.slot, resp.result.value)
-                  if isinstance(resp.result, _Wrapped) else (0, resp.result))
+    result = resp.result
+    if result.value is not None:
+        page = result.value
+    elif result.accounts is not None:
+        page = _Page(result.accounts, result.paginationKey)
+    else:
+        raise RpcError(f"{method}: result holds no accounts", method=method)
+    slot = result.context.slot if result.context else 0
     return Page(slot, {k.pubkey: k.account.data[0] for k in page.accounts}, page.paginationKey)
 
 
