@@ -57,10 +57,11 @@ def _market(node) -> None:
                          C.PERPS_PROGRAM_ID)
 
 
-def _start(node, data_dir: Path) -> subprocess.Popen[bytes]:
+def _start(node, data_dir: Path, mode: str = "stream") -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_")}
     cmd = [sys.executable, "-m", "liqmap", "collect", "--rpc-url", node.rpc_url, "--markets",
-           "SOL", "--interval", "1", "--data-dir", str(data_dir)]
+           "SOL", "--interval", "1", "--data-dir", str(data_dir), "--mode", mode,
+           "--ws-url", node.ws_url]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -99,12 +100,14 @@ def _kill_mid_write(proc: subprocess.Popen[bytes], data_dir: Path, want_tmp: boo
     return False
 
 
-def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["stream", "poll"])
+def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Path,
+                                                          mode: str) -> None:
     _market(surfnet)
     rng = random.Random(5)
     stored, caught = 0, 0
     for attempt in range(8):
-        proc = _start(surfnet, tmp_path)
+        proc = _start(surfnet, tmp_path, mode)
         if attempt % 3 == 2:  # and a few kills at arbitrary moments
             time.sleep(rng.uniform(1.5, 3.0))
             proc.send_signal(signal.SIGKILL)
@@ -115,7 +118,7 @@ def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Pat
         assert now >= stored  # nothing finished was lost
         stored = now
     assert caught >= 3  # the kills really landed inside writes
-    proc = _start(surfnet, tmp_path)  # a restart carries on and cleans up
+    proc = _start(surfnet, tmp_path, mode)  # a restart carries on and cleans up
     time.sleep(4.0)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
@@ -126,7 +129,9 @@ def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Pat
 def test_signal_finishes_and_exits_zero(surfnet, tmp_path: Path, sig: signal.Signals) -> None:
     _market(surfnet)
     proc = _start(surfnet, tmp_path)
-    time.sleep(3.0)
+    end = time.monotonic() + 90  # the first snapshot (startup is slow on a busy machine)
+    while not any(tmp_path.glob("market_state/*/*/snap-*")) and time.monotonic() < end:
+        time.sleep(0.1)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()

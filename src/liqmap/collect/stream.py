@@ -324,7 +324,7 @@ class StreamCollector(Collector):
         self.feed.client.transport.close()
 
     def _fetch(self, addr: MarketAddresses, deadline: float) -> FetchedMarket:
-        if not self.feed.ready.wait(max(deadline - time.monotonic() - 5.0, 0.0)):
+        if not self.feed.ready.wait(max(deadline - time.monotonic(), 0.0) * 0.8):
             raise LiqmapError("stream not in sync (connecting, reconnecting or loading the "
                               "book); no snapshot from a book that may be stale")
         clock, stats = self.client.get_multiple_accounts([C.CLOCK_SYSVAR], deadline=deadline)
