@@ -164,11 +164,11 @@ class MarketBook:
                 changed += 1
             else:
                 continue
-            stream_slot = entry.stream_slot if entry else 0
-            self.positions[key] = Entry(data, slot, seq, stream_slot)
+            self.positions[key] = Entry(data, slot, seq)
         if complete:
             removed += self._drop_absent(positions, seq, slot)
             self._closed_at = {k: v for k, v in self._closed_at.items() if v[1] > seq}
+            self._forget_stream_slots(self.positions, seq)
         report = ResyncReport(added, changed, removed)
         if self.loaded:
             self.counters.missed += report.missed
@@ -176,6 +176,14 @@ class MarketBook:
         self.slot = max(self.slot, slot)
         self.last_change_s = now
         return report
+
+    @staticmethod
+    def _forget_stream_slots(entries: dict[str, Entry], seq: int) -> None:
+        """After a complete scan, slots of earlier notifications no longer order anything (the
+        next connection may be to another node, or a restarted one whose slots start at 0)."""
+        for entry in entries.values():
+            if entry.seq <= seq:
+                entry.stream_slot = 0
 
     def _drop_absent(self, positions: Mapping[str, bytes | None], seq: int, slot: int) -> int:
         gone = [k for k, e in self.positions.items() if k not in positions and e.seq <= seq]
@@ -197,7 +205,8 @@ class MarketBook:
                 continue
             if entry is None or entry.data != data:
                 changed += entry is not None
-                self.accounts[key] = Entry(data, slot, seq, entry.stream_slot if entry else 0)
+                self.accounts[key] = Entry(data, slot, seq)
+        self._forget_stream_slots(self.accounts, seq)
         if self.loaded:
             self.counters.missed += changed
         return changed
