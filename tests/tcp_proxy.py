@@ -3,6 +3,7 @@ that stalls silently), or point at another upstream (a node restarted on another
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -59,10 +60,8 @@ class TcpProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         """Drop every open connection (new ones are accepted)."""
@@ -70,10 +69,8 @@ class TcpProxy:
             pairs, self._pairs = self._pairs, []
         for pair in pairs:
             for s in pair:
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
 
     def close(self) -> None:

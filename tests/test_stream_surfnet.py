@@ -3,6 +3,8 @@ WebSocket, and a minute's stream snapshot equals the poll snapshot of the same c
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +23,17 @@ from liqmap.config import load_settings
 from liqmap.store import Store
 
 from tcp_proxy import TcpProxy
-from test_collector_surfnet import BOOK, SOL, USDC, Chain, fx  # noqa: F401 (fixture)
+from test_collector_surfnet import BOOK, SOL, USDC, Chain
 
 #: market_state columns that describe how a snapshot was collected, not the chain
 HOW = ["slot", "positions_slot", "latency_ms", "response_bytes", "retries", "mode", "rpc_bytes",
        "stream_updates", "book_age_ms", "missed_updates"]
+
+
+@pytest.fixture
+def fx(mainnet_accounts_path: Path) -> dict[str, bytes]:
+    data = json.loads(mainnet_accounts_path.read_text())
+    return {k: base64.b64decode(v["data_b64"]) for k, v in data.items()}
 
 
 def settings(node, tmp: Path, **extra: object):
