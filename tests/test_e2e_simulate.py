@@ -80,7 +80,8 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("e2e")
     data = tmp / "store"
     with Surfnet() as node:
-        collector = liqmap("collect", "--rpc-url", node.rpc_url, "--clock", "chain",
+        collector = liqmap("collect", "--rpc-url", node.rpc_url, "--ws-url", node.ws_url,
+                           "--clock", "chain",
                            "--markets", ",".join(MARKETS), "--data-dir", str(data), cwd=tmp,
                            stderr=subprocess.PIPE)
         logs = Lines(collector.stderr)

@@ -103,3 +103,5 @@ WS_BACKOFF_MAX_S: Final = 60.0
 #: a connection that drops sooner than this after opening counts as a failure (backoff grows)
 WS_STABLE_AFTER_S: Final = 30.0
 GPA_V2_PAGE_LIMIT: Final = 10_000  # accounts per getProgramAccountsV2 page
+#: a snapshot waits at most this long for the stream to pass the slot of its Clock read
+STREAM_CATCH_UP_S: Final = 2.0

@@ -93,7 +93,7 @@ class Collector:
             return CycleResult(market, ts, stored=False)
         addr = self.addresses[market]
         try:
-            fetched = self._fetch(addr, deadline)
+            fetched = self._fetch(addr, ts, deadline)
             snapshot = build_snapshot(fetched, ts.to_pydatetime(), addr)
             stored = self.store.write_snapshot(market, snapshot.positions, snapshot.state)
         except Stopped:
@@ -106,8 +106,9 @@ class Collector:
         _log_snapshot(snapshot, stored)
         return CycleResult(market, ts, stored=stored, snapshot=snapshot)
 
-    def _fetch(self, addr: MarketAddresses, deadline: float) -> FetchedMarket:
-        """The market's accounts for one snapshot (poll mode: a full scan now)."""
+    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float
+               ) -> FetchedMarket:
+        """The market's accounts for the snapshot of `ts` (poll mode: a full scan now)."""
         return fetch_market(self.client, addr, deadline=deadline)
 
     def _start(self) -> None:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from liqmap import constants as C
 from liqmap.collect.book import MarketBook, PositionClosed
 from liqmap.collect.cycle import FeedStats, FetchedMarket, MarketAddresses, _unknown_collateral
@@ -37,7 +39,7 @@ from liqmap.collect.rpc.ws import (
 from liqmap.collect.rpc.wsconn import WsConnection
 from liqmap.config import Settings
 from liqmap.errors import LiqmapError
-from liqmap.jupiter.decode import decode_custody, decode_positions
+from liqmap.jupiter.decode import decode_clock, decode_custody, decode_positions
 from liqmap.logs import scrub
 from liqmap.store import Store
 
@@ -134,19 +136,35 @@ class StreamFeed:
             self.counters.reconnects += 1
         self._subs.clear()
         self._subscribed.clear()
-        await asyncio.to_thread(self._learn_accounts)
+        await self._until_loaded(self._learn_accounts)
         for market, addr in self.addresses.items():
             sid = await conn.request("programSubscribe", program_subscribe_params(addr.custody))
             self._subs[int(sid)] = ("program", market)
         await self._subscribe_accounts(conn)
         sid = await conn.request("slotSubscribe", [])
         self._subs[int(sid)] = ("slot", "")
-        await asyncio.to_thread(self.resync, full=True)
+        await self._until_loaded(lambda: self.resync(full=True))
         await self._subscribe_accounts(conn)  # keys the load revealed (new collateral)
         self._last_data_s = time.monotonic()
         self.ready.set()
         log.info("stream in sync: %s", ", ".join(f"{m} {len(b.positions)} open"
                                                 for m, b in self.books.items()))
+
+    async def _until_loaded(self, load: Callable[[], None]) -> None:
+        """Run a blocking load until it works (an empty or lagging node: wait, stay
+        connected; the subscriptions already buffer what changes meanwhile)."""
+        delay = 1.0
+        while True:
+            try:
+                await asyncio.to_thread(load)
+                return
+            except LiqmapError as exc:
+                if not self.conn.connected:
+                    raise
+                log.warning("loading the book failed (%s); retrying in %.0fs",
+                            scrub(str(exc)), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, C.WS_BACKOFF_MAX_S / 4)
 
     async def _subscribe_accounts(self, conn: WsConnection) -> None:
         new = [k for k in self._account_keys() if k not in self._subscribed]
@@ -256,6 +274,17 @@ class StreamFeed:
                                          now)
             self._share_bytes(list(self.books), stats.response_bytes)
 
+    def catch_up(self, slot: int, timeout_s: float) -> bool:
+        """Wait until a slot notification newer than `slot` arrived (then notifications of
+        writes up to `slot` have been delivered); False after `timeout_s`."""
+        end = time.monotonic() + timeout_s
+        while self._last_slot <= slot:
+            if time.monotonic() >= end or not self.ready.is_set():
+                log.debug("stream did not pass slot %d within %.1fs", slot, timeout_s)
+                return False
+            time.sleep(0.005)
+        return True
+
     def want(self, keys: list[str]) -> None:
         """Subscribe `keys` too (from another thread; e.g. a rotated oracle)."""
         loop = self._loop
@@ -323,11 +352,16 @@ class StreamCollector(Collector):
             self._thread.join(timeout=30)
         self.feed.client.transport.close()
 
-    def _fetch(self, addr: MarketAddresses, deadline: float) -> FetchedMarket:
-        if not self.feed.ready.wait(max(deadline - time.monotonic(), 0.0) * 0.8):
+    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float
+               ) -> FetchedMarket:
+        if not self.feed.ready.is_set():
             raise LiqmapError("stream not in sync (connecting, reconnecting or loading the "
                               "book); no snapshot from a book that may be stale")
         clock, stats = self.client.get_multiple_accounts([C.CLOCK_SYSVAR], deadline=deadline)
+        if not self.feed.catch_up(clock.slot, C.STREAM_CATCH_UP_S):
+            raise LiqmapError(f"the stream is behind: no notification past slot {clock.slot} "
+                              f"within {C.STREAM_CATCH_UP_S:g}s; no snapshot from a lagging book")
+        self._check_minute(ts, clock.data.get(C.CLOCK_SYSVAR))
         book = self.feed.books[addr.market]
         with self.feed.lock:
             keys, blobs = book.open_positions()
@@ -335,12 +369,28 @@ class StreamCollector(Collector):
             counters = book.take_counters()
             age_s = time.monotonic() - (book.last_change_s or time.monotonic())
             positions_slot = book.slot
+        if self.settings.clock == "chain":  # the copy must still be of ts's minute
+            after, more = self.client.get_multiple_accounts([C.CLOCK_SYSVAR], deadline=deadline)
+            stats.response_bytes += more.response_bytes
+            self._check_minute(ts, after.data.get(C.CLOCK_SYSVAR))
+        else:
+            self._check_minute(ts, None)
         accounts[C.CLOCK_SYSVAR] = clock.data.get(C.CLOCK_SYSVAR)
         self._check_rotation(addr, accounts)
         feed = FeedStats("stream", counters.rpc_bytes + stats.response_bytes, counters.updates,
                          age_s * 1000.0, counters.missed)
         return FetchedMarket(addr.market, accounts, clock.slot, decode_positions(keys, blobs),
                              positions_slot, [stats], feed)
+
+    def _check_minute(self, ts: pd.Timestamp, clock: bytes | None) -> None:
+        """The book is read now: refuse if the schedule's clock already left `ts`'s minute."""
+        if self.settings.clock == "chain" and clock is not None:
+            now = float(decode_clock(clock).unix_timestamp)
+        else:
+            now = time.time()
+        if now >= ts.timestamp() + self.settings.interval_s:
+            raise LiqmapError(f"the book could only be read at {now - ts.timestamp():.0f}s "
+                              "past the boundary, after its interval ended")
 
     def _check_rotation(self, addr: MarketAddresses, accounts: dict[str, bytes | None]) -> None:
         """An oracle address that rotated: read the new one now and subscribe to it."""
