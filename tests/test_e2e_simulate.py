@@ -234,4 +234,4 @@ def test_collector_logged_every_market_minute(run) -> None:
     assert len(stored) >= 3 * (MINUTES - 2)
     before = pd.Timestamp(t0 - 61, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
     failed = [line for line in log.splitlines() if "no snapshot" in line]
-    assert all(f" {before}: " in line for line in failed)
+    assert all(f" {before}: " in line for line in failed), failed

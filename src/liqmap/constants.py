@@ -105,3 +105,5 @@ WS_STABLE_AFTER_S: Final = 30.0
 GPA_V2_PAGE_LIMIT: Final = 10_000  # accounts per getProgramAccountsV2 page
 #: a snapshot waits at most this long for the stream to pass the slot of its Clock read
 STREAM_CATCH_UP_S: Final = 2.0
+#: longest wait between attempts of a failed book load (the transport has its own backoff)
+BOOK_LOAD_RETRY_MAX_S: Final = 2.0

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -27,7 +27,7 @@ import pandas as pd
 from liqmap import constants as C
 from liqmap.collect.book import MarketBook, PositionClosed
 from liqmap.collect.cycle import FeedStats, FetchedMarket, MarketAddresses, _unknown_collateral
-from liqmap.collect.loop import Collector
+from liqmap.collect.loop import Collector, CycleResult
 from liqmap.collect.resync import Scanner
 from liqmap.collect.rpc import RpcClient, Transport
 from liqmap.collect.rpc.ws import (
@@ -164,7 +164,7 @@ class StreamFeed:
                 log.warning("loading the book failed (%s); retrying in %.0fs",
                             scrub(str(exc)), delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, C.WS_BACKOFF_MAX_S / 4)
+            delay = min(delay * 2, C.BOOK_LOAD_RETRY_MAX_S)
 
     async def _subscribe_accounts(self, conn: WsConnection) -> None:
         new = [k for k in self._account_keys() if k not in self._subscribed]
@@ -334,6 +334,7 @@ class StreamCollector(Collector):
         self.feed = StreamFeed(self.addresses, feed_client, ws_urls_for(settings),
                                resync_s=settings.resync_s, on_close=on_close, **feed_options)
         self._thread: threading.Thread | None = None
+        self._copies: dict[str, FetchedMarket] | str = {}
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._stream_main, name="liqmap-stream",
@@ -352,8 +353,20 @@ class StreamCollector(Collector):
             self._thread.join(timeout=30)
         self.feed.client.transport.close()
 
-    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float
-               ) -> FetchedMarket:
+    def collect_once(self, ts: pd.Timestamp | None = None) -> list[CycleResult]:
+        """One cycle: every market's book copied at one instant, then built and stored."""
+        ts = ts if ts is not None else self.boundary(self._now())
+        try:
+            self._copies = self._copy_books(time.monotonic() + self.settings.interval_s)
+        except LiqmapError as exc:
+            self._copies = scrub(str(exc))
+        try:
+            return super().collect_once(ts)
+        finally:
+            self._copies = {}
+
+    def _copy_books(self, deadline: float) -> dict[str, FetchedMarket]:
+        """Read the Clock, wait until the stream passed its slot, copy every book."""
         if not self.feed.ready.is_set():
             raise LiqmapError("stream not in sync (connecting, reconnecting or loading the "
                               "book); no snapshot from a book that may be stale")
@@ -361,36 +374,55 @@ class StreamCollector(Collector):
         if not self.feed.catch_up(clock.slot, C.STREAM_CATCH_UP_S):
             raise LiqmapError(f"the stream is behind: no notification past slot {clock.slot} "
                               f"within {C.STREAM_CATCH_UP_S:g}s; no snapshot from a lagging book")
-        self._check_minute(ts, clock.data.get(C.CLOCK_SYSVAR))
-        book = self.feed.books[addr.market]
+        clock_data = clock.data.get(C.CLOCK_SYSVAR)
+        copies = {}
         with self.feed.lock:
-            keys, blobs = book.open_positions()
-            accounts = book.account_data(book_keys(addr))
-            counters = book.take_counters()
-            age_s = time.monotonic() - (book.last_change_s or time.monotonic())
-            positions_slot = book.slot
-        if self.settings.clock == "chain":  # the copy must still be of ts's minute
+            for market, addr in self.addresses.items():
+                copies[market] = self._copy(self.feed.books[market], addr, clock_data,
+                                            clock.slot)
+        if self.settings.clock == "chain":  # the copy must still be of the read's minute
             after, more = self.client.get_multiple_accounts([C.CLOCK_SYSVAR], deadline=deadline)
             stats.response_bytes += more.response_bytes
-            self._check_minute(ts, after.data.get(C.CLOCK_SYSVAR))
-        else:
-            self._check_minute(ts, None)
-        accounts[C.CLOCK_SYSVAR] = clock.data.get(C.CLOCK_SYSVAR)
-        self._check_rotation(addr, accounts)
-        feed = FeedStats("stream", counters.rpc_bytes + stats.response_bytes, counters.updates,
-                         age_s * 1000.0, counters.missed)
-        return FetchedMarket(addr.market, accounts, clock.slot, decode_positions(keys, blobs),
-                             positions_slot, [stats], feed)
+            self._check_same_minute(clock_data, after.data.get(C.CLOCK_SYSVAR))
+        first = next(iter(copies.values()), None)
+        if first is not None:  # the Clock reads are shared: counted once, on the first market
+            first.stats.append(stats)
+            feed = first.feed or FeedStats("stream")
+            first.feed = replace(feed, rpc_bytes=feed.rpc_bytes + stats.response_bytes)
+        return copies
 
-    def _check_minute(self, ts: pd.Timestamp, clock: bytes | None) -> None:
-        """The book is read now: refuse if the schedule's clock already left `ts`'s minute."""
-        if self.settings.clock == "chain" and clock is not None:
-            now = float(decode_clock(clock).unix_timestamp)
-        else:
-            now = time.time()
-        if now >= ts.timestamp() + self.settings.interval_s:
-            raise LiqmapError(f"the book could only be read at {now - ts.timestamp():.0f}s "
-                              "past the boundary, after its interval ended")
+    @staticmethod
+    def _copy(book: MarketBook, addr: MarketAddresses, clock: bytes | None, clock_slot: int
+              ) -> FetchedMarket:
+        keys, blobs = book.open_positions()
+        accounts = book.account_data(book_keys(addr))
+        accounts[C.CLOCK_SYSVAR] = clock
+        counters = book.take_counters()
+        age_s = time.monotonic() - (book.last_change_s or time.monotonic())
+        feed = FeedStats("stream", counters.rpc_bytes, counters.updates, age_s * 1000.0,
+                         counters.missed)
+        return FetchedMarket(addr.market, accounts, clock_slot, decode_positions(keys, blobs),
+                             book.slot, [], feed)
+
+    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float
+               ) -> FetchedMarket:
+        copies = self._copies
+        if isinstance(copies, str):
+            raise LiqmapError(copies)
+        fetched = copies[addr.market]
+        self._check_rotation(addr, fetched.accounts)
+        return fetched
+
+    def _check_same_minute(self, before: bytes | None, after: bytes | None) -> None:
+        """On a chain clock, refuse a copy of the book during which the minute changed (a
+        simulator writes the next minute's accounts before moving the clock)."""
+        if before is None or after is None:
+            return
+        step = self.settings.interval_s
+        first, last = (decode_clock(b).unix_timestamp // step for b in (before, after))
+        if first != last:
+            raise LiqmapError("the chain clock moved to the next interval while the book was "
+                              "read; no snapshot that may mix two minutes")
 
     def _check_rotation(self, addr: MarketAddresses, accounts: dict[str, bytes | None]) -> None:
         """An oracle address that rotated: read the new one now and subscribe to it."""

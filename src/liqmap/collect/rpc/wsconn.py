@@ -138,6 +138,8 @@ class WsConnection:
                 self.last_message_s = time.monotonic()
                 self._dispatch(raw)
         except websockets.ConnectionClosed as exc:
+            if self._stopping.is_set():
+                return
             log.warning("WebSocket %s: connection closed (%s)", self.label,
                         exc.rcvd.code if exc.rcvd else "no close frame")
 
