@@ -107,3 +107,5 @@ GPA_V2_PAGE_LIMIT: Final = 10_000  # accounts per getProgramAccountsV2 page
 STREAM_CATCH_UP_S: Final = 2.0
 #: longest wait between attempts of a failed book load (the transport has its own backoff)
 BOOK_LOAD_RETRY_MAX_S: Final = 2.0
+#: at startup, stream mode waits this long for the first book load before its first cycle
+STREAM_FIRST_LOAD_WAIT_S: Final = 60.0

@@ -123,7 +123,7 @@ class StreamFeed:
                  asyncio.create_task(self._periodic_resync())]
         try:
             while not stop.is_set():
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.5)
         finally:
             self.conn.stop()
             for task in tasks[1:]:
@@ -340,6 +340,12 @@ class StreamCollector(Collector):
         self._thread = threading.Thread(target=self._stream_main, name="liqmap-stream",
                                         daemon=True)
         self._thread.start()
+        end = time.monotonic() + C.STREAM_FIRST_LOAD_WAIT_S
+        while not self.feed.ready.wait(0.2) and not self.stop.is_set():
+            if time.monotonic() > end:
+                log.warning("the book is not loaded after %.0fs; collecting anyway (misses "
+                            "until it is)", C.STREAM_FIRST_LOAD_WAIT_S)
+                break
 
     def _stream_main(self) -> None:
         try:

@@ -125,6 +125,7 @@ class _SlotMsg(msgspec.Struct):
     params: _SlotParams
 
 
+_SLOT_METHOD = b'"method":"slotNotification"'
 _HEAD = msgspec.json.Decoder(_Head)
 _REPLY = msgspec.json.Decoder(_Reply)
 _PROG = msgspec.json.Decoder(_ProgMsg)
@@ -166,6 +167,9 @@ def _data(account: _Account | None) -> tuple[bytes | None, str]:
 def parse_message(raw: bytes | str) -> Reply | Notification | None:
     """A PubSub message as a Reply or Notification (None: a kind liqmap does not use)."""
     try:
+        if _SLOT_METHOD in (raw if isinstance(raw, bytes) else raw.encode()):  # the chatty one
+            s = _SLOT.decode(raw).params
+            return Notification("slot", s.subscription, s.result.slot)
         head = _HEAD.decode(raw)
         if head.id is not None:
             reply = _REPLY.decode(raw)

@@ -134,7 +134,8 @@ class WsConnection:
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
-            async for raw in ws:
+            while True:
+                raw = await ws.recv(decode=False)  # bytes: msgspec parses them as they are
                 self.last_message_s = time.monotonic()
                 self._dispatch(raw)
         except websockets.ConnectionClosed as exc:
