@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from liqmap import constants as C
+from liqmap.jupiter import perps
 from liqmap.store import schema as S
+
+SOL_CUSTODY = C.CUSTODY_BY_ASSET["SOL"]
+PARAMS = perps.FeeParams(decrease_position_bps=6, trade_impact_fee_scalar=1_250_000_000_000,
+                         max_leverage_bps=5_000_000)
 
 
 def positions_table(ts: pd.Timestamp, n: int, *, seed: int = 0, price_usd: float = 150.0,
@@ -53,3 +59,27 @@ def snapshot(ts: pd.Timestamp | str, n: int = 5, *, seed: int = 0, price_usd: fl
 def minutes(start: str, count: int, step_s: int = 60) -> list[pd.Timestamp]:
     first = pd.Timestamp(start, tz="UTC")
     return [first + pd.Timedelta(seconds=step_s * i) for i in range(count)]
+
+
+def priced_positions(ts: pd.Timestamp, rows: list[dict[str, object]]) -> pa.Table:
+    """Positions priced exactly like the collector (USD-6 integers, `perps`)."""
+    n = len(rows)
+    size = np.array([r["size_usd6"] for r in rows], np.uint64)
+    entry = np.array([r["entry_usd6"] for r in rows], np.uint64)
+    coll = np.array([r["collateral_usd6"] for r in rows], np.uint64)
+    snap = np.array([r.get("snapshot", 1_000_000) for r in rows], np.uint64)
+    long = np.array([r["side"] == "long" for r in rows])
+    cum = np.array([r.get("cum_then", 1_000_000) for r in rows], np.uint64)
+    liq = perps.liquidation_columns(size, entry, coll, snap, long, cum, PARAMS)
+    base = positions_table(ts, n)
+    cols = {name: base.column(name) for name in base.column_names}
+    cols.update({
+        "pubkey": pa.array([str(r["pubkey"]) for r in rows]),
+        "side": pa.array([str(r["side"]) for r in rows]).dictionary_encode(),
+        "entry_price": entry / 1e6, "size_usd": size / 1e6, "collateral_usd": coll / 1e6,
+        "size_tokens": size / entry, "liq_price": liq.liq_price_usd6 / 1e6,
+        "collateral_custody": pa.array([SOL_CUSTODY] * n),
+        "cumulative_interest_snapshot": pa.array(snap),
+        "open_time": pa.array([r.get("open_time", ts) for r in rows], S.TS),
+    })
+    return pa.table(cols).cast(S.POSITIONS)

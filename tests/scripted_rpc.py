@@ -2,6 +2,9 @@
 
 Each request consumes the next step of the script: an HTTP status + body, a delay before
 answering, or a connection dropped mid-response. When the script runs out, the last step repeats.
+A `ChainScript` answers by method instead: `getSignaturesForAddress` and `getTransaction`
+built from Jupiter's event layouts (`liqmap.jupiter.events`), as a node that serves
+transactions would.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ def rpc_error(code: int, message: str) -> Step:
 
 
 class ScriptedServer:
-    def __init__(self, steps: list[Step]) -> None:
+    def __init__(self, steps: list[Step], router: Any = None) -> None:
         self.steps = list(steps)
+        self.router = router  # callable(method, params) -> Step, instead of the steps
+        self.times: list[float] = []
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         server = self
@@ -47,7 +52,11 @@ class ScriptedServer:
                 body = json.loads(self.rfile.read(length))
                 with server.lock:
                     server.requests.append(body)
-                    step = server.steps.pop(0) if len(server.steps) > 1 else server.steps[0]
+                    server.times.append(time.monotonic())
+                    if server.router is not None:
+                        step = server.router(body["method"], body.get("params", []))
+                    else:
+                        step = server.steps.pop(0) if len(server.steps) > 1 else server.steps[0]
                 if step.delay_s:
                     time.sleep(step.delay_s)
                 self.send_response(step.status)
@@ -75,8 +84,8 @@ class ScriptedServer:
 
 
 @contextmanager
-def scripted(steps: list[Step]) -> Iterator[ScriptedServer]:
-    server = ScriptedServer(steps)
+def scripted(steps: list[Step], router: Any = None) -> Iterator[ScriptedServer]:
+    server = ScriptedServer(steps, router)
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -84,3 +93,75 @@ def scripted(steps: list[Step]) -> Iterator[ScriptedServer]:
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+# ---------------------------------------------------------------- transactions of a position
+PERPS = "PERPHjGBqRHArX4DySjwM6UJHiR3sWAatqfdBS2qQJu"
+KEEPER = "Keeper1111111111111111111111111111111111111"
+
+
+def transaction(inner_data: list[bytes], *, err: Any = None, block_time: int = 0,
+                outer: list[tuple[bytes, list[str]]] | None = None,
+                version: Any = 0) -> dict[str, Any]:
+    """A `getTransaction` result (json encoding, v0 message) whose inner instructions are
+    self-invocations of the Perps program carrying `inner_data`; `outer` adds top-level Perps
+    instructions (data, account keys). The Perps program sits in the loaded addresses, so
+    account indexes span the message keys and the address-table keys, as in v0 transactions."""
+    from liqmap.jupiter.events import b58encode
+
+    keys = [KEEPER]
+    for _, accounts in outer or []:
+        keys += [a for a in accounts if a not in keys]
+    perps_index = len(keys)  # first loaded (readonly) address
+    outer_ix = [{"programIdIndex": perps_index, "data": b58encode(data),
+                 "accounts": [keys.index(a) for a in accounts], "stackHeight": None}
+                for data, accounts in outer or []]
+    inner = [{"index": 0, "instructions": [
+        {"programIdIndex": perps_index, "accounts": [], "data": b58encode(d), "stackHeight": 2}
+        for d in inner_data]}]
+    return {"slot": 1, "blockTime": block_time, "version": version,
+            "transaction": {"signatures": ["x"], "message": {
+                "accountKeys": keys, "instructions": outer_ix,
+                "recentBlockhash": "11111111111111111111111111111111"}},
+            "meta": {"err": err, "status": {"Err": err} if err else {"Ok": None},
+                     "innerInstructions": inner,
+                     "loadedAddresses": {"writable": [], "readonly": [PERPS]},
+                     "logMessages": []}}
+
+
+class ChainScript:
+    """Answers `getSignaturesForAddress`/`getTransaction` for scripted position histories.
+
+    `add(position, signature, tx, block_time)` records a transaction touching `position`;
+    signatures are listed newest first, as nodes do. `refuse` answers every call with a
+    JSON-RPC "method not found" error (a node that serves no transactions).
+    """
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.history: dict[str, list[dict[str, Any]]] = {}
+        self.txs: dict[str, dict[str, Any]] = {}
+        self.refuse = refuse
+
+    def add(self, position: str, signature: str, tx: dict[str, Any], block_time: int) -> None:
+        tx = {**tx, "blockTime": block_time}
+        self.txs[signature] = tx
+        self.history.setdefault(position, []).append(
+            {"signature": signature, "slot": len(self.txs), "err": tx["meta"]["err"],
+             "blockTime": block_time, "memo": None, "confirmationStatus": "confirmed"})
+
+    def __call__(self, method: str, params: list[Any]) -> Step:
+        if self.refuse:
+            return rpc_error(-32601, "Method not found")
+        if method == "getSignaturesForAddress":
+            limit = (params[1] if len(params) > 1 else {}).get("limit", 1000)
+            rows = sorted(self.history.get(params[0], []), key=lambda r: -r["blockTime"])
+            return ok(rows[:limit])
+        if method == "getTransaction":
+            opts = params[1] if len(params) > 1 else {}
+            tx = self.txs.get(params[0])
+            if tx is not None and tx.get("version") == 0 and \
+                    opts.get("maxSupportedTransactionVersion") is None:
+                return rpc_error(-32015, "Transaction version (0) is not supported by the "
+                                 "requesting client")
+            return ok(tx)
+        return rpc_error(-32601, f"Method not found: {method}")

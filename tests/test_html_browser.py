@@ -71,3 +71,24 @@ def test_page_renders_offline(chromium: str, pages: dict[str, Path], name: str,
     pixels = imread(shot)
     assert pixels.shape[:2] == (800, 1400)
     assert float(np.std(pixels[..., :3])) > 0.05  # not a blank page
+
+
+def test_realized_liquidations_are_drawn_as_markers(chromium: str, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from liqmap.store import Store
+    from liqmap.store import schema as S
+    from test_score import BOOK, REALIZED, _state, priced_positions
+
+    store = Store(str(tmp_path / "store"))
+    for ts, rows in BOOK.items():
+        store.write_snapshot("SOL", priced_positions(ts, rows), _state(ts))
+    store.write_liquidations("SOL", pa.Table.from_pylist(REALIZED, schema=S.LIQUIDATIONS))
+    page = tmp_path / "h.html"
+    result = CliRunner().invoke(cli, ["heatmap", "--data-dir", store.root, "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    dom = _browse(chromium, page, "--dump-dom").stdout.decode(errors="replace")
+    assert "Realized liquidations" in dom  # the legend entry
+    # the two liquidated positions, drawn as red circles (plus the legend's symbol)
+    assert dom.count('class="point plotly-customdata"') == 2
+    assert dom.count("fill: rgb(255, 59, 48)") == 3

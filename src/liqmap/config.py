@@ -35,6 +35,8 @@ class Settings:
     mode: str = "stream"  # "stream": live book over WebSocket; "poll": full scan per snapshot
     ws_urls: tuple[str, ...] = ()  # paired with rpc_urls in order; missing ones derived
     resync_s: float = C.DEFAULT_RESYNC_S
+    #: on-chain confirmation of detected liquidations: requests per second, 0 = off
+    confirm_rps: float = C.DEFAULT_CONFIRM_RPS
     #: setting name -> where its value came from (flags, environment, a file)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -54,13 +56,14 @@ _ENV_KEYS = {
     "interval_s": "INTERVAL", "timeout_s": "TIMEOUT", "gpa_timeout_s": "GPA_TIMEOUT",
     "max_retries": "MAX_RETRIES", "backoff_s": "BACKOFF", "clock": "CLOCK",
     "log_level": "LOG_LEVEL", "mode": "MODE", "ws_urls": "WS_URL", "resync_s": "RESYNC",
+    "confirm_rps": "CONFIRM_RPS",
 }
 _TOML_KEYS = {
     "rpc_urls": ("rpc_url", "rpc_urls"), "data_dir": ("data_dir",), "markets": ("markets",),
     "interval_s": ("interval",), "timeout_s": ("timeout",), "gpa_timeout_s": ("gpa_timeout",),
     "max_retries": ("max_retries",), "backoff_s": ("backoff",), "clock": ("clock",),
     "log_level": ("log_level",), "mode": ("mode",), "ws_urls": ("ws_url", "ws_urls"),
-    "resync_s": ("resync",),
+    "resync_s": ("resync",), "confirm_rps": ("confirm_rps",),
 }
 
 
@@ -163,12 +166,21 @@ def _clock(value: Any, origin: str) -> str:
     return clock
 
 
+def _rate(value: Any, origin: str) -> float:
+    number = float(value)
+    if not 0 <= number <= C.MAX_CONFIRM_RPS:
+        raise ConfigError(f"confirm_rps ({origin}) must be between 0 (off) and "
+                          f"{C.MAX_CONFIRM_RPS:g} requests per second, got {value!r}")
+    return number
+
+
 _COERCE = {
     "rpc_urls": _urls, "markets": _markets, "interval_s": _interval,
     "timeout_s": _seconds("timeout"), "gpa_timeout_s": _seconds("gpa_timeout"),
     "backoff_s": _seconds("backoff"), "max_retries": _retries, "clock": _clock,
     "log_level": lambda v, o: str(v).upper(), "data_dir": lambda v, o: str(v),
     "mode": _mode, "ws_urls": _ws_urls, "resync_s": _seconds("resync"),
+    "confirm_rps": lambda v, o: _rate(v, o),
 }
 
 

@@ -109,3 +109,16 @@ STREAM_CATCH_UP_S: Final = 2.0
 BOOK_LOAD_RETRY_MAX_S: Final = 2.0
 #: at startup, stream mode waits this long for the first book load before its first cycle
 STREAM_FIRST_LOAD_WAIT_S: Final = 60.0
+# ---------------------------------------------------------------- realized liquidations
+#: Observations further apart than this are not compared: over a longer gap the price may have
+#: crossed a level and come back, so a disappeared position could not be classified honestly.
+LIQUIDATION_MAX_GAP_S: Final = 600
+#: On-chain confirmation: default and maximum requests per second (getSignaturesForAddress,
+#: getTransaction), and how many signatures of a position account are examined at most.
+DEFAULT_CONFIRM_RPS: Final = 2.0
+MAX_CONFIRM_RPS: Final = 100.0
+CONFIRM_SIGNATURES_LIMIT: Final = 20
+#: Seconds of slack around (ts_before, ts] when matching a transaction's blockTime.
+CONFIRM_TIME_SLACK_S: Final = 120
+#: Detections kept waiting for confirmation at most (older ones are dropped, logged).
+CONFIRM_QUEUE_MAX: Final = 10_000

@@ -55,6 +55,10 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 @click.option("--resync", "resync_s", type=float, default=None,
               help="Seconds between resyncs of the live book (default 1800; also after "
                    "every reconnect).")
+@click.option("--confirm-rps", "confirm_rps", type=float, default=None, metavar="N",
+              help="Confirm detected liquidations on chain (getSignaturesForAddress + "
+                   "getTransaction) at most N requests per second, off the snapshot path; "
+                   "0 turns it off (default 2).")
 @click.pass_context
 def collect_cmd(ctx: click.Context, **flags: object) -> None:
     """Store a snapshot of every open position, with exact liquidation prices, every minute.

@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -42,6 +43,20 @@ def _markets(value: str) -> tuple[str, ...]:
     return markets
 
 
+def _new_file(path: str | None, flag: str) -> Path | None:
+    """`path` if it names a new file in an existing directory, else a one-line error."""
+    if path is None:
+        return None
+    target = Path(path)
+    if target.exists():
+        raise click.BadParameter(f"{path} exists; choose a new file (never overwritten)",
+                                 param_hint=flag)
+    if not target.parent.is_dir():
+        raise click.BadParameter(f"the directory of {path} does not exist; create it first",
+                                 param_hint=flag)
+    return target
+
+
 def _positions(value: int | None, markets: tuple[str, ...]) -> dict[str, int] | None:
     if value is None:
         return None
@@ -72,9 +87,12 @@ def _positions(value: int | None, markets: tuple[str, ...]) -> dict[str, int] | 
               metavar="N", help="Extra closed Position accounts (size 0) spread over the "
                                 "markets, as on mainnet (~10^5-10^6); written at minute 0, "
                                 "about 1-2 ms each.")
+@click.option("--truth", "truth_path", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Write the ground truth (every liquidation and trader "
+                                   "close, per minute) to this new CSV file.")
 def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
                  minutes: int | None, price_file: str | None, price_market: str,
-                 positions: int | None, closed_accounts: int) -> None:
+                 positions: int | None, closed_accounts: int, truth_path: str | None) -> None:
     """Run a simulated Jupiter Perps market on a local Solana node (surfnet), offline.
 
     Real pool, custody, oracle and Position accounts change every simulated minute (traders
@@ -89,6 +107,7 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
           --clock chain --data-dir sim-data
       liqmap simulate --closed-accounts 100000   # mainnet-shaped: mostly closed accounts
       liqmap simulate --price-from liq_matrix_72h_1m.npz --markets SOL --minutes 600
+      liqmap simulate --minutes 60 --truth truth.csv   # what it liquidated and closed
     """
     from liqmap.sim.market import SimConfig
     from liqmap.sim.prices import load_price_series
@@ -102,7 +121,7 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
     stop = threading.Event()
     with _signals_stop(stop):
         run_simulation(config, rpc_url=rpc_url, speed_s=speed_s, minutes=minutes, stop=stop,
-                       echo=click.echo)
+                       echo=click.echo, truth_path=_new_file(truth_path, "--truth"))
 
 
 @click.command("demo")

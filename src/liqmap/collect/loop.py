@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from liqmap import constants as C
+from liqmap.collect.confirm import RealizedLiquidations
 from liqmap.collect.cycle import (
     FetchedMarket,
     MarketAddresses,
@@ -61,6 +62,7 @@ class Collector:
         self.addresses = {m: MarketAddresses.default(m) for m in settings.markets}
         self._now: Callable[[], float] = (self._chain_now if settings.clock == "chain"
                                           else time.time)
+        self.realized = RealizedLiquidations(store, settings, self.stop)
 
     # ---------------------------------------------------------------- clocks
     def _chain_now(self) -> float:
@@ -90,6 +92,7 @@ class Collector:
     def _collect_market(self, market: str, ts: pd.Timestamp, deadline: float) -> CycleResult:
         if self.store.has_snapshot(market, ts):
             log.info("%s %s already stored; skipped", market, _fmt(ts))
+            self.realized.forget(market)
             return CycleResult(market, ts, stored=False)
         addr = self.addresses[market]
         try:
@@ -104,6 +107,11 @@ class Collector:
             log.exception("%s %s: unexpected error", market, _fmt(ts))
             return self._failed(market, ts, scrub(f"{type(exc).__name__}: {exc}"))
         _log_snapshot(snapshot, stored)
+        if stored:
+            rejected = [k for keys in fetched.positions.errors.values() for k in keys]
+            self.realized.after_snapshot(market, snapshot, rejected=rejected)
+        else:
+            self.realized.forget(market)
         return CycleResult(market, ts, stored=stored, snapshot=snapshot)
 
     def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float
@@ -133,6 +141,7 @@ class Collector:
             log.info("removed %d leftover file(s) of interrupted writes", removed)
         compactor = _Compactor(self.store, self.stop)
         compactor.start()
+        self.realized.start()
         log.info("collecting: %s", self.settings.describe())
         cycles = 0
         next_ts: pd.Timestamp | None = None
@@ -154,6 +163,7 @@ class Collector:
         finally:
             self._finish()
             compactor.stop_and_join()
+            self.realized.stop_and_join()
             self.client.transport.close()
         log.info("collector stopped after %d cycle(s)", cycles)
         return cycles

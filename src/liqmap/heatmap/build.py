@@ -91,6 +91,8 @@ class Heatmap:
     agg: str
     side: str
     price_label: str = "Oracle price"
+    #: realized liquidations in the window (`heatmap.markers`), drawn as markers; None: none
+    markers: pd.DataFrame | None = None
 
     @property
     def n_gaps(self) -> int:
@@ -228,7 +230,19 @@ def _assemble(binner: MatrixBinner, spot: np.ndarray, request: HeatmapRequest, s
                        extra=extra)
     return Heatmap(matrix=matrix, stats=binner.stats, t_start=start, t_end=end,
                    source=source.description, agg=request.agg, side=request.side,
-                   price_label=source.price_label)
+                   price_label=source.price_label, markers=_markers(source, start, end))
+
+
+def _markers(source: Source, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame | None:
+    """Realized liquidations of a store source in the window (legacy CSVs have none)."""
+    store = getattr(source, "store", None)
+    if store is None:
+        return None
+    from liqmap.heatmap.markers import liquidation_markers
+
+    markers = liquidation_markers(store, source.market, start,
+                                  end + pd.Timedelta(minutes=1) - pd.Timedelta(microseconds=1))
+    return markers if len(markers) else None
 
 
 def _empty_window_message(source: Source, start: pd.Timestamp, end: pd.Timestamp) -> str:

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from liqmap.heatmap.build import Heatmap
 from liqmap.heatmap.files import write_bytes
 from liqmap.heatmap.levels import LiqLevels
+from liqmap.heatmap.markers import MARKER_FACE, marker_areas
 from liqmap.heatmap.render_png import (
     BACKGROUND,
     GAP_FACE,
@@ -173,8 +175,28 @@ def heatmap_html_figure(heatmap: Heatmap, *, log_color: bool = False,
         fig.add_trace(_heatmap_trace(m, grid, "total", scale, "Viridis", _colorbar(scale, label),
                                      transparent_zero=False))
     _add_price(fig, grid, heatmap.price_label)
+    _add_markers(fig, heatmap)
     _layout(fig, heatmap, grid)
     return fig
+
+
+def _add_markers(fig: go.Figure, heatmap: Heatmap) -> None:
+    """Realized liquidations: circles at (time, price), area ∝ USD, details on hover."""
+    markers = heatmap.markers
+    if markers is None or not len(markers):
+        return
+    x = pd.to_datetime(markers["ts"]).dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S")
+    custom = np.stack([markers["size_usd"].to_numpy(float), markers["side"].to_numpy(object),
+                       np.where(markers["confirmed"], "confirmed on chain", "detected"),
+                       markers["pubkey"].to_numpy(object)], axis=1)
+    fig.add_trace(go.Scatter(
+        x=x, y=markers["price_usd"], mode="markers", name="Realized liquidations (area ∝ USD)",
+        marker={"size": np.sqrt(marker_areas(markers["size_usd"])) * 1.3, "sizemode": "diameter",
+                "color": MARKER_FACE, "line": {"color": "#000000", "width": 1}, "opacity": 0.85},
+        customdata=custom,
+        hovertemplate=("liquidated %{customdata[1]} $%{customdata[0]:,.0f} at %{y:,.2f} USD"
+                       "<br>%{x|%Y-%m-%d %H:%M:%S} UTC · %{customdata[2]}"
+                       "<br>%{customdata[3]}<extra></extra>")))
 
 
 def _add_price(fig: go.Figure, grid: DisplayGrid, label: str) -> None:

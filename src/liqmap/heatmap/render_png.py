@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib as mpl
 import matplotlib.dates as mdates
 import numpy as np
+import pandas as pd
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -25,6 +26,7 @@ from matplotlib.ticker import FuncFormatter
 from liqmap.heatmap.build import Heatmap
 from liqmap.heatmap.files import write_bytes
 from liqmap.heatmap.levels import LiqLevels
+from liqmap.heatmap.markers import MARKER_FACE, marker_areas
 from liqmap.heatmap.text import colorbar_label, format_usd, gap_runs, title_lines
 from liqmap.matrix import LiqMatrix
 
@@ -168,6 +170,19 @@ def _draw_price(ax: Axes, matrix: LiqMatrix, x_edges: np.ndarray, label: str) ->
         text.set_color(TEXT)
 
 
+def _draw_markers(ax: Axes, heatmap: Heatmap) -> None:
+    """Realized liquidations: circles at (time, price), area ∝ USD (legend via _draw_price)."""
+    markers = heatmap.markers
+    if markers is None or not len(markers):
+        return
+    x = mdates.date2num(pd.to_datetime(markers["ts"]).dt.tz_convert("UTC").dt.tz_localize(None))
+    total = float(markers["size_usd"].sum())
+    ax.scatter(x, markers["price_usd"], s=marker_areas(markers["size_usd"]),
+               facecolors=MARKER_FACE, edgecolors="#000000", linewidths=0.6, alpha=0.85,
+               zorder=5, label=f"Realized liquidations ({len(markers)}, "
+                               f"${total:,.0f}; area ∝ USD)")
+
+
 def _time_axis(ax: Axes) -> None:
     locator = mdates.AutoDateLocator(tz="UTC", minticks=6, maxticks=14)
     ax.xaxis.set_major_locator(locator)
@@ -194,6 +209,7 @@ def heatmap_figure(heatmap: Heatmap, *, log_color: bool = False, vmin: float | N
         _draw_split(fig, ax, heatmap, scale, x_edges, bar_axes)
     else:
         _draw_single(fig, ax, heatmap, scale, x_edges)
+    _draw_markers(ax, heatmap)
     _draw_price(ax, m, x_edges, heatmap.price_label)
     ax.set_xlim(x_edges[0], x_edges[-1])
     ax.set_ylim(m.y_edges_usd[0], m.y_edges_usd[-1])

@@ -122,32 +122,56 @@ def liquidation_prices(records: np.ndarray, custody: Custody,
         cum_interest_now: uint64 [n], each position's collateral custody's cumulative interest
             rate accrued to the snapshot time (RATE-9).
     """
-    size = records["size_usd"].astype(U64)
-    entry = records["price"].astype(U64)
-    coll = records["collateral_usd"].astype(U64)
+    return liquidation_columns(
+        records["size_usd"], records["price"], records["collateral_usd"],
+        records["cumulative_interest_snapshot"], records["side"] == C.SIDE_LONG,
+        cum_interest_now, FeeParams.of(custody))
+
+
+@dataclass(frozen=True)
+class FeeParams:
+    """The traded custody's parameters the liquidation price depends on."""
+
+    decrease_position_bps: int
+    trade_impact_fee_scalar: int
+    max_leverage_bps: int
+
+    @classmethod
+    def of(cls, custody: Custody) -> FeeParams:
+        return cls(custody.decrease_position_bps, custody.trade_impact_fee_scalar,
+                   custody.max_leverage_bps)
+
+
+def liquidation_columns(size_usd6: np.ndarray, entry_usd6: np.ndarray,
+                        collateral_usd6: np.ndarray, interest_snapshot: np.ndarray,
+                        is_long: np.ndarray, cum_interest_now: np.ndarray,
+                        params: FeeParams) -> LiquidationColumns:
+    """`liquidation_prices` on plain arrays (USD-6 integers, RATE-9 counters, a long mask)."""
+    size = np.asarray(size_usd6).astype(U64)
+    entry = np.asarray(entry_usd6).astype(U64)
+    coll = np.asarray(collateral_usd6).astype(U64)
     n = len(size)
     if n == 0:
         empty_u = np.zeros(0, U64)
         return LiquidationColumns(np.zeros(0, np.int64), empty_u, empty_u, empty_u,
                                   np.zeros(0), np.zeros(0))
-    if custody.trade_impact_fee_scalar:
-        impact = mul_div_capped(size, C.BPS_POWER, custody.trade_impact_fee_scalar, USD6_CAP,
+    if params.trade_impact_fee_scalar:
+        impact = mul_div_capped(size, C.BPS_POWER, params.trade_impact_fee_scalar, USD6_CAP,
                                 ceil=True)
     else:
         impact = np.zeros(n, U64)
-    close_fee = mul_div_capped(size, U64(custody.decrease_position_bps) + impact, C.BPS_POWER,
+    close_fee = mul_div_capped(size, U64(params.decrease_position_bps) + impact, C.BPS_POWER,
                                USD6_CAP)
-    snap = records["cumulative_interest_snapshot"].astype(U64)
+    snap = np.asarray(interest_snapshot).astype(U64)
     cum_now = np.asarray(cum_interest_now, dtype=U64)
     delta = np.where(cum_now > snap, cum_now - snap, U64(0))
     borrow_fee = mul_div_capped(delta, size, C.RATE_POWER, USD6_CAP, ceil=True)
-    maint = mul_div_capped(size, C.BPS_POWER, max(custody.max_leverage_bps, 1), USD6_CAP)
+    maint = mul_div_capped(size, C.BPS_POWER, max(params.max_leverage_bps, 1), USD6_CAP)
     max_loss = maint + close_fee + borrow_fee
     solvent = coll >= max_loss
     excess = np.where(solvent, coll - max_loss, max_loss - coll)
     gap = mul_div_capped(excess, entry, size, USD6_CAP).astype(np.int64)
-    is_long = records["side"] == C.SIDE_LONG
-    down = is_long == solvent  # long & solvent, or short & already under water
+    down = np.asarray(is_long) == solvent  # long & solvent, or short & already under water
     liq = np.where(down, entry.astype(np.int64) - gap, entry.astype(np.int64) + gap)
     size_f, coll_f = size.astype(np.float64), coll.astype(np.float64)
     leverage = np.divide(size_f, coll_f, out=np.full(n, np.inf), where=coll_f > 0)

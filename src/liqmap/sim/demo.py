@@ -27,6 +27,7 @@ from liqmap.sim import params as SP
 from liqmap.sim.market import MarketSim, SimConfig
 from liqmap.sim.session import progress_bar
 from liqmap.sim.surfnet import Surfnet, unavailable_reason
+from liqmap.sim.truth import TruthLog
 from liqmap.sim.writer import ChainWriter, publish_initial, publish_minute, start_time_s
 from liqmap.store import Store
 
@@ -36,6 +37,8 @@ DEFAULT_HOURS = 3.0
 DEMO_SEED = 22
 DEMO_MARKET = "SOL"
 BACKTEST_BIN_USD = 0.5
+#: the simulator's ground truth (its liquidations and trader closes), in the output directory
+TRUTH_FILE = "ground_truth.csv"
 Echo = Callable[[str], object]
 
 
@@ -59,7 +62,9 @@ class DemoOutputs:
                 f"heatmap PNG:         {self.heatmap_png}",
                 f"heatmap HTML:        {self.heatmap_html}",
                 f"liquidation levels:  {self.levels_png}",
-                f"backtest:            {self.backtest_dir}"]
+                f"backtest:            {self.backtest_dir}",
+                f"score:               {self.out_dir / 'score'}",
+                f"ground truth (sim):  {self.out_dir / TRUTH_FILE}"]
 
 
 def prepare_out_dir(out_dir: str | Path | None) -> Path:
@@ -109,16 +114,19 @@ def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
         echo(f"local Solana node (surfnet) at {node.rpc_url}")
         minutes, liquidations = _simulate_and_collect(
             node, store_dir, SimConfig(markets=markets, seed=seed, positions=positions),
-            round(hours * 60), echo, progress)
+            round(hours * 60), echo, progress, truth_path=out / TRUTH_FILE)
     outputs = _render(out, store_dir, echo)
     return DemoOutputs(out, store_dir, *outputs, minutes=minutes, liquidations=liquidations,
                        seconds=time.monotonic() - started)
 
 
 def _simulate_and_collect(node: Surfnet, store_dir: Path, config: SimConfig, n_minutes: int,
-                          echo: Echo, progress: bool) -> tuple[int, int]:
-    """Warm up, write minute 0, then per minute: simulate, write, move the clock, collect."""
+                          echo: Echo, progress: bool, truth_path: Path | None = None
+                          ) -> tuple[int, int]:
+    """Warm up, write minute 0, then per minute: simulate, write, move the clock, collect.
+    The simulator's liquidations and closes go to `truth_path` (CSV, `sim.truth`)."""
     sim = MarketSim(config, start_time_s(node))
+    truth = TruthLog(truth_path, sim) if truth_path is not None else None
     with progress_bar(config.warmup_min, "warm-up (simulated history)", "min", progress) as bar:
         sim.warm_up(bar.update)
     writer = ChainWriter(node)
@@ -131,7 +139,7 @@ def _simulate_and_collect(node: Surfnet, store_dir: Path, config: SimConfig, n_m
     bar = progress_bar(n_minutes + 1, "simulate + collect", "min", progress)
     try:
         with _quiet_collector(), bar:
-            liquidations = _lockstep(sim, writer, collector, n_minutes, bar)
+            liquidations = _lockstep(sim, writer, collector, n_minutes, bar, truth)
     finally:
         collector.client.transport.close()
     echo(f"collected {bar.n} minutes ({liquidations} liquidations) into {store_dir}")
@@ -139,7 +147,7 @@ def _simulate_and_collect(node: Surfnet, store_dir: Path, config: SimConfig, n_m
 
 
 def _lockstep(sim: MarketSim, writer: ChainWriter, collector: Collector, n_minutes: int,
-              bar: tqdm) -> int:
+              bar: tqdm, truth: TruthLog | None = None) -> int:
     """Collect minute 0, then simulate and collect `n_minutes` more; returns liquidations."""
     _collect(collector, sim.chain_time(0))
     bar.update(1)
@@ -148,6 +156,8 @@ def _lockstep(sim: MarketSim, writer: ChainWriter, collector: Collector, n_minut
         report = publish_minute(sim, writer)
         if report is None:
             break
+        if truth is not None:
+            truth.add(report)
         _collect(collector, report.chain_time_s)
         liquidations += len(report.liquidations)
         bar.set_postfix_str(_postfix(report.prices_usd6, liquidations), refresh=False)
@@ -181,6 +191,8 @@ def _render(out: Path, store_dir: Path, echo: Echo) -> tuple[Path, Path, Path, P
         ("liquidation levels", ["levels", *data, "--at", _iso(last), "--out", str(levels)]),
         ("backtest", ["backtest", *data, "--bin", str(BACKTEST_BIN_USD),
                       "--out-dir", str(backtest)]),
+        ("score against the realized liquidations",
+         ["score", *data, "--out-dir", str(out / "score")]),
     ]
     for label, args in steps:
         echo(f"--- {label}: liqmap {' '.join(args)}")

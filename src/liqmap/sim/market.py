@@ -64,6 +64,7 @@ class MinuteReport:
     prices_usd6: dict[str, int]
     liquidations: list[Liquidation] = field(default_factory=list)
     events: Counter[str] = field(default_factory=Counter)
+    closes: list[tuple[str, str]] = field(default_factory=list)  # (market, pubkey), full closes
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,8 @@ class MarketSim:
                           for a in SP.POOL_ASSETS}
         self.events: dict[str, Counter[str]] = {m: Counter() for m in config.markets}
         self._dirty: dict[str, set[int]] = {m: set() for m in config.markets}
+        #: rows the price has crossed this minute: only the liquidation may touch them
+        self._doomed: dict[str, set[int]] = {m: set() for m in config.markets}
         self._warmed = False
 
     # ---------------------------------------------------------------- time
@@ -282,6 +285,11 @@ class MarketSim:
     def _trade(self, market: str, now: int, report: MinuteReport) -> None:
         model, book, price = self.models[market], self.books[market], self.price_usd6[market]
         rows = book.open_rows()
+        # a position the price has crossed belongs to the liquidator, not its trader
+        doomed = T.liquidatable(book.view(), self.custodies[market].custody(),
+                                self.cum_now(market), price)
+        self._doomed[market] = set(np.flatnonzero(doomed).tolist())
+        rows = rows[~doomed[rows]]
         hazard = T.hold_hazards(book.view()[rows], model)
         u = self.rng.random(len(rows)) / hazard
         act = np.flatnonzero(u < 1 + model.partial_close_share + model.increase_share)
@@ -343,6 +351,8 @@ class MarketSim:
         if not T.is_safe(trial[0], custody, cum, price):
             return
         row = book.row_for(wallet, key, order.side, order.collateral_code, collateral)
+        if row in self._doomed[market]:  # the liquidator comes first
+            return
         if book.records[row]["size_usd"] > 0:
             self._increase(market, row, order.size_usd6 / int(book.records[row]["size_usd"]),
                            now, report, leverage=lev)
@@ -368,10 +378,18 @@ class MarketSim:
         book = self.books[market]
         before = book.records[row].copy()
         code = int(book.collateral_code[row])
-        cash = T.closed_fraction(book.records[row], fraction, self.price_usd6[market], now,
-                                 self._cum(market, code), self.custodies[market].template)
-        self._settle(market, row, before, cash, self.price_usd6[market])
+        price, cum = self.price_usd6[market], self._cum(market, code)
+        custody = self.custodies[market].template
+        if fraction < 1.0:  # a partial close never leaves the rest past its liquidation price
+            trial = before.reshape(1).copy()
+            T.closed_fraction(trial[0], fraction, price, now, cum, custody)
+            if T.liquidatable(trial, custody, np.array([cum], U64), price)[0]:
+                return
+        cash = T.closed_fraction(book.records[row], fraction, price, now, cum, custody)
+        self._settle(market, row, before, cash, price)
         kind = "close" if book.records[row]["size_usd"] == 0 else "partial_close"
+        if kind == "close":
+            report.closes.append((market, book.pubkeys[row]))
         self._count(market, kind, report)
 
     def _increase(self, market: str, row: int, fraction: float, now: int,

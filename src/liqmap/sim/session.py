@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
@@ -14,6 +15,7 @@ from liqmap.errors import LiqmapError
 from liqmap.sim import params as SP
 from liqmap.sim.market import MarketSim, MinuteReport, SimConfig
 from liqmap.sim.surfnet import unavailable_reason
+from liqmap.sim.truth import TruthLog
 from liqmap.sim.writer import ChainWriter, RunSummary, node_at, publish_initial, run_paced
 from liqmap.sim.writer import start_time_s as first_minute_time
 
@@ -23,12 +25,13 @@ Echo = Callable[[str], object]
 def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
                    speed_s: float = SP.DEFAULT_SPEED_S, minutes: int | None = None,
                    stop: threading.Event | None = None, echo: Echo = print,
-                   progress: bool = True) -> RunSummary:
+                   progress: bool = True, truth_path: Path | None = None) -> RunSummary:
     """Run the simulated market on a local surfnet until `minutes` ran or `stop` is set.
 
     Starts its own surfnet (its RPC URL is echoed first, for a collector) unless `rpc_url`
     names a running one. Echoes `ready: minute 0 ...` once every account of minute 0 is
     written and the clock is on it; then each simulated minute takes `speed_s` seconds.
+    `truth_path`: a new CSV file for the simulator's ground truth (`sim.truth`).
     """
     if speed_s < 0:
         raise LiqmapError(f"--speed must be >= 0 seconds per simulated minute, got {speed_s:g}")
@@ -54,9 +57,10 @@ def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
             count = publish_initial(sim, writer, bar.update)
         echo(f"ready: minute 0 at chain time {_iso(sim.chain_time(0))}, {count} accounts "
              f"({_open_counts(sim)})")
+        truth = TruthLog(truth_path, sim) if truth_path is not None else None
         with progress_bar(minutes, "simulating", "min", progress) as bar:
             summary = run_paced(sim, writer, speed_s=speed_s, minutes=minutes, stop=stop,
-                                on_minute=_progress_callback(bar))
+                                on_minute=_progress_callback(bar, truth))
     echo(f"stopped ({summary.ended_by}): {summary.minutes} simulated minutes, "
          f"{summary.liquidations} liquidations, {summary.accounts_written} account writes")
     return summary
@@ -70,10 +74,13 @@ def collect_command(rpc_url: str, ws_url: str, markets: tuple[str, ...]) -> str:
             f"--markets {','.join(markets)} --data-dir DIR")
 
 
-def _progress_callback(bar: tqdm) -> Callable[[MinuteReport], None]:
+def _progress_callback(bar: tqdm, truth: TruthLog | None = None
+                       ) -> Callable[[MinuteReport], None]:
     state = {"liquidations": 0}
 
     def update(report: MinuteReport) -> None:
+        if truth is not None:
+            truth.add(report)
         state["liquidations"] += len(report.liquidations)
         prices = ", ".join(f"{m} {p / C.USD_PRECISION:,.2f}"
                            for m, p in report.prices_usd6.items())

@@ -5,6 +5,7 @@
 <root>/market_state/market=SOL/date=2025-08-22/*.parquet  one row per snapshot (its commit record)
 <root>/misses/market=SOL/date=...                         minutes the collector could not store
 <root>/legacy/market=SOL/date=...                         rows imported from the old CSV log
+<root>/liquidations/market=SOL/date=...                   positions seen gone: liquidated or closed
 ```
 
 A snapshot is committed when its market_state file exists: positions are written first, the
@@ -15,6 +16,7 @@ snapshots, so a crash between the two writes is invisible. See `layout` for file
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -74,6 +76,9 @@ class Store:
     def __init__(self, root: str) -> None:
         self.root = str(root)
         self.fs = StoreFS(self.root)
+        #: held while liquidation files are rewritten (a confirmation, a compaction), so the
+        #: confirmer thread and the compactor thread never overwrite each other's rows
+        self.liquidations_lock = threading.RLock()
 
     # ---------------------------------------------------------------- writing
     def write_snapshot(self, market: str, positions: pa.Table, state: pa.Table) -> bool:
@@ -155,6 +160,49 @@ class Store:
             if name != L.day_name(day) and L.parse_file(name) is not None:
                 self.fs.delete(f"{pdir}/{name}")
         return incoming.num_rows
+
+    # ---------------------------------------------------------------- liquidations
+    def write_liquidations(self, market: str, rows: pa.Table) -> int:
+        """Store detected liquidations/closes (`schema.LIQUIDATIONS` rows), one file per
+        second of `ts`, atomically. Rows already stored for the same (ts, pubkey) are replaced
+        (a confirmation updates its detection); returns rows written."""
+        rows = conform(rows, "liquidations")
+        if rows.num_rows == 0:
+            return 0
+        with self.liquidations_lock:
+            for ts in pc.unique(rows.column("ts")).to_pylist():
+                part = rows.filter(pc.equal(rows.column("ts"), pa.scalar(ts, S.TS)))
+                self._upsert_liquidations(market, ts, part)
+        return rows.num_rows
+
+    def _upsert_liquidations(self, market: str, ts: datetime, rows: pa.Table) -> None:
+        pdir = L.partition_dir("liquidations", market, ts.astimezone(UTC).date())
+        live = [f for f in L.live_files(self.fs.listdir(pdir)) if f.start <= ts < f.end]
+        name = live[0].name if live else L.snap_name(ts)
+        existing = (self._read_files("liquidations", [f"{pdir}/{name}"]) if live
+                    else S.LIQUIDATIONS.empty_table())
+        if existing.num_rows:
+            same = pc.and_(pc.equal(existing.column("ts"), pa.scalar(ts, S.TS)),
+                           pc.is_in(existing.column("pubkey"), value_set=rows.column("pubkey")))
+            existing = existing.filter(pc.invert(same))
+        merged = pa.concat_tables([existing, rows]).sort_by(S.SORT_KEYS["liquidations"])
+        self.fs.write_table(f"{pdir}/{name}", merged)
+
+    def read_liquidations(self, market: str, start: TimeLike = None, end: TimeLike = None,
+                          *, kind: str | None = None,
+                          confirmed: bool | None = None) -> pd.DataFrame:
+        """Detected liquidations and closes of `market` with `ts` in [start, end], as a
+        DataFrame with a `market` column (README "Realized liquidations" for the fields).
+        `kind` ("liquidated" | "closed") and `confirmed` filter the rows."""
+        table = self.read("liquidations", market, start, end)
+        if kind is not None:
+            table = table.filter(pc.equal(table.column("kind"), kind))
+        if confirmed is not None:
+            table = table.filter(pc.equal(table.column("confirmed"), confirmed))
+        df = table.to_pandas()
+        df.insert(2, "market", market)
+        df["side"] = df["side"].astype(str)
+        return df.sort_values(["ts", "pubkey"], ignore_index=True)
 
     # ---------------------------------------------------------------- reading
     def read(self, dataset: str, market: str, start: TimeLike = None, end: TimeLike = None,

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: positions before market_state: a market_state snapshot file is the commit record of the
 #: positions file of the same name and must outlive it.
-COMPACT_ORDER = ("positions", "market_state", "misses")
+COMPACT_ORDER = ("positions", "market_state", "misses", "liquidations")
 
 
 def compact_store(store: Store, now: pd.Timestamp, grace_s: float) -> CompactionReport:
@@ -39,6 +39,10 @@ def compact_store(store: Store, now: pd.Timestamp, grace_s: float) -> Compaction
         days = sorted(set().union(*(store._days(d, market) for d in COMPACT_ORDER)))
         for day in days:
             for dataset in COMPACT_ORDER:
+                if dataset == "liquidations":  # rewritten by confirmations too
+                    with store.liquidations_lock:
+                        _compact_partition(store, dataset, market, day, cutoff, report)
+                    continue
                 _compact_partition(store, dataset, market, day, cutoff, report)
     return report
 

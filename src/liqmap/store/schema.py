@@ -91,16 +91,43 @@ LEGACY: Final = pa.schema([
     ("size_sol", pa.float64()),  # SOL
 ])
 
+#: Realized liquidations and closes: one row per open position that disappeared (README
+#: "Realized liquidations"). Detected from two observations; confirmed from the chain's event.
+LIQUIDATIONS: Final = pa.schema([
+    ("ts", TS),  # the observation that saw the position gone, to the second
+    ("slot", pa.uint64()),  # context slot of that observation's positions
+    ("pubkey", KEY),  # Position account, base58 (market: the partition, as everywhere)
+    ("owner", KEY),  # trader wallet, base58
+    ("side", SIDE),  # "long" | "short"
+    ("size_usd", pa.float64()),  # USD notional at the last observation before it disappeared
+    ("size_tokens", pa.float64()),  # tokens of the market's asset
+    ("collateral_usd", pa.float64()),  # USD
+    ("predicted_liq_price", pa.float64()),  # USD, the last one stored for it
+    ("oracle_price_before", pa.float64()),  # USD, at the previous observation
+    ("oracle_price_after", pa.float64()),  # USD, at the observation that saw it gone
+    ("kind", pa.string()),  # "liquidated" | "closed"
+    ("confirmed", pa.bool_()),  # True when a decoded on-chain event fixed kind, price, fees
+    ("signature", pa.string()),  # transaction of the confirming event (null if unconfirmed)
+    ("event_price", pa.float64()),  # USD, price in the event (null if unconfirmed)
+    ("fee_usd", pa.float64()),  # USD, close/position fee in the event
+    ("liquidation_fee_usd", pa.float64()),  # USD, liquidation fee in the event
+    ("ts_before", TS),  # the previous observation (the event happened in (ts_before, ts])
+    ("liq_price_now", pa.float64()),  # USD, predicted_liq_price with borrow fees accrued to ts
+    ("confirm_status", pa.string()),  # why unconfirmed: "pending", "no transaction access", ...
+])
+
 SCHEMAS: Final[dict[str, pa.Schema]] = {
     "positions": POSITIONS,
     "market_state": MARKET_STATE,
     "misses": MISSES,
     "legacy": LEGACY,
+    "liquidations": LIQUIDATIONS,
 }
 
 #: Column holding each dataset's time key.
 TIME_COLUMN: Final[dict[str, str]] = {
     "positions": "ts", "market_state": "ts", "misses": "ts", "legacy": "t_bin",
+    "liquidations": "ts",
 }
 #: Sort order used when compacting (rows orderable; positions keep a stable order per minute).
 SORT_KEYS: Final[dict[str, list[tuple[str, str]]]] = {
@@ -108,4 +135,5 @@ SORT_KEYS: Final[dict[str, list[tuple[str, str]]]] = {
     "market_state": [("ts", "ascending")],
     "misses": [("ts", "ascending")],
     "legacy": [("t_bin", "ascending"), ("liq_price", "ascending")],
+    "liquidations": [("ts", "ascending"), ("pubkey", "ascending")],
 }

@@ -1,0 +1,269 @@
+"""Realized liquidations in the collector: detect after each snapshot, confirm off the cycle.
+
+`RealizedLiquidations.after_snapshot` runs on the cycle thread: it compares the stored snapshot
+with the previous one (`liquidations.detect`) and stores the rows. A background thread then
+confirms each row on chain at most `confirm_rps` requests per second, so it never delays a
+snapshot: `getSignaturesForAddress` on the position account (the newest
+`CONFIRM_SIGNATURES_LIMIT`), then `getTransaction` (maxSupportedTransactionVersion 0) for each
+successful signature in the detection window, and decodes the program's events
+(`jupiter.events`). A liquidation event fixes kind, price and fees; a decrease event confirms a
+close. Without transaction access the rows stay unconfirmed and `confirm_status` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from liqmap import constants as C
+from liqmap.collect.liquidations import (
+    CLOSED,
+    LIQUIDATED,
+    NO_TRANSACTIONS,
+    PENDING,
+    Observation,
+    detect,
+)
+from liqmap.collect.rpc import Stopped, Transport
+from liqmap.collect.rpc.responses import parse_result
+from liqmap.config import Settings
+from liqmap.errors import LiqmapError, RpcError
+from liqmap.jupiter import events as E
+from liqmap.logs import scrub
+from liqmap.store import Store
+from liqmap.store import schema as S
+
+log = logging.getLogger("liqmap.collect")
+OFF = "confirmation off"
+NOT_FOUND = "no event in the position's transactions"
+NOT_COVERED = "window older than the signatures examined"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the chain says about one detection (None fields: not found)."""
+
+    kind: str | None
+    signature: str | None = None
+    event_price: float | None = None
+    fee_usd: float | None = None
+    liquidation_fee_usd: float | None = None
+    status: str = "confirmed"
+
+
+class RateLimit:
+    """At most `rate` acquisitions per second (evenly spaced); `acquire` waits, or returns
+    False once `stop` is set."""
+
+    def __init__(self, rate: float, stop: threading.Event) -> None:
+        self.step_s = 1.0 / rate
+        self.stop = stop
+        self.next_at = time.monotonic()
+
+    def acquire(self) -> bool:
+        wait = self.next_at - time.monotonic()
+        if wait > 0 and self.stop.wait(wait):
+            return False
+        self.next_at = max(self.next_at, time.monotonic()) + self.step_s
+        return not self.stop.is_set()
+
+
+def confirm_row(call: Any, row: dict[str, Any], *,
+                limit: int = C.CONFIRM_SIGNATURES_LIMIT,
+                slack_s: float = C.CONFIRM_TIME_SLACK_S) -> Confirmation:
+    """Look up one detection (`liquidations` row as a dict) on chain through `call(method,
+    params) -> result`. Raises RpcError when the endpoint does not serve the calls."""
+    pubkey = row["pubkey"]
+    sigs = call("getSignaturesForAddress", [pubkey, {"limit": limit,
+                                                      "commitment": "confirmed"}]) or []
+    lo = pd.Timestamp(row["ts_before"]).timestamp() - slack_s
+    hi = pd.Timestamp(row["ts"]).timestamp() + slack_s
+    closes: list[Confirmation] = []
+    for sig in sigs:
+        when = sig.get("blockTime")
+        if sig.get("err") is not None or (when is not None and not lo <= when <= hi):
+            continue
+        tx = call("getTransaction", [sig["signature"], {
+            "encoding": "json", "maxSupportedTransactionVersion": 0,
+            "commitment": "confirmed"}])
+        found = _from_transaction(tx, pubkey, sig["signature"]) if tx else None
+        if found is not None and found.kind == LIQUIDATED:
+            return found
+        if found is not None:
+            closes.append(found)
+    if closes:
+        return closes[0]
+    covered = len(sigs) < limit or any((s.get("blockTime") or hi) < lo for s in sigs)
+    return Confirmation(None, status=NOT_FOUND if covered else NOT_COVERED)
+
+
+def _from_transaction(tx: dict[str, Any], pubkey: str, signature: str) -> Confirmation | None:
+    decrease = None
+    for event in E.position_events(tx):
+        if event.position_key != pubkey:
+            continue
+        if event.liquidation:
+            return Confirmation(LIQUIDATED, signature, event.price, event.fee_usd,
+                                event.liquidation_fee_usd)
+        decrease = Confirmation(CLOSED, signature, event.price, event.fee_usd, None)
+    if pubkey in E.liquidation_instruction_accounts(tx):
+        return Confirmation(LIQUIDATED, signature)
+    return decrease
+
+
+def refused(exc: BaseException) -> bool:
+    """True when the node refused the call for good (e.g. "method not found"): the error or
+    one it was raised from is not retryable."""
+    while exc is not None:
+        if isinstance(exc, RpcError) and not exc.retryable:
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
+
+
+def apply(row: dict[str, Any], found: Confirmation) -> dict[str, Any]:
+    """`row` updated with what the chain said (unchanged kind when nothing was found)."""
+    out = dict(row)
+    out["confirm_status"] = found.status
+    if found.kind is None:
+        return out
+    out.update(kind=found.kind, confirmed=True, signature=found.signature,
+               event_price=found.event_price, fee_usd=found.fee_usd,
+               liquidation_fee_usd=found.liquidation_fee_usd)
+    return out
+
+
+class RealizedLiquidations:
+    """Detection after each stored snapshot, and (once `start`ed) confirmation in a thread."""
+
+    def __init__(self, store: Store, settings: Settings, stop: threading.Event) -> None:
+        self.store = store
+        self.settings = settings
+        self.stop = stop
+        self.last: dict[str, Observation] = {}
+        self.queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(C.CONFIRM_QUEUE_MAX)
+        self._thread: threading.Thread | None = None
+        self._transport: Transport | None = None
+        self.no_access = False
+
+    # ---------------------------------------------------------------- detection (cycle thread)
+    def after_snapshot(self, market: str, snapshot: Any, rejected: list[str] | None = None
+                       ) -> pa.Table | None:
+        """Detect what disappeared since the previous snapshot of `market`; never raises.
+        `rejected`: accounts of this snapshot whose bytes did not decode (not gone: unknown)."""
+        try:
+            current = Observation.from_snapshot(market, snapshot.positions, snapshot.state)
+            previous = self.last.get(market) or self._previous_from_store(market, current.ts)
+            self.last[market] = current
+            if previous is None:
+                return None
+            rows = detect(previous, current, status=self._status(), unknown=rejected)
+            if rows.num_rows:
+                self.store.write_liquidations(market, rows)
+                self._enqueue(market, rows)
+                n_liq = sum(1 for k in rows.column("kind").to_pylist() if k == LIQUIDATED)
+                log.info("%s %s: %d position(s) gone: %d liquidated, %d closed (detected)",
+                         market, current.ts.strftime("%Y-%m-%dT%H:%M:%SZ"), rows.num_rows,
+                         n_liq, rows.num_rows - n_liq)
+            return rows
+        except Exception:  # detection must never cost a snapshot
+            log.exception("%s: liquidation detection failed", market)
+            return None
+
+    def forget(self, market: str) -> None:
+        """Another writer stored this minute: the next comparison starts from the store, so
+        two collectors sharing a store detect each disappearance once."""
+        self.last.pop(market, None)
+
+    def _previous_from_store(self, market: str, ts: pd.Timestamp) -> Observation | None:
+        start = ts - pd.Timedelta(seconds=C.LIQUIDATION_MAX_GAP_S)
+        times = self.store.snapshot_times(market, start, ts - pd.Timedelta(microseconds=1))
+        if len(times) == 0:
+            return None
+        state = self.store.read_market_state(market, times[-1], times[-1])
+        positions = self.store.read_positions(market, times[-1], times[-1])
+        return Observation.from_snapshot(market, positions, state)
+
+    def _status(self) -> str:
+        if self.no_access:
+            return NO_TRANSACTIONS
+        return PENDING if self._thread is not None else OFF
+
+    def _enqueue(self, market: str, rows: pa.Table) -> None:
+        if self._thread is None or self.no_access:
+            return
+        for row in rows.to_pylist():
+            try:
+                self.queue.put_nowait((market, row))
+            except queue.Full:
+                log.warning("%s: confirmation queue full; %s stays unconfirmed", market,
+                            row["pubkey"])
+
+    # ---------------------------------------------------------------- confirmation thread
+    def start(self) -> None:
+        """Start confirming in the background (no-op when `confirm_rps` is 0)."""
+        if self.settings.confirm_rps <= 0 or self._thread is not None:
+            return
+        self._transport = Transport(self.settings.rpc_urls, timeout_s=self.settings.timeout_s,
+                                    max_retries=1, backoff_s=self.settings.backoff_s,
+                                    stop=self.stop)
+        self._thread = threading.Thread(target=self._run, name="liqmap-confirm", daemon=True)
+        self._thread.start()
+
+    def stop_and_join(self) -> None:
+        if self._thread is not None:
+            self.queue.put(("", {}))  # wake the thread
+            self._thread.join(timeout=10)
+        if self._transport is not None:
+            self._transport.close()
+
+    def _run(self) -> None:
+        limiter = RateLimit(self.settings.confirm_rps, self.stop)
+        assert self._transport is not None
+        transport = self._transport
+
+        def call(method: str, params: list[Any]) -> Any:
+            if not limiter.acquire():
+                raise Stopped
+            result, _ = transport.call(method, params, lambda raw: parse_result(raw, method))
+            return result
+
+        while not self.stop.is_set():
+            try:
+                market, row = self.queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if not market:
+                continue
+            self._confirm(call, market, row)
+
+    def _confirm(self, call: Any, market: str, row: dict[str, Any]) -> None:
+        try:
+            found = (Confirmation(None, status=NO_TRANSACTIONS) if self.no_access
+                     else confirm_row(call, row))
+        except Stopped:
+            return
+        except RpcError as exc:
+            if not refused(exc):
+                log.warning("%s: cannot confirm %s now: %s", market, row["pubkey"],
+                            scrub(str(exc)))
+                found = Confirmation(None, status=f"rpc error: {scrub(str(exc))[:200]}")
+            else:
+                log.warning("%s: the RPC endpoint serves no transactions (%s); liquidations "
+                            "stay unconfirmed", market, scrub(str(exc)))
+                self.no_access = True
+                found = Confirmation(None, status=NO_TRANSACTIONS)
+        try:
+            updated = apply(row, found)
+            self.store.write_liquidations(market, pa.Table.from_pylist([updated],
+                                                                      schema=S.LIQUIDATIONS))
+        except LiqmapError as exc:
+            log.error("%s: could not store the confirmation of %s: %s", market, row["pubkey"],
+                      exc)
