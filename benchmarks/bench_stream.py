@@ -231,6 +231,35 @@ def report(tmp: Path, cpu: dict[str, float], latency_ms: list[float], minutes: i
     print(f"stores and logs: {tmp}")
 
 
+def capacity(target: int, step: int, budget_s: float) -> None:
+    """How many closed Position accounts surfnet holds and serves: write them in steps and
+    time a full scan and a key-only scan of one market after each step."""
+    from liqmap.collect.resync import Scanner
+
+    sim = MarketSim(SimConfig(markets=MARKETS, closed_accounts=target, warmup_min=0,
+                              positions={m: 0 for m in MARKETS}), 1_800_000_000)
+    closed = sim.closed_writes()
+    started = time.monotonic()
+    with Surfnet(startup_timeout_s=120) as node, Transport([node.rpc_url], timeout_s=900) as tr:
+        client = RpcClient(tr, gpa_timeout_s=900)
+        writer = ChainWriter(node)
+        done = 0
+        while done < target and time.monotonic() - started < budget_s:
+            t = time.monotonic()
+            writer.write(closed[done:done + step])
+            write_s = time.monotonic() - t
+            done = min(done + step, target)
+            t = time.monotonic()
+            full = Scanner(client, method="full").scan(C.CUSTODY_BY_ASSET["SOL"])
+            full_s = time.monotonic() - t
+            t = time.monotonic()
+            keys = Scanner(client, method="keys").scan(C.CUSTODY_BY_ASSET["SOL"])
+            keys_s = time.monotonic() - t
+            print(f"{done:>8,} accounts: write {step / write_s:,.0f}/s; SOL full scan "
+                  f"{full_s:.1f} s {full.rpc_bytes / 1e6:.1f} MB; key-only scan {keys_s:.1f} s "
+                  f"{keys.rpc_bytes / 1e6:.1f} MB", flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--closed", type=int, default=int(os.environ.get(
@@ -240,5 +269,12 @@ if __name__ == "__main__":
                         help="wall seconds per simulated minute (poll must finish in it)")
     parser.add_argument("--positions", type=int, default=None,
                         help="open positions per market (default: the simulator's)")
+    parser.add_argument("--capacity", type=int, default=0, metavar="N",
+                        help="instead: load up to N closed accounts in steps, timing scans")
+    parser.add_argument("--budget", type=float, default=1200.0,
+                        help="seconds the capacity run may spend writing")
     args = parser.parse_args()
-    run(args.closed, args.minutes, args.speed, args.positions)
+    if args.capacity:
+        capacity(args.capacity, max(args.capacity // 12, 1000), args.budget)
+    else:
+        run(args.closed, args.minutes, args.speed, args.positions)

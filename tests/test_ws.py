@@ -73,6 +73,8 @@ def test_ws_url_derivation_keeps_the_key_and_pairs_in_order() -> None:
                        "ws_urls": "wss://ws.a.example"}, environ={})
     assert ws_urls_for(s) == ("wss://ws.a.example", "wss://b.example")
     assert "k=1" not in s.describe()
+    keyed = load_settings({"ws_urls": "wss://ws.example/?api-key=TOPSECRET"}, environ={})
+    assert "TOPSECRET" not in keyed.describe() and "wss://ws.example/***" in keyed.describe()
     env = load_settings(environ={"LIQMAP_WS_URL": "wss://e.example/?key=SECRET",
                                  "LIQMAP_MODE": "poll", "LIQMAP_RESYNC": "60"})
     assert env.ws_urls == ("wss://e.example/?key=SECRET",) and env.mode == "poll"

@@ -111,7 +111,6 @@ class StreamFeed:
         self._last_slot = 0
         self._slot_at_data = 0
         self._last_data_s = time.monotonic()
-        self._want: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- connection life
