@@ -273,6 +273,11 @@ class StreamFeed:
                                          now)
             self._share_bytes(list(self.books), stats.response_bytes)
 
+    @property
+    def last_slot(self) -> int:
+        """The newest slot a slot notification reported."""
+        return self._last_slot
+
     def catch_up(self, slot: int, timeout_s: float) -> bool:
         """Wait until a slot notification newer than `slot` arrived (then notifications of
         writes up to `slot` have been delivered); False after `timeout_s`."""
@@ -382,9 +387,10 @@ class StreamCollector(Collector):
         clock_data = clock.data.get(C.CLOCK_SYSVAR)
         copies = {}
         with self.feed.lock:
+            passed = self.feed.last_slot  # every notification up to here is in the books
             for market, addr in self.addresses.items():
                 copies[market] = self._copy(self.feed.books[market], addr, clock_data,
-                                            clock.slot)
+                                            clock.slot, passed)
         if self.settings.clock == "chain":  # the copy must still be of the read's minute
             after, more = self.client.get_multiple_accounts([C.CLOCK_SYSVAR], deadline=deadline)
             stats.response_bytes += more.response_bytes
@@ -397,8 +403,10 @@ class StreamCollector(Collector):
         return copies
 
     @staticmethod
-    def _copy(book: MarketBook, addr: MarketAddresses, clock: bytes | None, clock_slot: int
-              ) -> FetchedMarket:
+    def _copy(book: MarketBook, addr: MarketAddresses, clock: bytes | None, clock_slot: int,
+              passed_slot: int) -> FetchedMarket:
+        """One market's book as a FetchedMarket. Its positions slot is the slot the stream had
+        passed (the book holds every write up to it; surfnet freezes notification slots)."""
         keys, blobs = book.open_positions()
         accounts = book.account_data(book_keys(addr))
         accounts[C.CLOCK_SYSVAR] = clock
@@ -407,7 +415,7 @@ class StreamCollector(Collector):
         feed = FeedStats("stream", counters.rpc_bytes, counters.updates, age_s * 1000.0,
                          counters.missed)
         return FetchedMarket(addr.market, accounts, clock_slot, decode_positions(keys, blobs),
-                             book.slot, [], feed)
+                             max(book.slot, passed_slot), [], feed)
 
     def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float
                ) -> FetchedMarket:
