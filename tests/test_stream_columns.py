@@ -50,3 +50,34 @@ def test_old_files_without_the_mode_columns_still_read_and_compact(tmp_path: Pat
     assert pl.read_parquet(files[2]).height == 1
     store.compact(now=times[-1] + pd.Timedelta(days=3), grace_s=0)
     assert store.read_market_state("SOL").to_pandas()["mode"].isna().sum() == 2
+
+
+
+def test_side_totals_do_not_depend_on_the_order_of_the_positions() -> None:
+    """Poll mode lists positions in the node's order, stream mode in key order: the stored
+    totals must be identical (a plain float sum differs in the last bits)."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import pyarrow as pa
+
+    from liqmap import constants as C
+    from liqmap.collect.cycle import FetchedMarket, _state_row
+    from liqmap.jupiter.accounts import Custody
+    from liqmap.jupiter.decode import ClockSysvar, OraclePrice, decode_positions
+    from liqmap.jupiter.encode import encode_custody
+
+    sol = C.CUSTODY_BY_ASSET["SOL"]
+    fetched = FetchedMarket("SOL", {sol: encode_custody(Custody(decimals=9))}, 1,
+                            decode_positions([], []), 1)
+    sizes = np.array([0.1, 0.2, 0.3] * 50)
+    totals = set()
+    for order in (sizes, sizes[::-1], np.random.default_rng(1).permutation(sizes)):
+        positions = pa.table({"side": pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(len(order), np.int8)), pa.array(["long", "short"])),
+            "size_usd": order})
+        row = _state_row(fetched, datetime(2026, 1, 1, tzinfo=UTC), sol,
+                         ClockSysvar(slot=1, unix_timestamp=0),
+                         OraclePrice(price_usd6=1, publish_time=0), None, {sol: 0}, positions)
+        totals.add(row.column("long_size_usd")[0].as_py())
+    assert totals == {30.0}

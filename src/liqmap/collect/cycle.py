@@ -8,6 +8,7 @@ half: bytes in, Arrow tables out. `Collector` (in `liqmap.collect.loop`) schedul
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -293,8 +294,9 @@ def _state_row(fetched: FetchedMarket, ts: datetime, custody_key: str, clock: Cl
         "pool_aum_usd": pool.aum_usd6 / usd if pool else None,
         "n_positions": positions.num_rows,
         "n_long": int((side == 0).sum()), "n_short": int((side == 1).sum()),
-        "long_size_usd": float(size[side == 0].sum()),
-        "short_size_usd": float(size[side == 1].sum()),
+        # exactly rounded: the same total whatever order the node or the book lists positions
+        "long_size_usd": math.fsum(size[side == 0]),
+        "short_size_usd": math.fsum(size[side == 1]),
         "n_decode_errors": fetched.positions.n_errors,
         "latency_ms": sum(s.latency_s for s in fetched.stats) * 1000,
         "response_bytes": sum(s.response_bytes for s in fetched.stats),
