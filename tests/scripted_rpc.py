@@ -165,3 +165,63 @@ class ChainScript:
                                  "requesting client")
             return ok(tx)
         return rpc_error(-32601, f"Method not found: {method}")
+
+
+class ProxyServer:
+    """A JSON-RPC proxy on 127.0.0.1 in front of a real node (surfnet) that can misbehave:
+    `rewrite(method, response_dict)` edits answers (a node that is behind, an empty answer),
+    `down` makes it answer HTTP 503 (an outage). Requests are kept in `requests`."""
+
+    def __init__(self, upstream: str) -> None:
+        import httpx
+
+        self.upstream = upstream
+        self.rewrite: Any = None
+        self.down = False
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        client = httpx.Client(timeout=60)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                body = json.loads(raw)
+                with server.lock:
+                    server.requests.append(body)
+                if server.down:
+                    out, status = b"service unavailable", 503
+                else:
+                    answer = client.post(server.upstream, content=raw,
+                                         headers={"content-type": "application/json"})
+                    out, status = answer.content, answer.status_code
+                    if server.rewrite is not None and status == 200:
+                        data = server.rewrite(body.get("method"), json.loads(out))
+                        out = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def methods(self) -> list[str]:
+        return [r["method"] for r in self.requests]
+
+
+@contextmanager
+def proxy(upstream: str) -> Iterator[ProxyServer]:
+    server = ProxyServer(upstream)
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()

@@ -62,6 +62,7 @@ class Chain:
         self.now = node.chain_time()
         self.owners = [str(Pubkey.from_bytes(bytes([i]) * 32)) for i in range(1, 16)]
         self.custody_by_key = {SOL: self.sol, USDC: self.usdc, USDT: self.usdt}
+        self.book: dict[str, np.ndarray] = {}
         for key, custody in self.custody_by_key.items():
             node.set_account(key, encode_custody(custody), C.PERPS_PROGRAM_ID)
         self.set_price(115.008403)
@@ -93,7 +94,22 @@ class Chain:
             blob = discriminator + blob[8:]
         key = pda(self.owners[owner], custody, collateral, side)
         self.node.set_account(key, blob, C.PERPS_PROGRAM_ID)
+        if custody == SOL and discriminator is None and side_byte is None:
+            self.book[key] = rec
+            self.sync_custody()
         return key, rec
+
+    def sync_custody(self) -> None:
+        """The SOL custody's open-interest totals as the program keeps them: guaranteedUsd =
+        sum of (size - collateral) over longs, globalShortSizes = sum of short sizes."""
+        recs = [r[0] for r in self.book.values() if int(r["size_usd"][0]) > 0]
+        longs = [r for r in recs if int(r["side"]) == 1]
+        self.sol = replace(
+            self.sol,
+            guaranteed_usd6=sum(int(r["size_usd"]) - int(r["collateral_usd"]) for r in longs),
+            global_short_sizes_usd6=sum(int(r["size_usd"]) for r in recs if int(r["side"]) == 2))
+        self.custody_by_key[SOL] = self.sol
+        self.node.set_account(SOL, encode_custody(self.sol), C.PERPS_PROGRAM_ID)
 
 
 def hand_liq_price(rec: np.ndarray, collateral: str, chain: Chain, now: int) -> float:
@@ -158,7 +174,9 @@ def test_stored_rows_match_hand_computed_liquidation_prices(surfnet, fx, tmp_pat
     assert long_2x["leverage"] == pytest.approx(2) and long_2x["owner"] == chain.owners[1]
     assert state["oracle_price"] == pytest.approx(115.008403)
     assert (state["n_positions"], state["n_long"], state["n_short"]) == (7, 4, 3)
-    assert state["jlp_net_delta_tokens"] == pytest.approx(3_581_154, abs=1)
+    # spec §8 with the FX owned/locked and this book's 53,000 USD of shorts
+    avg = chain.sol.global_short_average_price_usd6 / 1e6
+    assert state["jlp_net_delta_tokens"] == pytest.approx(3_504_099.65 + 53_000 / avg, abs=1)
     assert state["pool_aum_usd"] == pytest.approx(943_382_147.77015)
     assert state["usdt_borrow_rate_apr"] == pytest.approx(0.0564, abs=1e-4)
 

@@ -9,9 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import numpy as np
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from solders.pubkey import Pubkey
@@ -52,6 +55,9 @@ def _market(node) -> None:
     rec["size_usd"] = rng.integers(10**8, 10**11, N_POSITIONS)
     rec["collateral_usd"] = rec["size_usd"] // 10
     rec["cumulative_interest_snapshot"] = 10**9
+    guaranteed = int((rec["size_usd"].astype(np.int64) - rec["collateral_usd"]).sum())
+    node.set_account(C.CUSTODY_BY_ASSET["SOL"],
+                     encode_custody(replace(sol, guaranteed_usd6=guaranteed)), C.PERPS_PROGRAM_ID)
     for i, blob in enumerate(encode_positions(rec)):
         node.set_account(str(Pubkey.from_bytes(i.to_bytes(4, "big") * 8)), blob,
                          C.PERPS_PROGRAM_ID)
@@ -67,8 +73,8 @@ def _start(node, data_dir: Path, mode: str = "stream") -> subprocess.Popen[bytes
 
 def _assert_whole(data_dir: Path) -> int:
     for path in data_dir.rglob("*.parquet"):
-        if not path.name.startswith("."):
-            pq.read_metadata(path)  # every visible file is a complete Parquet file
+        pq.read_metadata(path)  # every file a glob can see is a complete Parquet file
+    n_globbed = _glob_readers_agree(data_dir)
     store = Store(str(data_dir))
     state = store.read_market_state("SOL").to_pandas()
     positions = store.read_positions("SOL", columns=["ts"]).to_pandas()
@@ -76,12 +82,38 @@ def _assert_whole(data_dir: Path) -> int:
     assert state["ts"].is_unique
     assert set(counts.index) == set(state["ts"])
     assert (counts == N_POSITIONS).all() and (state["n_positions"] == N_POSITIONS).all()
+    assert n_globbed == len(state)  # no temporary file counted as a committed snapshot
     return len(state)
+
+
+def _glob_readers_agree(data_dir: Path) -> int:
+    """The README's DuckDB and polars globs read the store; snapshots they count (market_state
+    rows), the same for both."""
+    if not any(data_dir.glob("market_state/*/*/*.parquet")):
+        return 0
+    state_glob = str(data_dir / "market_state" / "*" / "*" / "*.parquet")
+    n_duck = duckdb.sql(f"select count(*) from read_parquet('{state_glob}', "
+                        "hive_partitioning=true)").fetchall()[0][0]
+    n_polars = pl.scan_parquet(state_glob, hive_partitioning=True).select(pl.len()).collect()
+    if any(data_dir.glob("positions/*/*/*.parquet")):
+        pos_glob = str(data_dir / "positions" / "*" / "*" / "*.parquet")
+        duckdb.sql(f"select count(*) from read_parquet('{pos_glob}', hive_partitioning=true)")
+        pl.scan_parquet(pos_glob, hive_partitioning=True).select(pl.len()).collect()
+    assert n_duck == n_polars.item()
+    return int(n_duck)
+
+
+def _wait_for_snapshots(data_dir: Path, n: int, timeout_s: float = 60.0) -> None:
+    """Until `n` snapshots are committed (a loaded machine starts Python slowly)."""
+    end = time.monotonic() + timeout_s
+    while len(list(data_dir.glob("market_state/*/*/snap-*.parquet"))) < n:
+        assert time.monotonic() < end, f"fewer than {n} snapshots after {timeout_s} s"
+        time.sleep(0.1)
 
 
 def _in_flight(data_dir: Path) -> tuple[bool, bool]:
     """(a temporary file is being written, a positions file waits for its commit record)."""
-    tmp = any(p.name.startswith(".tmp-") for p in data_dir.rglob("*.parquet"))
+    tmp = any(data_dir.rglob(".tmp-*"))
     positions = {p.name for p in data_dir.glob("positions/*/*/snap-*")}
     states = {p.name for p in data_dir.glob("market_state/*/*/snap-*")}
     return tmp, bool(positions - states)
@@ -119,7 +151,7 @@ def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Pat
         stored = now
     assert caught >= 3  # the kills really landed inside writes
     proc = _start(surfnet, tmp_path, mode)  # a restart carries on and cleans up
-    time.sleep(4.0)
+    _wait_for_snapshots(tmp_path, stored + 1)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert _assert_whole(tmp_path) > stored
@@ -129,9 +161,7 @@ def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Pat
 def test_signal_finishes_and_exits_zero(surfnet, tmp_path: Path, sig: signal.Signals) -> None:
     _market(surfnet)
     proc = _start(surfnet, tmp_path)
-    end = time.monotonic() + 90  # the first snapshot (startup is slow on a busy machine)
-    while not any(tmp_path.glob("market_state/*/*/snap-*")) and time.monotonic() < end:
-        time.sleep(0.1)
+    _wait_for_snapshots(tmp_path, 1)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr.decode()

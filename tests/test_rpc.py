@@ -135,3 +135,39 @@ def test_collector_records_a_miss_and_never_logs_the_key(tmp_path, caplog) -> No
     assert len(misses) == 1 and "HTTP 500" in misses[0]["reason"]
     assert "SECRETKEY" not in misses[0]["reason"]
     assert "SECRETKEY" not in caplog.text and "/***" in misses[0]["reason"]
+
+
+def test_the_primary_gets_requests_again_once_its_back_off_ends() -> None:
+    """After one 429 the first --rpc-url is preferred again as soon as its back-off ends."""
+    steps = [Step(status=429, headers={"Retry-After": "0.3"}, body=b"slow down"), GMA_OK]
+    with scripted(steps) as primary, scripted([GMA_OK]) as backup:
+        rpc = client(primary.url + "/?api-key=KEY1", backup.url)
+        rpc.get_multiple_accounts(["A", "B"])  # 429 on the primary, answered by the backup
+        assert (len(primary.requests), len(backup.requests)) == (1, 1)
+        rpc.get_multiple_accounts(["A", "B"])  # still backing off: the backup again
+        assert len(backup.requests) == 2
+        time.sleep(0.35)
+        for _ in range(3):
+            rpc.get_multiple_accounts(["A", "B"])
+        assert (len(primary.requests), len(backup.requests)) == (4, 2)
+        first, second = rpc.transport.report()
+    assert (first.requests, first.errors, first.retries) == (4, 1, 0)
+    assert "429" in first.last_error and "KEY1" not in first.endpoint + first.last_error
+    assert (second.requests, second.errors, second.retries) == (2, 0, 1)
+    assert first.backoff_s == 0 and second.last_error == ""
+
+
+def test_every_read_asks_for_a_minimum_context_slot() -> None:
+    with scripted([GMA_OK, GPA_OK]) as srv:
+        rpc = client(srv.url)
+        rpc.get_multiple_accounts(["A", "B"], min_context_slot=41)
+        rpc.get_program_accounts(C.PERPS_PROGRAM_ID, [], min_context_slot=42)
+    assert [r["params"][1]["minContextSlot"] for r in srv.requests] == [41, 42]
+
+
+def test_a_node_behind_the_minimum_slot_is_retried_elsewhere() -> None:
+    behind = rpc_error(-32016, "Minimum context slot has not been reached")
+    with scripted([behind]) as lagging, scripted([GPA_OK]) as current:
+        result, _ = client(lagging.url, current.url).get_program_accounts(
+            C.PERPS_PROGRAM_ID, [], min_context_slot=43)
+    assert result.slot == 43 and len(lagging.requests) == 1

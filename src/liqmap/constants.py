@@ -109,6 +109,17 @@ STREAM_CATCH_UP_S: Final = 2.0
 BOOK_LOAD_RETRY_MAX_S: Final = 2.0
 #: at startup, stream mode waits this long for the first book load before its first cycle
 STREAM_FIRST_LOAD_WAIT_S: Final = 60.0
+# ---- refusing wrong snapshots (liqmap.collect.checks)
+#: slots a getProgramAccounts answer may lag the getMultipleAccounts answer of the same cycle
+#: (~20 s at 400 ms a slot); beyond that the positions are not the market state's positions
+MAX_POSITIONS_SLOT_LAG: Final = 50
+#: open interest decoded from positions may differ from the custody's totals by this fraction
+OPEN_INTEREST_REL_TOLERANCE: Final = 0.05
+#: ... or by this many USD (small markets, rounding, fee drift of single positions)
+OPEN_INTEREST_ABS_TOLERANCE_USD: Final = 1_000.0
+#: a temporary store file older than this is a leftover even if its writer may still live
+TEMP_FILE_MAX_AGE_S: Final = 3600
+
 # ---------------------------------------------------------------- realized liquidations
 #: Observations further apart than this are not compared: over a longer gap the price may have
 #: crossed a level and come back, so a disappeared position could not be classified honestly.

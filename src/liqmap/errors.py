@@ -39,3 +39,7 @@ class DataGapError(LiqmapError):
 
 class InputError(LiqmapError):
     """A user-supplied file (legacy CSV, hedge log, npz) is malformed."""
+
+
+class RefusedSnapshot(LiqmapError):
+    """A chain answer that would make a wrong snapshot (empty, stale, or not adding up)."""

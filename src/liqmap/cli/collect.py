@@ -10,7 +10,7 @@ from types import FrameType
 import click
 
 from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
-from liqmap.errors import InputError
+from liqmap.errors import InputError, StorageError
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
@@ -111,20 +111,24 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
         liqmap status --market SOL --t-start 2026-11-23T00:00
     """
     from liqmap.store import Store
-    from liqmap.store.status import format_status, market_status
+    from liqmap.store.status import format_endpoints, format_status, market_status
     from liqmap.timeutil import parse_time
 
     settings = settings_from(ctx, data_dir=data_dir, markets=markets)
     store = Store(settings.data_dir)
     start = parse_time(t_start, what="--t-start") if t_start else None
     end = parse_time(t_end, what="--t-end") if t_end else None
-    chosen = settings.markets if markets else [m for m in store.markets() or []]
+    chosen = settings.markets if markets else sorted(set(store.markets())
+                                                     | set(store.markets("misses")))
     if not chosen:
         raise InputError(f"no snapshots in {settings.data_dir}; run `liqmap collect` first "
                          "or pass --data-dir")
     click.echo(f"store {store.root}")
     for market in chosen:
         click.echo(format_status(market_status(store, market, start, end, interval_s)))
+    endpoints = format_endpoints(store.read_endpoint_report())
+    if endpoints:
+        click.echo(endpoints)
 
 
 @click.command("compact")
@@ -141,12 +145,53 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
         liqmap compact --data-dir ./data
     """
     from liqmap.store import Store
+    from liqmap.store.status import damaged_files, format_damaged
 
     store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
     removed = store.recover()
-    report = store.compact()
+    try:
+        report = store.compact()
+    except StorageError as exc:
+        damaged = damaged_files(store)
+        if not damaged:
+            raise
+        raise StorageError(f"cannot compact: {format_damaged(damaged)}; run `liqmap recover "
+                           "--quarantine` to move them aside (nothing is deleted)") from exc
     click.echo(f"compacted {report.hours} hour(s) and {report.days} day(s); removed "
                f"{report.files_removed + removed} file(s)")
+
+
+@click.command("recover")
+@data_dir_option
+@click.option("--quarantine", is_flag=True,
+              help="Move damaged Parquet files aside to <data-dir>/_quarantine/.")
+@click.pass_context
+def recover_cmd(ctx: click.Context, data_dir: str | None, quarantine: bool) -> None:
+    """Clean up leftovers of interrupted writes and find damaged (truncated) Parquet files;
+    with --quarantine, move those aside so every reader works again. Nothing is deleted.
+
+    Example:
+
+    \b
+        liqmap recover --data-dir ./data --quarantine
+    """
+    from liqmap.store import Store
+    from liqmap.store.status import damaged_files
+
+    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
+    removed = store.recover()
+    click.echo(f"removed {removed} leftover file(s) of interrupted writes")
+    damaged = damaged_files(store)
+    for d in damaged:
+        if quarantine:
+            click.echo(f"moved damaged {d.path} ({d.error}) to {store.quarantine(d.path)}")
+        else:
+            click.echo(f"damaged: {d.path} ({d.error})")
+    if damaged and not quarantine:
+        click.echo(f"{len(damaged)} damaged file(s); run `liqmap recover --quarantine` to move "
+                   "them aside (nothing is deleted)")
+    elif not damaged:
+        click.echo("no damaged files")
 
 
 @click.command("import-legacy")

@@ -17,11 +17,12 @@ import pandas as pd
 import pyarrow as pa
 
 from liqmap import constants as C
+from liqmap.collect.checks import check_snapshot
 from liqmap.collect.rpc import RpcClient
 from liqmap.collect.rpc.requests import position_filters
 from liqmap.collect.rpc.responses import MultipleAccounts
 from liqmap.collect.rpc.transport import CallStats
-from liqmap.errors import DecodeError, LiqmapError
+from liqmap.errors import DecodeError, LiqmapError, RefusedSnapshot
 from liqmap.jupiter import perps
 from liqmap.jupiter.base58 import encode_keys
 from liqmap.jupiter.decode import (
@@ -106,10 +107,15 @@ class Snapshot:
     pyth_divergence_bps: float | None
 
 
-def fetch_market(client: RpcClient, addr: MarketAddresses, *, deadline: float | None = None
-                 ) -> FetchedMarket:
-    """The RPC half of a cycle: accounts of `addr` and the market's Position accounts."""
-    gma, stats = client.get_multiple_accounts(addr.keys(), deadline=deadline)
+def fetch_market(client: RpcClient, addr: MarketAddresses, *, deadline: float | None = None,
+                 min_slot: int | None = None) -> FetchedMarket:
+    """The RPC half of a cycle: accounts of `addr` and the market's Position accounts.
+
+    Every read asks for `minContextSlot`: the account read at least `min_slot` (the previous
+    snapshot's), the positions at least the account read's slot.
+    """
+    gma, stats = client.get_multiple_accounts(addr.keys(), deadline=deadline,
+                                              min_context_slot=min_slot)
     all_stats = [stats]
     accounts = dict(gma.data)
     custody = _custody(accounts, addr.custody, addr.market)
@@ -118,24 +124,26 @@ def fetch_market(client: RpcClient, addr: MarketAddresses, *, deadline: float | 
             log.warning("%s oracle accounts changed to %s / %s", addr.market,
                         custody.doves_ag_oracle, custody.oracle_account)
         addr.ag_oracle, addr.pyth_oracle = custody.doves_ag_oracle, custody.oracle_account
-        all_stats.append(_merge(client, accounts, [addr.ag_oracle, addr.pyth_oracle], deadline))
+        all_stats.append(_merge(client, accounts, [addr.ag_oracle, addr.pyth_oracle], deadline,
+                                gma.slot))
     gpa, gpa_stats = client.get_program_accounts(C.PERPS_PROGRAM_ID,
                                                  position_filters(addr.custody),
-                                                 deadline=deadline)
+                                                 deadline=deadline, min_context_slot=gma.slot)
     all_stats.append(gpa_stats)
     decoded = decode_positions(gpa.pubkeys, gpa.blobs)
     unknown = _unknown_collateral(decoded, [addr.custody, *addr.collateral])
     if unknown:
         log.info("%s: positions use new collateral custodies %s", addr.market, unknown)
         addr.collateral.extend(unknown)
-        all_stats.append(_merge(client, accounts, unknown, deadline))
+        all_stats.append(_merge(client, accounts, unknown, deadline, gma.slot))
     return FetchedMarket(addr.market, accounts, gma.slot, decoded, gpa.slot, all_stats)
 
 
 def _merge(client: RpcClient, accounts: dict[str, bytes | None], keys: list[str],
-           deadline: float | None) -> CallStats:
+           deadline: float | None, min_slot: int) -> CallStats:
     extra: MultipleAccounts
-    extra, stats = client.get_multiple_accounts(keys, deadline=deadline)
+    extra, stats = client.get_multiple_accounts(keys, deadline=deadline,
+                                                min_context_slot=min_slot)
     accounts.update(extra.data)
     return stats
 
@@ -155,10 +163,19 @@ def _custody(accounts: dict[str, bytes | None], key: str, what: str) -> Custody:
     return decode_custody(data)
 
 
-def build_snapshot(fetched: FetchedMarket, ts: datetime, addr: MarketAddresses) -> Snapshot:
-    """The pure half of a cycle: position rows with liquidation prices and the state row."""
+def build_snapshot(fetched: FetchedMarket, ts: datetime, addr: MarketAddresses,
+                   previous_slot: int | None = None) -> Snapshot:
+    """The pure half of a cycle: position rows with liquidation prices and the state row.
+
+    Raises `RefusedSnapshot` when the answers fail `checks.check_snapshot` (`previous_slot`:
+    positions slot of the market's last stored snapshot).
+    """
     accounts = fetched.accounts
     custody = _custody(accounts, addr.custody, addr.market)
+    refused = check_snapshot(custody, fetched.positions.records, fetched.accounts_slot,
+                             fetched.positions_slot, previous_slot)
+    if refused:
+        raise RefusedSnapshot(f"{addr.market}: {refused}")
     clock = _clock(accounts)
     oracle = _ag_price(accounts, custody)
     pyth = _pyth_price(accounts, custody)

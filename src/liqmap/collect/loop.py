@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
@@ -33,6 +33,9 @@ from liqmap.logs import scrub
 from liqmap.store import Store
 
 log = logging.getLogger("liqmap.collect")
+
+#: misses kept in memory while the disk refuses them (a day of 3 markets every minute)
+MAX_PENDING_MISSES = 3 * 1440
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Collector:
                       stop=self.stop),
             gpa_timeout_s=settings.gpa_timeout_s)
         self.addresses = {m: MarketAddresses.default(m) for m in settings.markets}
+        self._last_slot: dict[str, int | None] = {}
+        self._pending: list[tuple[str, pd.Timestamp, str]] = []  # misses the disk refused
+        self._outage: str | None = None  # why the schedule could not run, for missed minutes
         self._now: Callable[[], float] = (self._chain_now if settings.clock == "chain"
                                           else time.time)
         self.realized = RealizedLiquidations(store, settings, self.stop)
@@ -83,10 +89,12 @@ class Collector:
         ts = ts if ts is not None else self.boundary(self._now())
         deadline = time.monotonic() + self.settings.interval_s
         results = []
+        self._flush_pending()
         for market in self.settings.markets:
             if self.stop.is_set():
                 break
             results.append(self._collect_market(market, ts, deadline))
+        self._save_endpoint_report()
         return results
 
     def _collect_market(self, market: str, ts: pd.Timestamp, deadline: float) -> CycleResult:
@@ -96,10 +104,13 @@ class Collector:
             return CycleResult(market, ts, stored=False)
         addr = self.addresses[market]
         try:
-            fetched = self._fetch(addr, ts, deadline)
-            snapshot = build_snapshot(fetched, ts.to_pydatetime(), addr)
+            previous = self._previous_slot(market)
+            fetched = self._fetch(addr, ts, deadline, previous)
+            snapshot = build_snapshot(fetched, ts.to_pydatetime(), addr, previous)
             stored = self.store.write_snapshot(market, snapshot.positions, snapshot.state)
+            self._last_slot[market] = max(previous or 0, fetched.positions_slot)
         except Stopped:
+            self._failed(market, ts, "collector was stopped during this cycle")
             return CycleResult(market, ts, stored=False, error="stopped")
         except LiqmapError as exc:
             return self._failed(market, ts, scrub(str(exc)))
@@ -114,10 +125,17 @@ class Collector:
             self.realized.forget(market)
         return CycleResult(market, ts, stored=stored, snapshot=snapshot)
 
-    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float
-               ) -> FetchedMarket:
-        """The market's accounts for the snapshot of `ts` (poll mode: a full scan now)."""
-        return fetch_market(self.client, addr, deadline=deadline)
+    def _previous_slot(self, market: str) -> int | None:
+        """Positions slot of the market's last stored snapshot (read once from the store)."""
+        if market not in self._last_slot:
+            self._last_slot[market] = last_positions_slot(self.store, market)
+        return self._last_slot[market]
+
+    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float,
+               min_slot: int | None = None) -> FetchedMarket:
+        """The market's accounts for the snapshot of `ts`, read at `min_slot` or later (poll
+        mode: a full scan now)."""
+        return fetch_market(self.client, addr, deadline=deadline, min_slot=min_slot)
 
     def _start(self) -> None:
         """Called when `run` starts (stream mode: opens the WebSocket)."""
@@ -127,18 +145,41 @@ class Collector:
 
     def _failed(self, market: str, ts: pd.Timestamp, reason: str) -> CycleResult:
         log.error("%s %s: no snapshot: %s", market, _fmt(ts), reason)
+        if not self._record_miss(market, ts, reason) and len(self._pending) < MAX_PENDING_MISSES:
+            self._pending.append((market, ts, reason))
+        return CycleResult(market, ts, stored=False, error=reason)
+
+    def _record_miss(self, market: str, ts: pd.Timestamp, reason: str) -> bool:
         try:
             self.store.write_miss(market, ts, reason)
-        except LiqmapError as exc:
-            log.error("%s %s: could not record the miss either: %s", market, _fmt(ts), exc)
-        return CycleResult(market, ts, stored=False, error=reason)
+        except (LiqmapError, OSError) as exc:
+            log.error("%s %s: could not record the miss either (kept in memory until the "
+                      "disk takes it): %s", market, _fmt(ts), exc)
+            return False
+        return True
+
+    def _flush_pending(self) -> None:
+        """Record the misses an unwritable disk refused, now that it may take them."""
+        while self._pending:
+            market, ts, reason = self._pending[0]
+            if not self._record_miss(market, ts, reason):
+                return
+            self._pending.pop(0)
+
+    def _save_endpoint_report(self) -> None:
+        """Per-endpoint counters for `liqmap status` (best effort: the disk may refuse)."""
+        try:
+            self.store.write_endpoint_report(
+                [asdict(r) for r in self.client.transport.report()])
+        except (LiqmapError, OSError) as exc:
+            log.debug("endpoint report not saved: %s", exc)
 
     # ---------------------------------------------------------------- the loop
     def run(self, *, max_cycles: int | None = None) -> int:
         """Cycle until `stop` is set (SIGTERM/SIGINT) or `max_cycles` ran; returns cycles run."""
-        removed = self.store.recover()
-        if removed:
-            log.info("removed %d leftover file(s) of interrupted writes", removed)
+        self._recover()
+        for market in self.settings.markets:  # before the first cycle, not inside it
+            self._previous_slot(market)
         compactor = _Compactor(self.store, self.stop)
         compactor.start()
         self.realized.start()
@@ -157,7 +198,7 @@ class Collector:
                     continue
                 if next_ts is not None:
                     self._record_overrun(next_ts, current)
-                self.collect_once(current)
+                self._note_failures(self.collect_once(current))
                 cycles += 1
                 next_ts = current + pd.Timedelta(seconds=self.settings.interval_s)
         finally:
@@ -168,13 +209,24 @@ class Collector:
         log.info("collector stopped after %d cycle(s)", cycles)
         return cycles
 
+    def _recover(self) -> None:
+        try:
+            removed = self.store.recover()
+        except (LiqmapError, OSError) as exc:  # e.g. a read-only disk: collect, record misses
+            log.error("cannot clean up leftovers of interrupted writes: %s", exc)
+            return
+        if removed:
+            log.info("removed %d leftover file(s) of interrupted writes", removed)
+
     def _now_or_none(self) -> float | None:
         try:
             return self._now()
         except Stopped:
             return None
         except LiqmapError as exc:
-            log.warning("cannot read the chain clock: %s", scrub(str(exc)))
+            reason = scrub(str(exc))
+            log.warning("cannot read the chain clock: %s", reason)
+            self._outage = f"cannot read the chain clock: {reason}"
             self.stop.wait(min(self.settings.interval_s, 5.0))
             return None
 
@@ -184,12 +236,20 @@ class Collector:
         else:
             self.stop.wait(max(next_ts.timestamp() - now, 0.0) + 0.05)
 
+    def _note_failures(self, results: list[CycleResult]) -> None:
+        """Keep a failed cycle's error as the reason for minutes its retries overran."""
+        errors = [r.error for r in results if r.error and r.error != "stopped"]
+        if errors:
+            self._outage = f"collector was retrying a failed cycle: {errors[-1]}"
+
     def _record_overrun(self, expected: pd.Timestamp, current: pd.Timestamp) -> None:
         step = pd.Timedelta(seconds=self.settings.interval_s)
+        reason = self._outage or "collector was busy or paused (cycle overran)"
+        self._outage = None
         missed = expected
         while missed < current:
             for market in self.settings.markets:
-                self._failed(market, missed, "collector was busy or paused (cycle overran)")
+                self._failed(market, missed, reason)
             missed += step
 
 
@@ -215,6 +275,20 @@ class _Compactor(threading.Thread):
     def stop_and_join(self) -> None:
         self._done.set()
         self.join(timeout=120)
+
+
+def last_positions_slot(store: Store, market: str) -> int | None:
+    """`positions_slot` of `market`'s latest stored snapshot, None if none (or unreadable)."""
+    try:
+        bounds = store.time_bounds(market)
+        if bounds is None:
+            return None
+        row = store.read_market_state(market, bounds[1], bounds[1], ["positions_slot"])
+    except LiqmapError as exc:
+        log.warning("cannot read %s's last snapshot slot: %s", market, exc)
+        return None
+    slots = row.column("positions_slot").to_pylist()
+    return max((s for s in slots if s is not None), default=None)
 
 
 def _fmt(ts: pd.Timestamp) -> str:

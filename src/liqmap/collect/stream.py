@@ -417,8 +417,10 @@ class StreamCollector(Collector):
         return FetchedMarket(addr.market, accounts, clock_slot, decode_positions(keys, blobs),
                              max(book.slot, passed_slot), [], feed)
 
-    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float
-               ) -> FetchedMarket:
+    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float,
+               min_slot: int | None = None) -> FetchedMarket:
+        """This cycle's copy of the book (`min_slot` is checked on the snapshot, as in poll
+        mode, by `build_snapshot`)."""
         copies = self._copies
         if isinstance(copies, str):
             raise LiqmapError(copies)

@@ -15,7 +15,10 @@ snapshots, so a crash between the two writes is invisible. See `layout` for file
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +40,17 @@ log = logging.getLogger(__name__)
 __all__ = ["CompactionReport", "Store"]
 
 TimeLike = pd.Timestamp | datetime | None
+#: damaged files moved aside by `liqmap recover --quarantine`
+QUARANTINE_DIR = "_quarantine"
+#: the collector's per-endpoint RPC counters (JSON), read by `liqmap status`
+ENDPOINTS_FILE = "_collector/endpoints.json"
+#: Parquet key-value metadata of a positions snapshot file: "<host>:<pid>" of its writer
+WRITER_KEY = b"liqmap.writer"
+
+
+def writer_id() -> str:
+    """This process as a store writer: host name and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 COMPACT_ROW_GROUP = 256 * 1024
 
 
@@ -98,8 +112,16 @@ class Store:
             return False
         name = L.snap_name(ts)
         day = ts.astimezone(UTC).date()
-        self.fs.write_table(f"{L.partition_dir('positions', market, day)}/{name}",
-                            positions.sort_by(S.SORT_KEYS["positions"]))
+        positions = positions.sort_by(S.SORT_KEYS["positions"])
+        positions = positions.replace_schema_metadata({WRITER_KEY: writer_id().encode()})
+        # No-overwrite on both files: the first writer to place its positions owns the minute,
+        # so a committed market_state row always sits next to its own writer's positions.
+        if not self.fs.write_table(f"{L.partition_dir('positions', market, day)}/{name}",
+                                   positions, overwrite=False):
+            if not self.has_snapshot(market, ts):
+                log.warning("%s %s: another writer's positions await their commit; minute left "
+                            "to it", market, name)
+            return False
         return self.fs.write_table(f"{L.partition_dir('market_state', market, day)}/{name}",
                                    state, overwrite=False)
 
@@ -112,6 +134,19 @@ class Store:
         day = ts.astimezone(UTC).date()
         return self.fs.write_table(f"{L.partition_dir('misses', market, day)}/{L.snap_name(ts)}",
                                    table, overwrite=True)
+
+    def write_endpoint_report(self, endpoints: list[dict[str, object]]) -> None:
+        """Save the collector's per-RPC-endpoint counters (URLs redacted) for `status`."""
+        doc = {"updated": pd.Timestamp.now(tz="UTC").isoformat(), "endpoints": endpoints}
+        self.fs.write_bytes(ENDPOINTS_FILE, json.dumps(doc).encode())
+
+    def read_endpoint_report(self) -> dict[str, object] | None:
+        """The last saved endpoint report, or None if there is none (or it is unreadable)."""
+        try:
+            doc = json.loads(self.fs.read_bytes(ENDPOINTS_FILE))
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
 
     def has_snapshot(self, market: str, ts: datetime) -> bool:
         """True when a committed snapshot of `market` exists for exactly `ts`."""
@@ -141,12 +176,13 @@ class Store:
         added = 0
         for day in pc.unique(days).to_pylist():
             part = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
-            added += self._merge_day(dataset, market, day, part)
+            added += self.merge_day(dataset, L.partition_dir(dataset, market, day), day, part)
         return added
 
-    def _merge_day(self, dataset: str, market: str, day: date, incoming: pa.Table) -> int:
+    def merge_day(self, dataset: str, pdir: str, day: date, incoming: pa.Table) -> int:
+        """Merge rows of one day into the partition directory `pdir` as one day file (stored
+        time keys win); returns rows added."""
         tcol = S.TIME_COLUMN[dataset]
-        pdir = L.partition_dir(dataset, market, day)
         names = self.fs.listdir(pdir)
         existing = self._read_files(dataset, [f"{pdir}/{f.name}" for f in L.live_files(names)])
         if existing.num_rows:
@@ -322,6 +358,16 @@ class Store:
 
         return (recover_imports(self)
                 + recover_store(self, _utc(now) or pd.Timestamp.now(tz="UTC")))
+
+    def quarantine(self, rel: str) -> str:
+        """Move the data file `rel` aside to `_quarantine/<rel>` (no reader or compaction
+        looks there; nothing is deleted); returns where it went."""
+        dest = f"{QUARANTINE_DIR}/{rel}"
+        if self.fs.exists(dest):
+            dest = f"{dest}.{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}"
+        self.fs.move_aside(rel, dest)
+        log.warning("moved damaged file %s to %s", rel, dest)
+        return dest
 
     def partitions(self, dataset: str, market: str) -> Iterable[tuple[date, str]]:
         for day in self._days(dataset, market):

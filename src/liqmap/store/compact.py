@@ -8,6 +8,7 @@ next `recover_store` deletes.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from liqmap import constants as C
 from liqmap.store import layout as L
 from liqmap.store import schema as S
+from liqmap.store.fs import is_temp, temp_writer_pid, writer_alive
 
 if TYPE_CHECKING:
     from liqmap.store import CompactionReport, Store
@@ -130,8 +133,7 @@ def recover_store(store: Store, now: pd.Timestamp) -> int:
         for market in store.markets(dataset):
             for day, pdir in store.partitions(dataset, market):
                 names = store.fs.listdir(pdir)
-                stale = [n for n in names if n.startswith(".tmp-")
-                         and _age_s(store, f"{pdir}/{n}") > 3600]
+                stale = [n for n in names if _unheld_temp(store, f"{pdir}/{n}", n)]
                 doomed = stale + L.covered_files(names)
                 if dataset == "positions":
                     doomed += _orphans(store, market, day, names, now)
@@ -152,9 +154,34 @@ def _orphans(store: Store, market: str, day: date, names: list[str],
             continue
         if any(s.kind != "snap" and s.start <= f.start < s.end for s in state_files):
             continue
-        if (now - pd.Timestamp(f.start)).total_seconds() > C.ORPHAN_GRACE_S:
+        if ((now - pd.Timestamp(f.start)).total_seconds() > C.ORPHAN_GRACE_S
+                or _writer_gone(store, f"{L.partition_dir('positions', market, day)}/{f.name}")):
             out.append(f.name)
     return out
+
+
+def _writer_gone(store: Store, rel: str) -> bool:
+    """True when the positions file's writer (Parquet metadata) was a process of this machine
+    that no longer runs: its commit will never come."""
+    from liqmap.store import WRITER_KEY
+
+    try:
+        meta = pq.read_schema(store.fs.path(rel), filesystem=store.fs.fs).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return False
+    host, _, pid = meta.get(WRITER_KEY, b"").decode(errors="replace").rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not writer_alive(int(pid))
+
+
+def _unheld_temp(store: Store, rel: str, name: str) -> bool:
+    """A temporary file no writer holds: its writer (pid in the name) is gone, or it is
+    older than an hour (a writer on another machine, or a name without a pid)."""
+    if not is_temp(name):
+        return False
+    pid = temp_writer_pid(name)
+    if pid is not None and not writer_alive(pid):
+        return True
+    return _age_s(store, rel) > C.TEMP_FILE_MAX_AGE_S
 
 
 def _age_s(store: Store, rel: str) -> float:

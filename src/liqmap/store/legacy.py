@@ -1,9 +1,13 @@
 """The old scripts' CSV log (`liq_price,size_sol,t_bin`): streaming import and export.
 
 Import reads the file in blocks (a multi-GB log never sits in memory), stages the good rows
-under `<root>/_staging/<id>/`, and only then merges them into the `legacy` dataset day by day.
-A commit marker makes the merge all-or-nothing across restarts: without it, leftovers are
-deleted; with it, the merge is finished (re-applying a day adds nothing, stored minutes win).
+under `<root>/_staging/<id>/`, and only then merges them into the `legacy` dataset.
+On a local disk the market's whole next `legacy/market=<M>` tree is built in the staging
+directory (stored files hard-linked, imported days merged), a commit marker is written, and one
+atomic directory exchange makes it live: every reader, DuckDB and polars globs included, sees
+all of the import or none of it, even before recovery. Without the marker, recovery deletes the
+staging; with it, recovery finishes the exchange. On object stores the days are merged one by
+one after the marker (re-applying a day adds nothing, stored minutes win).
 Bad rows are counted and reported with their line numbers; they never abort the import.
 """
 
@@ -32,11 +36,16 @@ from liqmap.files import atomic_output
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
+from liqmap.store.fs import can_swap_dirs
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 32 << 20
 STAGING = "_staging"
+#: inside a staging directory: the market's complete next legacy tree (atomic imports)
+NEXT_TREE = "next"
+#: in a live legacy market directory: the staging that made it (so recovery never swaps twice)
+IMPORT_MARK = "_import"
 MAX_REPORTED_BAD = 20
 
 
@@ -210,9 +219,15 @@ def import_legacy_csv(store: Store, path: str | os.PathLike[str], market: str = 
     stage = f"{STAGING}/{uuid.uuid4().hex}"
     try:
         staged_days = _stage(store, path, stage, report, progress, chunk_bytes)
+        atomic = store.fs.local and can_swap_dirs()
+        if atomic:  # the whole new legacy tree first: then one swap makes it visible
+            _prepare(store, stage, market, report)
         store.fs.write_bytes(f"{stage}/COMMIT", json.dumps(
-            {"market": market, "days": sorted(staged_days)}).encode())
-        _apply(store, stage, market, report)
+            {"market": market, "days": sorted(staged_days), "atomic": atomic}).encode())
+        if atomic:
+            _swap_in(store, stage, market)
+        else:
+            _apply(store, stage, market, report)
     except BaseException:
         if not store.fs.exists(f"{stage}/COMMIT"):
             store.fs.delete_dir(stage)
@@ -257,13 +272,46 @@ def _apply(store: Store, stage: str, market: str, report: ImportReport) -> None:
         day = L.parse_date_dir(name)
         if day is None:
             continue
-        parts = [f"{stage}/{name}/{p}" for p in sorted(store.fs.listdir(f"{stage}/{name}"))
-                 if p.endswith(".parquet")]
-        table = store._read_files("legacy", parts)
+        table = store._read_files("legacy", _staged_parts(store, f"{stage}/{name}"))
         added = store.write_bulk("legacy", market, table)
         report.rows_stored += added
         report.rows_already_stored += table.num_rows - added
         report.days.append(day.isoformat())
+
+
+def _next_tree(stage: str, market: str) -> str:
+    return f"{stage}/{NEXT_TREE}/market={market}"
+
+
+def _prepare(store: Store, stage: str, market: str, report: ImportReport) -> None:
+    """Build the market's whole new legacy tree inside the staging directory: the stored files
+    hard-linked, each imported day merged into its day file; nothing visible to readers."""
+    tree = _next_tree(stage, market)
+    store.fs.link_tree(L.market_dir("legacy", market), tree)
+    for name in sorted(store.fs.listdir(stage)):
+        day = L.parse_date_dir(name)
+        if day is None:
+            continue
+        table = store._read_files("legacy", _staged_parts(store, f"{stage}/{name}"))
+        added = store.merge_day("legacy", f"{tree}/{name}", day, table)
+        report.rows_stored += added
+        report.rows_already_stored += table.num_rows - added
+        report.days.append(day.isoformat())
+    store.fs.write_bytes(f"{tree}/{IMPORT_MARK}", stage.encode())
+
+
+def _swap_in(store: Store, stage: str, market: str) -> None:
+    """Make the prepared tree the live one in one step, unless a crash came after that step
+    (the live tree then carries this import's mark)."""
+    live = L.market_dir("legacy", market)
+    if store.fs.exists(f"{live}/{IMPORT_MARK}") and \
+            store.fs.read_bytes(f"{live}/{IMPORT_MARK}").decode() == stage:
+        return
+    store.fs.swap_dir(_next_tree(stage, market), live)
+
+
+def _staged_parts(store: Store, day_dir: str) -> list[str]:
+    return [f"{day_dir}/{p}" for p in sorted(store.fs.listdir(day_dir)) if p.endswith(".parquet")]
 
 
 def recover_imports(store: Store) -> int:
@@ -273,7 +321,10 @@ def recover_imports(store: Store) -> int:
         stage = f"{STAGING}/{name}"
         if store.fs.exists(f"{stage}/COMMIT"):
             meta = json.loads(store.fs.read_bytes(f"{stage}/COMMIT"))
-            _apply(store, stage, meta["market"], ImportReport(path=stage))
+            if meta.get("atomic"):
+                _swap_in(store, stage, meta["market"])
+            else:
+                _apply(store, stage, meta["market"], ImportReport(path=stage))
             log.info("finished an interrupted legacy import (%s)", name)
         store.fs.delete_dir(stage)
         handled += 1

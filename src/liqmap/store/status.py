@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from liqmap.errors import DataGapError
+from liqmap.errors import DataGapError, StorageError
 from liqmap.store import Store
+from liqmap.store import layout as L
+from liqmap.store import schema as S
 
 
 @dataclass(frozen=True)
@@ -69,17 +72,26 @@ class MarketStatus:
     positions_max: int
     bytes_by_dataset: dict[str, int] = field(default_factory=dict)
     collection: CollectionStats | None = None
+    damaged: list[Damaged] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
         return self.expected - self.present
 
 
+def _bounds(store: Store, market: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last minute holding a snapshot or a recorded miss."""
+    found = [b for b in (store.time_bounds(market), store.time_bounds(market, "misses")) if b]
+    if not found:
+        return None
+    return min(b[0] for b in found), max(b[1] for b in found)
+
+
 def _default_window(store: Store, market: str, start: pd.Timestamp | None,
                     end: pd.Timestamp | None) -> tuple[pd.Timestamp, pd.Timestamp]:
     if start is not None and end is not None:
         return start, end
-    bounds = store.time_bounds(market)
+    bounds = _bounds(store, market)
     if bounds is None:
         raise DataGapError(f"no {market} snapshots in {store.root}; run `liqmap collect` first "
                            "or point --data-dir at your store")
@@ -91,17 +103,24 @@ def _default_window(store: Store, market: str, start: pd.Timestamp | None,
 def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
                   end: pd.Timestamp | None = None, interval_s: float = 60.0) -> MarketStatus:
     """Snapshots present and missing for `market` in [start, end] (default: last 24 h)."""
-    start, end = _default_window(store, market, start, end)
+    damaged = damaged_files(store, market, start, end)
+    try:
+        start, end = _default_window(store, market, start, end)
+        state = store.read_market_state(market, start, end,
+                                        ["ts", "n_positions", *COLLECTION_COLUMNS]).to_pandas()
+        misses = store.read_misses(market, start, end).to_pandas()
+    except StorageError as exc:
+        if not damaged:
+            raise
+        raise StorageError(f"{format_damaged(damaged)}; run `liqmap recover --quarantine` to "
+                           "move them aside (nothing is deleted)") from exc
     if start > end:
         raise DataGapError(f"--t-start {start} is after --t-end {end}")
     step = pd.Timedelta(seconds=interval_s)
     first = start.ceil(step)
     expected = pd.date_range(first, end, freq=step) if first <= end else pd.DatetimeIndex([])
-    state = store.read_market_state(market, start, end,
-                                    ["ts", "n_positions", *COLLECTION_COLUMNS]).to_pandas()
     present = pd.DatetimeIndex(state["ts"])
     missing = expected.difference(present)
-    misses = store.read_misses(market, start, end).to_pandas()
     reasons = dict(zip(misses["ts"], misses["reason"], strict=True))
     counts = state["n_positions"].to_numpy()
     return MarketStatus(
@@ -110,9 +129,41 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
         positions_min=int(counts.min()) if len(counts) else 0,
         positions_median=float(np.median(counts)) if len(counts) else 0.0,
         positions_max=int(counts.max()) if len(counts) else 0,
-        bytes_by_dataset=store.size_bytes(market),
+        bytes_by_dataset=store.size_bytes(market), damaged=damaged,
         collection=collection_stats(state),
     )
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A data file no Parquet reader can open (truncated, overwritten, not Parquet)."""
+
+    path: str  # relative to the store root
+    error: str
+
+
+def damaged_files(store: Store, market: str | None = None, start: pd.Timestamp | None = None,
+                  end: pd.Timestamp | None = None) -> list[Damaged]:
+    """Data files (of `market`, in partitions of [start, end]; None = all) whose Parquet
+    footer cannot be read."""
+    out = []
+    for dataset in S.SCHEMAS:
+        for m in [market] if market else store.markets(dataset):
+            for day, pdir in store.partitions(dataset, m):
+                if (start is not None and day < start.date()) or (end is not None
+                                                                  and day > end.date()):
+                    continue
+                for name in sorted(store.fs.listdir(pdir)):
+                    if L.parse_file(name) is not None:
+                        error = store.fs.parquet_error(f"{pdir}/{name}")
+                        if error:
+                            out.append(Damaged(f"{pdir}/{name}", error))
+    return out
+
+
+def format_damaged(damaged: list[Damaged]) -> str:
+    return (f"{len(damaged)} damaged file(s): "
+            + "; ".join(f"{d.path} ({d.error})" for d in damaged))
 
 
 def _group_gaps(missing: pd.DatetimeIndex, step: pd.Timedelta,
@@ -130,14 +181,15 @@ def _group_gaps(missing: pd.DatetimeIndex, step: pd.Timedelta,
 
 
 def _gap(run: list[pd.Timestamp], reasons: dict[pd.Timestamp, str]) -> Gap:
+    """Every recorded reason of the run, most frequent first, with its minutes."""
     recorded = [reasons[t] for t in run if t in reasons]
-    if recorded:
-        reason = max(set(recorded), key=recorded.count)
-        if len(recorded) < len(run):
-            reason += f" ({len(run) - len(recorded)} min with no record: collector not running)"
-    else:
-        reason = "no record: collector not running"
-    return Gap(run[0], run[-1], len(run), reason)
+    counts = Counter(recorded)
+    parts = [why if len(counts) == 1 and len(recorded) == len(run) else f"{why} ({n} min)"
+             for why, n in counts.most_common()]
+    if len(recorded) < len(run):
+        parts.append(f"no record: collector not running ({len(run) - len(recorded)} min)"
+                     if parts else "no record: collector not running")
+    return Gap(run[0], run[-1], len(run), "; ".join(parts))
 
 
 def _mb(n: int) -> str:
@@ -181,4 +233,21 @@ def format_status(status: MarketStatus, *, max_gaps: int = 20) -> str:
             lines.append(f"    ... {len(status.gaps) - max_gaps} more range(s)")
     else:
         lines.append("  gaps: none")
+    for d in status.damaged:
+        lines.append(f"  DAMAGED FILE {d.path}: {d.error}; run `liqmap recover --quarantine` "
+                     "to move it aside")
+    return "\n".join(lines)
+
+
+def format_endpoints(report: dict[str, object] | None) -> str:
+    """The collector's per-RPC-endpoint counters, one line each ('' when none saved)."""
+    endpoints = report.get("endpoints") if report else None
+    if not report or not isinstance(endpoints, list):
+        return ""
+    lines = [f"rpc endpoints (collector, as of {report.get('updated', '?')}):"]
+    for ep in endpoints:
+        backoff = f"  backing off {ep['backoff_s']:.1f}s" if ep.get("backoff_s") else ""
+        last = f"  last error: {ep['last_error']}" if ep.get("last_error") else ""
+        lines.append(f"  {ep['endpoint']}  requests {ep['requests']}  errors {ep['errors']}  "
+                     f"retries {ep['retries']}{backoff}{last}")
     return "\n".join(lines)

@@ -24,9 +24,14 @@ class RpcClient:
         self.gpa_timeout_s = gpa_timeout_s
         self.commitment = commitment
 
-    def get_multiple_accounts(self, keys: list[str], *, deadline: float | None = None
+    def get_multiple_accounts(self, keys: list[str], *, deadline: float | None = None,
+                              min_context_slot: int | None = None
                               ) -> tuple[MultipleAccounts, CallStats]:
-        """Accounts for `keys` (any number; sent 100 per request), one context slot."""
+        """Accounts for `keys` (any number; sent 100 per request), one context slot.
+
+        `min_context_slot`: the node must have reached this slot (else it errs and the
+        transport tries again or elsewhere).
+        """
         unique = list(dict.fromkeys(keys))
         merged: dict[str, bytes | None] = {}
         owners: dict[str, str] = {}
@@ -35,7 +40,8 @@ class RpcClient:
         for i in range(0, len(unique), Q.MAX_KEYS_PER_CALL):
             chunk = unique[i:i + Q.MAX_KEYS_PER_CALL]
             result, stats = self.transport.call(
-                "getMultipleAccounts", Q.get_multiple_accounts_params(chunk, self.commitment),
+                "getMultipleAccounts",
+                Q.get_multiple_accounts_params(chunk, self.commitment, min_context_slot),
                 lambda raw, c=chunk: parse_multiple_accounts(raw, c), deadline=deadline)  # type: ignore[misc]
             merged.update(result.data)
             owners.update(result.owners)
@@ -44,11 +50,12 @@ class RpcClient:
         return MultipleAccounts(slot=slot, data=merged, owners=owners), total
 
     def get_program_accounts(self, program: str, filters: list[dict[str, object]], *,
-                             deadline: float | None = None
+                             deadline: float | None = None, min_context_slot: int | None = None
                              ) -> tuple[ProgramAccounts, CallStats]:
+        """Accounts of `program` matching `filters`, with the answer's context slot."""
         return self.transport.call(
             "getProgramAccounts",
-            Q.get_program_accounts_params(program, filters, self.commitment),
+            Q.get_program_accounts_params(program, filters, self.commitment, min_context_slot),
             parse_program_accounts, timeout_s=self.gpa_timeout_s, deadline=deadline)
 
 

@@ -27,16 +27,27 @@ def position_filters(custody: str) -> list[dict[str, Any]]:
     return [memcmp(0, C.POSITION_DISCRIMINATOR_B58), memcmp(C.POSITION_CUSTODY_OFFSET, custody)]
 
 
+def _config(commitment: str, min_context_slot: int | None) -> dict[str, Any]:
+    """Common options; `minContextSlot` makes a node that is behind answer with an error
+    (-32016) instead of old data."""
+    config: dict[str, Any] = {"encoding": "base64", "commitment": commitment}
+    if min_context_slot:
+        config["minContextSlot"] = int(min_context_slot)
+    return config
+
+
 def get_program_accounts_params(program: str, filters: list[dict[str, Any]],
-                                commitment: str = "confirmed") -> list[Any]:
-    return [program, {"encoding": "base64", "commitment": commitment, "withContext": True,
+                                commitment: str = "confirmed",
+                                min_context_slot: int | None = None) -> list[Any]:
+    return [program, {**_config(commitment, min_context_slot), "withContext": True,
                       "filters": filters}]
 
 
-def get_multiple_accounts_params(keys: list[str], commitment: str = "confirmed") -> list[Any]:
+def get_multiple_accounts_params(keys: list[str], commitment: str = "confirmed",
+                                 min_context_slot: int | None = None) -> list[Any]:
     if len(keys) > MAX_KEYS_PER_CALL:
         raise ValueError(f"getMultipleAccounts takes at most {MAX_KEYS_PER_CALL} keys")
-    return [keys, {"encoding": "base64", "commitment": commitment}]
+    return [keys, _config(commitment, min_context_slot)]
 
 
 def body(method: str, params: list[Any], request_id: int = 1) -> dict[str, Any]:

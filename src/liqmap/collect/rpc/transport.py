@@ -56,10 +56,29 @@ class _Endpoint:
     url: str
     not_before: float = 0.0
     failures: int = 0
+    requests: int = 0
+    errors: int = 0
+    retries: int = 0
+    last_error: str = ""
     label: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.label = redact_url(self.url)
+
+
+@dataclass(frozen=True)
+class EndpointReport:
+    """Counters of one endpoint since the transport started (the URL redacted).
+
+    `backoff_s` is how long the endpoint is still avoided (0: it gets the next request).
+    """
+
+    endpoint: str
+    requests: int
+    errors: int
+    retries: int
+    last_error: str
+    backoff_s: float
 
 
 class Transport:
@@ -113,6 +132,8 @@ class Transport:
                                method=method, retryable=False)
             ep = self.endpoints[index]
             self._wait_until(ep.not_before, deadline, method, last_error)
+            ep.requests += 1
+            ep.retries += stats.attempts > 0
             stats.attempts += 1
             stats.endpoint = ep.label
             try:
@@ -154,13 +175,28 @@ class Transport:
         return timeout
 
     def _pick(self, skip: set[int]) -> int | None:
+        """The first endpoint in the order given whose back-off has ended, else the one whose
+        back-off ends first: after a fault the primary gets requests again as soon as it may."""
         candidates = [i for i in range(len(self.endpoints)) if i not in skip]
         if not candidates:
             return None
+        now = time.monotonic()
+        ready = [i for i in candidates if self.endpoints[i].not_before <= now]
+        if ready:
+            return ready[0]
         return min(candidates, key=lambda i: (self.endpoints[i].not_before, i))
+
+    def report(self) -> list[EndpointReport]:
+        """Per-endpoint counters, in the order the endpoints were given."""
+        now = time.monotonic()
+        return [EndpointReport(ep.label, ep.requests, ep.errors, ep.retries, ep.last_error,
+                               round(max(ep.not_before - now, 0.0), 3))
+                for ep in self.endpoints]
 
     def _record_failure(self, ep: _Endpoint, exc: RpcError) -> None:
         ep.failures += 1
+        ep.errors += 1
+        ep.last_error = _scrub(str(exc), ep)[:300]
         delay = min(self.backoff_max_s, self.backoff_s * 2 ** (ep.failures - 1))
         delay *= random.uniform(0.5, 1.0)  # jitter
         if exc.retry_after_s is not None:
