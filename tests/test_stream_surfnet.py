@@ -247,3 +247,21 @@ class _Via:
     def __init__(self, node, *, ws_url: str, rpc_url: str | None = None) -> None:
         self.ws_url = ws_url
         self.rpc_url = rpc_url or node.rpc_url
+
+
+def test_stream_snapshots_pass_the_same_checks_as_poll(surfnet, fx, tmp_path) -> None:
+    """A book whose positions disagree with the custody's open interest is refused (a miss
+    with the reason), exactly as a poll answer would be."""
+    import struct
+
+    chain = Chain(surfnet, fx)
+    keys = [chain.position(*row)[0] for row in BOOK]
+    with streaming(surfnet, tmp_path) as col:
+        blob = bytearray(col.feed.books["SOL"].positions[keys[1]].data)
+        struct.pack_into("<Q", blob, C.POSITION_SIZE_USD_OFFSET, 10**13)  # 10M USD, unseen
+        surfnet.set_account(keys[1], bytes(blob), C.PERPS_PROGRAM_ID)  # custody not updated
+        wait_for(lambda: col.feed.books["SOL"].positions[keys[1]].data == bytes(blob))
+        [result] = col.collect_once(pd.Timestamp("2026-11-24T08:00:00Z"))
+    assert not result.stored and "disagree with the custody" in (result.error or "")
+    misses = col.store.read_misses("SOL").to_pylist()
+    assert len(misses) == 1 and "disagree with the custody" in misses[0]["reason"]
