@@ -35,7 +35,10 @@ SHARED = Path(os.environ.get("LIQMAP_SHARED", ROOT.parent / "shared"))
 MATRIX = SHARED / "data" / "liq_matrix_72h_1m.npz"
 SWEEP = ("threshold=40000:130000:10000;window=5,10,15,20,25;release=1,2,3,5,8;confirm=1,2;"
          "boost=0.25,0.5")
-BASE = BacktestParams(threshold_tokens=80_000.0, reversal=True, fee_bps=2.0, slippage_bps=3.0)
+BASE = BacktestParams(threshold_tokens=80_000.0, window_usd=10.0, reversal=True, fee_bps=2.0,
+                      slippage_bps=3.0)
+SIGNAL_TARGET_S = 0.05
+WEEK_MIN = 7 * 24 * 60
 RUN_TARGET_S = 0.2
 SWEEP_TARGET_S = 5.0
 SWEEP_TARGET_RATIO = 50.0
@@ -163,6 +166,77 @@ def bench_sweep(matrix: LiqMatrix, minutes: MinuteInputs, baseline_sets: int) ->
           f"{verdict(ratio >= SWEEP_TARGET_RATIO)}")
 
 
+def bench_signal(matrix: LiqMatrix, repeat: int) -> None:
+    """The live signal's evaluation of one new minute with a 7-day quantile lookback: window
+    sums, θ from the 10,080 previous values, one step of the rule kernel (the same code as
+    the backtest), against a backtest re-run over the whole week for every minute."""
+    from liqmap.backtest.live import LiveRule, SignalConfig
+
+    params = replace(BacktestParams(), lookback_min=WEEK_MIN)
+    config = SignalConfig(market="SOL", params=params, bin_usd=matrix.bin_width_usd)
+    live = LiveRule(config)
+    rng = np.random.default_rng(0)
+    live.history = rng.uniform(1e3, 1e5, WEEK_MIN)
+    col = int(np.flatnonzero(~matrix.gap_mask)[100])
+    minute = replace(matrix, z=matrix.z[:, col:col + 1], t_edges_ns=matrix.t_edges_ns[col:col + 2],
+                     spot_usd=matrix.spot_usd[col:col + 1], gap_mask=matrix.gap_mask[col:col + 1],
+                     extra={})
+    live.advance(minute)  # compile / warm
+
+    def step() -> None:
+        live.last_ns = None
+        live.advance(minute)
+
+    lib = timed(step, repeat)
+    week = np.concatenate([live.history, live.history[:1]])
+    frozen = np.zeros(week.size, bool)
+    from liqmap.backtest.rule import trailing_quantile
+
+    rerun = timed(lambda: trailing_quantile(week, frozen, 0.9, WEEK_MIN - 1), max(1, repeat // 4))
+    print(f"live signal, one minute with a 7-day lookback: {lib * 1e3:.1f} ms | quantile "
+          f"re-run over the week alone {rerun * 1e3:.1f} ms | {rerun / lib:.1f}x | target < "
+          f"{SIGNAL_TARGET_S * 1e3:.0f} ms: {verdict(lib < SIGNAL_TARGET_S)}")
+
+
+def bench_signal_poll(repeat: int) -> None:
+    """`liqmap signal`'s work per new minute on a store of 3,000 positions a minute: find the
+    new snapshot, bin it, window sums, θ over a 7-day history, the rule step, print."""
+    import sys
+
+    from liqmap.backtest.api import rule_params
+    from liqmap.backtest.live import SignalConfig, SignalRunner
+    from liqmap.store import Store
+
+    sys.path.insert(0, str(ROOT))
+    from tests.factories import positions_table, state_table
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(tmp)
+        t0 = pd.Timestamp("2026-01-05 00:00", tz="UTC")
+
+        def write(i: int) -> None:
+            ts, price = t0 + pd.Timedelta(minutes=i), 150 + np.sin(i / 9)
+            store.write_snapshot("SOL", positions_table(ts, 3_000, seed=i, price_usd=price),
+                                 state_table(ts, 3_000, price_usd=price))
+
+        for i in range(30):
+            write(i)
+        config = SignalConfig("SOL", rule_params(lookback=WEEK_MIN), 0.1)
+        runner = SignalRunner(tmp, config, [], echo=lambda line: None)
+        runner.start()
+        runner.rule.history = np.random.default_rng(0).uniform(1e3, 1e5, WEEK_MIN)
+        times = []
+        for i in range(30, 30 + repeat):
+            write(i)
+            start = time.perf_counter()
+            assert len(runner.poll()) == 1
+            times.append(time.perf_counter() - start)
+    lib = statistics.median(times)
+    print(f"live signal per new stored minute (3,000 positions, store read + bin + rule, 7-day "
+          f"lookback): {lib * 1e3:.1f} ms | target < {SIGNAL_TARGET_S * 1e3:.0f} ms: "
+          f"{verdict(lib < SIGNAL_TARGET_S)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline-sets", type=int, default=20,
@@ -176,6 +250,8 @@ def main() -> None:
     bench_run(matrix, minutes, args.repeat)
     bench_run_with_io(minutes, args.repeat)
     bench_sweep(matrix, replace(minutes), args.baseline_sets)
+    bench_signal(matrix, args.repeat)
+    bench_signal_poll(args.repeat)
 
 
 if __name__ == "__main__":

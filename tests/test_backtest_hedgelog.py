@@ -108,7 +108,7 @@ def test_rows_match_matrix_columns_by_minute_not_row_number(tmp_path: Path) -> N
     minutes = align_hedge_log(matrix, log)
     assert minutes.column.tolist() == [0, 1, 3, 4, 5]
     assert minutes.price_usd.tolist() == [100.0, 101.0, 103.0, 104.0, 105.0]
-    assert minutes.position_tokens.tolist() == [10.0, 11.0, 13.0, 14.0, 15.0]
+    assert minutes.position_tokens.tolist() == [-10.0, -11.0, -13.0, -14.0, -15.0]  # a short
     assert minutes.gap.tolist() == [False, False, True, False, False]
     cov = minutes.coverage
     assert (cov.n_used, cov.n_gap, cov.n_hedge_outside_matrix, cov.n_matrix_without_hedge) == (
@@ -136,7 +136,7 @@ def test_without_a_hedge_log_the_matrix_price_and_target_are_used() -> None:
     matrix = small_matrix(4)
     minutes = hedge_from_matrix(matrix, target_ratio=0.8, exposure_tokens=3.0)
     assert minutes.price_usd.tolist() == matrix.spot_usd.tolist()
-    assert minutes.position_tokens.tolist() == [2.4000000000000004] * 4  # 3 × 0.8
+    assert minutes.position_tokens.tolist() == [-2.4000000000000004] * 4  # short 3 × 0.8
     assert minutes.current_ratio.tolist() == minutes.target_ratio.tolist() == [0.8] * 4
     with pytest.raises(InputError, match="--target is 0"):
         hedge_from_matrix(matrix, target_ratio=0.0, exposure_tokens=1.0)
@@ -147,7 +147,7 @@ def test_stored_exposure_is_taken_as_of_each_minute() -> None:
     times = pd.DatetimeIndex([T0 - pd.Timedelta(minutes=5), T0 + pd.Timedelta(minutes=2)])
     series = pd.Series([100.0, 250.0], index=times)
     minutes = hedge_from_matrix(matrix, target_ratio=1.0, exposure_tokens=series)
-    assert minutes.position_tokens.tolist() == [100.0, 100.0, 250.0, 250.0]
+    assert minutes.position_tokens.tolist() == [-100.0, -100.0, -250.0, -250.0]
     late = pd.Series([1.0], index=pd.DatetimeIndex([T0 + pd.Timedelta(minutes=1)]))
     with pytest.raises(InputError, match="no stored exposure at or before 2025-08-22 04:00"):
         hedge_from_matrix(matrix, target_ratio=1.0, exposure_tokens=late)

@@ -15,13 +15,20 @@ import pytest
 from liqmap.backtest.align import MinuteInputs, align_hedge_log
 from liqmap.backtest.engine import run_backtest
 from liqmap.backtest.hedgelog import read_hedge_log
-from liqmap.backtest.params import BacktestParams
+from liqmap.backtest.params import BacktestParams as _Params
 from liqmap.backtest.stats import compute_stats
 from liqmap.backtest.sweep import parse_sweep, run_sweep
 from liqmap.cli import main
 from liqmap.matrix import LiqMatrix, load_npz
 
 HKT = "Asia/Hong_Kong"
+FIXED_80K = ["--threshold", "80000", "--window", "10"]
+LEGACY_300 = ["--threshold", "300", "--window", "10", "--fee-bps", "0", "--slippage-bps", "0"]
+
+
+def BacktestParams(**kw: object) -> _Params:
+    """The tests below were written for a 10 USD window and no costs unless they say so."""
+    return _Params(**{"window_usd": 10.0, "fee_bps": 0.0, "slippage_bps": 0.0, **kw})  # type: ignore[arg-type]
 DESK_COLUMNS = {"timestamp": "@timestamp per minute", "price": "SOL_HYPE_perpPrice",
                 "position": "SOLCurrentPos", "current": "CurrentSOL_Pct",
                 "target": "TargetSOL_Pct", "jlp_amount": "JLP Amount", "jlp_price": "JLP Price"}
@@ -29,7 +36,8 @@ MINUTES_COLUMNS = [  # the issue's names, in its order, then the extras
     "timestamp", "price", "liq_above", "liq_below", "trigger", "direction", "ratio",
     "boosted_ratio", "target_ratio", "pnl_raw", "pnl_boosted", "cost", "cum_pnl_raw",
     "cum_pnl_boosted", "cum_pnl_boosted_net", "threshold", "gap", "position",
-    "boosted_position", "target_position"]
+    "boosted_position", "target_position", "exposure", "carry_raw", "carry_boosted",
+    "cum_pnl_raw_net"]
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +206,7 @@ def test_legacy_formulas_match_the_old_script(desk_csv: Path, real_matrix_path: 
                                               tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["--heatmap", str(real_matrix_path), "--hedge-log", str(desk_csv),
-                            "--tz", HKT, "--legacy-formulas", "--reversal", "--threshold", "300",
+                            "--tz", HKT, "--legacy-formulas", "--reversal", *LEGACY_300,
                             "--release", "4", "--out-dir", str(tmp_path), "--no-plots"], capsys)
     assert code == 0, err
     ours = pd.read_csv(tmp_path / "minutes.csv")
@@ -227,7 +235,7 @@ def test_cli_run_writes_every_output(desk_csv: Path, real_matrix_path: Path, tmp
                                      capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "new" / "run"
     code, out, err = run_cli(["--heatmap", str(real_matrix_path), "--hedge-log", str(desk_csv),
-                              "--tz", HKT, "--threshold", "80000", "--reversal", "--fee-bps",
+                              "--tz", HKT, *FIXED_80K, "--reversal", "--fee-bps",
                               "2", "--slippage-bps", "3", "--out-dir", str(out_dir)], capsys)
     assert code == 0, err
     for name in ("minutes.csv", "toggles.csv", "summary.json", "ratio.png", "pnl.png"):
@@ -251,7 +259,7 @@ def test_cli_run_writes_every_output(desk_csv: Path, real_matrix_path: Path, tmp
 
 def test_cli_without_hedge_log_is_per_token(real_matrix_path: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["--heatmap", str(real_matrix_path), "--threshold", "80000",
+    code, _, err = run_cli(["--heatmap", str(real_matrix_path), *FIXED_80K,
                             "--t-start", "2025-08-24T00:00", "--t-end", "2025-08-24T11:59",
                             "--exposure", "3", "--out-dir", str(tmp_path), "--no-plots"], capsys)
     assert code == 0, err
@@ -323,12 +331,16 @@ def test_bad_hedge_log_is_one_line_and_writes_nothing(
     (["--sweep", "window=5;speed=2"], "cannot sweep 'speed'"),
     (["--sweep", "window=5:10"], "sweep values window=5:10 are malformed"),
     (["--sweep", "window=5,10", "--sweep-axes", "boost"], "--sweep-axes 'boost' must name"),
-    (["--train-frac", "0.5"], "--train-frac and --sweep-axes work with --sweep"),
+    (["--train-frac", "0.5"], "--train-frac, --walk-forward and --sweep-axes work with --sweep"),
+    (["--walk-forward", "1h"], "--walk-forward and --sweep-axes work with --sweep"),
+    (["--sweep", "window=5,10", "--walk-forward", "3d,1d"], "does not fit the 4,095 minutes"),
+    (["--threshold", "1", "--threshold-quantile", "0.9"], "not both"),
+    (["--window", "ten"], "--window 'ten' is not a share of the price"),
     (["--sweep", "window=5,10", "--train-frac", "1.5"], "--train-frac must be between 0 and 1"),
     (["--window", "0"], "window must be > 0"),
     (["--threshold-quantile", "2"], "threshold_quantile must be > 0 and <= 1"),
-    (["--target", "0"], "--target is 0"),
-    (["--legacy-formulas", "--boost", "1", "--threshold", "300"],
+    (["--target", "0"], "--target 0 must be > 0"),
+    (["--legacy-formulas", "--boost", "1", *LEGACY_300],
      "the legacy boosted loss divides by the boosted ratio, which is 0"),
     (["--t-start", "2025-08-30"], "has 0 priced minute(s) in the window"),
     (["--t-start", "someday"], "cannot parse --t-start 'someday'"),
@@ -350,33 +362,59 @@ def _store_table(schema: pa.Schema, columns: dict[str, pa.Array]) -> pa.Table:
 
 
 def _write_market_state(root: Path, matrix: LiqMatrix, cols: np.ndarray,
-                        delta_tokens: np.ndarray) -> None:
+                        delta_tokens: np.ndarray, supply_tokens: float | None = None) -> None:
     from liqmap.store import Store
     from liqmap.store import schema as S
 
     ts = pa.array(matrix.t_edges_ns[cols] // 1000, pa.int64()).cast(S.TS)
-    Store(str(root)).write_bulk("market_state", "SOL", _store_table(S.MARKET_STATE, {
+    table = _store_table(S.MARKET_STATE, {
         "ts": ts, "oracle_price": pa.array(matrix.spot_usd[cols]),
-        "jlp_net_delta_tokens": pa.array(delta_tokens)}))
+        "jlp_net_delta_tokens": pa.array(delta_tokens),
+        "jlp_supply_tokens": pa.array(np.full(cols.size, supply_tokens or np.nan))})
+    if supply_tokens is None:  # a store written before the column existed
+        table = table.drop_columns(["jlp_supply_tokens"])
+        root.mkdir(parents=True, exist_ok=True)
+        day = pd.Timestamp(int(matrix.t_edges_ns[cols[0]]), tz="UTC")
+        part = root / "market_state" / "market=SOL" / f"date={day:%Y-%m-%d}"
+        part.mkdir(parents=True, exist_ok=True)
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, part / f"day-{day:%Y%m%d}.parquet")
+        return
+    Store(str(root)).write_bulk("market_state", "SOL", table)
 
 
-def test_jlp_amount_takes_the_stored_delta_as_exposure(real_matrix_path: Path, matrix: LiqMatrix,
-                                                       tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_jlp_amount_is_the_holders_share_of_the_stored_delta(
+        real_matrix_path: Path, matrix: LiqMatrix, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     cols = np.arange(3000, 3060)
     delta = 40_000.0 + 100.0 * np.arange(cols.size)
     delta[10:20] = np.nan  # an unreadable stretch keeps the last known delta
-    _write_market_state(tmp_path / "store", matrix, cols, delta)
+    _write_market_state(tmp_path / "store", matrix, cols, delta, supply_tokens=2_000_000.0)
     start = pd.Timestamp(int(matrix.t_edges_ns[3000]), tz="UTC")
     code, _, err = run_cli([
         "--heatmap", str(real_matrix_path), "--data-dir", str(tmp_path / "store"),
-        "--jlp-amount", "--target", "0.5", "--t-start", f"{start:%Y-%m-%dT%H:%M}",
+        "--jlp-amount", "5000", "--target", "0.5", "--t-start", f"{start:%Y-%m-%dT%H:%M}",
         "--t-end", f"{start + pd.Timedelta(minutes=59):%Y-%m-%dT%H:%M}",
         "--out-dir", str(tmp_path / "out"), "--no-plots"], capsys)
     assert code == 0, err
     minutes = pd.read_csv(tmp_path / "out" / "minutes.csv")
-    expected = pd.Series(delta).ffill().to_numpy() * 0.5
-    np.testing.assert_allclose(minutes["position"], expected, rtol=1e-12)
+    exposure = 5000 / 2_000_000 * pd.Series(delta).ffill().to_numpy()  # SOL held via JLP
+    np.testing.assert_allclose(minutes["exposure"], exposure, rtol=1e-12)
+    np.testing.assert_allclose(minutes["position"], -0.5 * exposure, rtol=1e-12)  # the short
+
+
+def test_jlp_amount_on_a_store_without_the_supply_is_one_line(
+        real_matrix_path: Path, matrix: LiqMatrix, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cols = np.arange(3000, 3060)
+    _write_market_state(tmp_path / "store", matrix, cols, np.full(cols.size, 4e4))
+    start = pd.Timestamp(int(matrix.t_edges_ns[3000]), tz="UTC")
+    code, _, err = run_cli([
+        "--heatmap", str(real_matrix_path), "--data-dir", str(tmp_path / "store"),
+        "--jlp-amount", "5000", "--t-start", f"{start:%Y-%m-%dT%H:%M}",
+        "--out-dir", str(tmp_path / "out"), "--no-plots"], capsys)
+    assert "has no jlp_supply_tokens" in _one_line_error(code, err)
 
 
 def test_matrix_from_store_matches_the_npz(real_matrix_path: Path, matrix: LiqMatrix,
@@ -401,7 +439,7 @@ def test_matrix_from_store_matches_the_npz(real_matrix_path: Path, matrix: LiqMa
         "liq_price": pa.array(centres[bins]), "size_tokens": pa.array(matrix.z[bins, cols[at]])}))
     window = ["--t-start", f"{pd.Timestamp(int(matrix.t_edges_ns[3000]), tz='UTC'):%Y-%m-%dT%H:%M}",
               "--t-end", f"{pd.Timestamp(int(matrix.t_edges_ns[3029]), tz='UTC'):%Y-%m-%dT%H:%M}"]
-    common = ["--no-plots", "--threshold", "60000", *window]
+    common = ["--no-plots", "--threshold", "60000", "--window", "10", *window]
     code, _, err = run_cli(["--data-dir", str(root), "--out-dir", str(tmp_path / "store_out"),
                             *common], capsys)
     assert code == 0, err

@@ -63,9 +63,11 @@ def test_malformed_specs_are_named(spec: str, message: str) -> None:
 
 
 def test_swept_names_must_matter() -> None:
-    with pytest.raises(InputError, match="threshold has no effect with --threshold-quantile"):
-        grid_params(BacktestParams(threshold_quantile=0.9), parse_sweep("threshold=1,2"))
+    sets = grid_params(BacktestParams(threshold_quantile=0.9), parse_sweep("threshold=1,2"))
+    assert [(p.threshold_tokens, p.threshold_quantile) for p in sets] == [(1, None), (2, None)]
     with pytest.raises(InputError, match="lookback only matters with a quantile threshold"):
-        grid_params(BacktestParams(), parse_sweep("lookback=60,120"))
+        grid_params(BacktestParams(threshold_tokens=100.0), parse_sweep("lookback=60,120"))
+    with pytest.raises(InputError, match="lookback only matters with a quantile threshold"):
+        grid_params(BacktestParams(), parse_sweep("lookback=60,120;threshold=1"))
     sets = grid_params(BacktestParams(), parse_sweep("lookback=60,120;threshold_quantile=0.9"))
     assert [p.lookback_min for p in sets] == [60, 120]

@@ -27,6 +27,7 @@ from liqmap.jupiter.encode import (
     encode_custody,
     encode_pool,
     encode_positions,
+    encode_spl_mint,
     key_bytes,
 )
 from liqmap.store import Store
@@ -42,6 +43,7 @@ def pda(owner: str, custody: str, collateral: str, side: int) -> str:
 
 
 # (owner seed, collateral custody, side, entry USD, size USD, leverage)
+JLP_SUPPLY_UNITS = 2_123_456_789_012_345  # 2,123,456,789.012345 JLP
 BOOK = [
     (1, SOL, 1, 150.0, 10_000, 2), (2, SOL, 1, 151.5, 25_000, 10),
     (3, SOL, 1, 149.0, 5_000, 50), (4, SOL, 1, 120.0, 1_200, 200),
@@ -68,6 +70,8 @@ class Chain:
         self.set_price(115.008403)
         pool = Pool(custodies=tuple(C.CUSTODY_BY_ASSET.values()), aum_usd6=943_382_147_770_150)
         node.set_account(C.POOL_ADDRESS, encode_pool(pool), C.PERPS_PROGRAM_ID)
+        node.set_account(C.JLP_MINT, encode_spl_mint(JLP_SUPPLY_UNITS, C.JLP_DECIMALS),
+                         C.TOKEN_PROGRAM_ID)
 
     def set_price(self, price_usd: float, feed_key: str | None = None) -> None:
         feed = replace(self.feed, price=round(price_usd * 1e8), timestamp=self.now - 2)
@@ -179,6 +183,7 @@ def test_stored_rows_match_hand_computed_liquidation_prices(surfnet, fx, tmp_pat
     assert state["jlp_net_delta_tokens"] == pytest.approx(3_504_099.65 + 53_000 / avg, abs=1)
     assert state["pool_aum_usd"] == pytest.approx(943_382_147.77015)
     assert state["usdt_borrow_rate_apr"] == pytest.approx(0.0564, abs=1e-4)
+    assert state["jlp_supply_tokens"] == JLP_SUPPLY_UNITS / 1e6  # read from the JLP mint
 
 
 def test_closed_and_liquidated_positions_leave_the_next_snapshot(surfnet, fx, tmp_path) -> None:

@@ -292,3 +292,15 @@ def test_match_keys_needs_all_32_bytes() -> None:
     twin = key_bytes(sol)[:8] + bytes(24)  # same first 8 bytes as the SOL custody
     keys = np.frombuffer(key_bytes(usdc) + key_bytes(sol) + twin + bytes(32), dtype="V32")
     assert match_keys(keys, [sol, usdc]).tolist() == [1, 0, -1, -1]
+
+
+def test_spl_mint_supply_and_decimals() -> None:
+    from liqmap.errors import DecodeError
+    from liqmap.jupiter.decode import decode_spl_mint
+    from liqmap.jupiter.encode import encode_spl_mint
+
+    assert decode_spl_mint(encode_spl_mint(123_456_789, 6)) == (123_456_789, 6)
+    with pytest.raises(DecodeError, match="SPL mint"):
+        decode_spl_mint(b"\x00" * 40)
+    with pytest.raises(DecodeError, match="not initialized"):
+        decode_spl_mint(b"\x00" * 82)

@@ -45,7 +45,8 @@ def node_available() -> None:
 def test_demo_writes_and_names_every_output(node_available, tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     started = time.monotonic()
-    proc = _demo("--out-dir", str(out), "--hours", "0.25", "--positions", "300", cwd=tmp_path)
+    proc = _demo("--out-dir", str(out), "--hours", "0.25", "--positions", "300", "--no-serve",
+                 cwd=tmp_path)
     stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr
     assert time.monotonic() - started < 120
@@ -98,7 +99,7 @@ def _alive(pid: int) -> bool:
 def test_interrupted_demo_leaves_no_node_behind(node_available, tmp_path: Path, signum: int,
                                                 phase: str) -> None:
     proc = _demo("--out-dir", str(tmp_path / "out"), "--hours", "3", "--positions", "300",
-                 cwd=tmp_path)
+                 "--no-serve", cwd=tmp_path)
     assert proc.stderr is not None
     fd = proc.stderr.fileno()
     stderr = b""

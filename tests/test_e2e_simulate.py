@@ -224,6 +224,19 @@ def test_backtest_runs_on_the_store(run, tmp_path: Path) -> None:
     assert (out_dir / "summary.json").is_file() and (out_dir / "minutes.csv").is_file()
     minutes = pd.read_csv(out_dir / "minutes.csv")
     assert len(minutes) >= MINUTES - 2
+    state = Store(str(data)).read_market_state("SOL").to_pandas()
+    assert (state["jlp_supply_tokens"] > 0).all()  # the simulator writes the JLP mint
+    done = liqmap("backtest", "--data-dir", str(data), "--jlp-amount", "1000", "--bin", "0.5",
+                  "--out-dir", str(out_dir / "jlp"), "--no-plots", cwd=tmp_path,
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = done.communicate(timeout=120)
+    assert done.returncode == 0, err
+    jlp = pd.read_csv(out_dir / "jlp" / "minutes.csv").set_index("timestamp")
+    share = 1000 / state.set_index(state["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))[
+        "jlp_supply_tokens"]
+    delta = state.set_index(state["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))["jlp_net_delta_tokens"]
+    expected = (share * delta).reindex(jlp.index)
+    np.testing.assert_allclose(jlp["exposure"], expected, rtol=1e-12)
 
 
 def test_collector_logged_every_market_minute(run) -> None:

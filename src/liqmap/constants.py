@@ -109,6 +109,40 @@ STREAM_CATCH_UP_S: Final = 2.0
 BOOK_LOAD_RETRY_MAX_S: Final = 2.0
 #: at startup, stream mode waits this long for the first book load before its first cycle
 STREAM_FIRST_LOAD_WAIT_S: Final = 60.0
+# --- liqmap serve -------------------------------------------------------------------------
+SERVE_DEFAULT_HOST: Final = "127.0.0.1"
+SERVE_DEFAULT_PORT: Final = 8050
+#: A heatmap answer has at most this many time columns, price bins and cells; a request past
+#: them is answered coarser (wider columns or bins) and flagged, never refused or run out of memory.
+SERVE_MAX_COLUMNS: Final = 4320
+SERVE_MAX_BINS: Final = 2000
+SERVE_MAX_CELLS: Final = 4_000_000
+#: Memory one heatmap build may use (bytes of matrix cells); a bigger one is refused with 400.
+SERVE_MAX_MATRIX_BYTES: Final = 512 * 1024**2
+#: Seconds a request may compute before it is answered 503.
+SERVE_REQUEST_TIMEOUT_S: Final = 30.0
+#: Heatmap builds running at once, and waiting, before new ones are answered 503.
+SERVE_MAX_BUILDS: Final = 2
+SERVE_MAX_QUEUED_BUILDS: Final = 16
+#: Bytes of encoded answers kept in memory (least recently used dropped first).
+SERVE_CACHE_BYTES: Final = 256 * 1024**2
+#: Longest accepted query string (characters); longer is answered 414.
+SERVE_MAX_QUERY_CHARS: Final = 2048
+#: The store is checked for new snapshots this often (seconds).
+SERVE_POLL_S: Final = 0.5
+#: The page warns when the newest snapshot is older than this and none arrived for as long (s).
+SERVE_STALE_AFTER_S: Final = 180.0
+#: Server-sent events: a comment line this often keeps proxies from closing the stream (s).
+SERVE_KEEPALIVE_S: Final = 15.0
+
+# --- SPL token mint (the JLP mint's supply, for a holder's share of the pool) ------------
+TOKEN_PROGRAM_ID: Final = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+SPL_MINT_SIZE: Final = 82  # COption<Pubkey> authority, u64 supply @36, u8 decimals @44, ...
+SPL_MINT_SUPPLY_OFFSET: Final = 36
+SPL_MINT_DECIMALS_OFFSET: Final = 44
+SPL_MINT_INITIALIZED_OFFSET: Final = 45
+JLP_DECIMALS: Final = 6
+
 # ---- refusing wrong snapshots (liqmap.collect.checks)
 #: slots a getProgramAccounts answer may lag the getMultipleAccounts answer of the same cycle
 #: (~20 s at 400 ms a slot); beyond that the positions are not the market state's positions

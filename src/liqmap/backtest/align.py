@@ -42,11 +42,22 @@ class Coverage:
 class MinuteInputs:
     """The backtest's timeline, all arrays [n] in time order.
 
+    Sign convention (the one place it is stated; README "Backtest"): the holder is long an
+    exposure E > 0 tokens and hedges it with a **short**. `position_tokens` is the hedge as
+    held, negative for a short: position = −current_ratio × E. Direction +1 of the boost adds
+    to the short, −1 takes from it.
+
     Attributes:
         ts_ns: int64, minute start, ns since epoch UTC.
         column: int64, matrix column of the minute.
-        price_usd, position_tokens, current_ratio, target_ratio: float64 hedge side.
+        price_usd: float64, USD.
+        position_tokens: float64, the hedge held, tokens, negative = short.
+        current_ratio, target_ratio: float64, shares of E hedged (1 = fully).
         gap: bool, the matrix has no snapshot for the minute.
+        position_as_logged: float64, the hedge-log position as written (the old script's
+            `--legacy-formulas` read it so); None without a hedge log.
+        carry_apr: float64, carrying cost of the short in force at each minute (fraction per
+            year, paid by the short), or None to use the parameter set's constant.
     """
 
     ts_ns: np.ndarray
@@ -57,6 +68,13 @@ class MinuteInputs:
     target_ratio: np.ndarray
     gap: np.ndarray
     coverage: Coverage
+    position_as_logged: np.ndarray | None = None
+    carry_apr: np.ndarray | None = None
+
+    @property
+    def exposure_tokens(self) -> np.ndarray:
+        """E = −position / current_ratio, tokens (positive: the long being hedged)."""
+        return -self.position_tokens / self.current_ratio
 
     @property
     def n(self) -> int:
@@ -97,6 +115,8 @@ def align_hedge_log(matrix: LiqMatrix, log: pd.DataFrame, *, t_start: pd.Timesta
     return MinuteInputs(
         ts_ns=ts[used], column=col, price_usd=_floats(log, "price_usd", used),
         position_tokens=_floats(log, "position_tokens", used),
+        position_as_logged=_floats(log, "position_as_logged", used)
+        if "position_as_logged" in log else None,
         current_ratio=_floats(log, "current_ratio", used),
         target_ratio=_floats(log, "target_ratio", used),
         gap=matrix.gap_mask[col].copy(), coverage=coverage)
@@ -110,8 +130,9 @@ def hedge_from_matrix(matrix: LiqMatrix, *, target_ratio: float,
 
     Args:
         target_ratio: hedge ratio held all along (not 0).
-        exposure_tokens: k, tokens hedged: a number, or a Series of it indexed by UTC time
-            (e.g. the stored JLP net delta), taken as of each minute (last value at or before).
+        exposure_tokens: E, the long hedged, tokens: a number, or a Series of it indexed by
+            UTC time (e.g. a JLP holding's share of the pool's net delta), taken as of each
+            minute (last value at or before). The hedge held is −target_ratio × E (a short).
 
     Raises:
         InputError: zero ratio, a missing price on a minute with data, no exposure yet at the
@@ -140,20 +161,29 @@ def hedge_from_matrix(matrix: LiqMatrix, *, target_ratio: float,
                         n_without_price=int(no_price.sum()))
     return MinuteInputs(ts_ns=ts, column=cols.astype(np.int64),
                         price_usd=matrix.spot_usd[cols].astype(np.float64),
-                        position_tokens=k * ratio, current_ratio=ratio, target_ratio=ratio.copy(),
+                        position_tokens=-k * ratio, current_ratio=ratio, target_ratio=ratio.copy(),
                         gap=matrix.gap_mask[cols].copy(), coverage=coverage)
 
 
 def _exposure_at(exposure: float | pd.Series, ts_ns: np.ndarray) -> np.ndarray:
     if not isinstance(exposure, pd.Series):
         return np.full(ts_ns.shape[0], float(exposure))
-    series = exposure.dropna().sort_index()
+    return as_of(exposure, ts_ns, what="stored exposure", fix="start later with --t-start or "
+                 "pass --exposure")
+
+
+def as_of(series: pd.Series, ts_ns: np.ndarray, *, what: str, fix: str) -> np.ndarray:
+    """Values of `series` (indexed by UTC time) as of each of `ts_ns`: the last at or before.
+
+    Raises:
+        InputError: the first minute comes before the series' first value.
+    """
+    series = series.dropna().sort_index()
     known = _ns(pd.Series(series.index))
     idx = np.searchsorted(known, ts_ns, side="right") - 1
     if idx.size and idx[0] < 0:
         first = _minute(known[0]) if known.size else "never"
-        raise InputError(f"no stored exposure at or before {_minute(ts_ns[0])} (first: {first}); "
-                         "start later with --t-start or pass --exposure")
+        raise InputError(f"no {what} at or before {_minute(ts_ns[0])} (first: {first}); {fix}")
     return series.to_numpy(dtype=np.float64)[idx]
 
 

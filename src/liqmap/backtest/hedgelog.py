@@ -36,14 +36,21 @@ def read_hedge_log(source: str | Path | IO[str], *, tz: str = "UTC") -> pd.DataF
     `SOL_HYPE_perpPrice`, `SOLCurrentPos`, `CurrentSOL_Pct`, `TargetSOL_Pct`), numbers with ","
     thousands separators, and naive timestamps in zone `tz` (aware ones keep their offset).
 
+    The hedge is a short (see `align.MinuteInputs`): a log may write it as negative sizes or
+    as positive ones; either way `position_tokens` comes out negative. A log with both signs
+    is refused (it is a short and a long at once, or a sign error).
+
     Returns:
         DataFrame sorted by time, one row per minute, columns `ts` (datetime64 UTC, floored to
-        the minute), `price_usd`, `position_tokens`, `current_ratio`, `target_ratio` (float64)
-        and `line` (the row's line number in the file, for messages).
+        the minute), `price_usd`, `position_tokens` (the short, negative), `current_ratio`,
+        `target_ratio` (float64), `position_as_logged` (as written) and `line` (the row's line
+        number in the file, for messages). `attrs["short_written_as"]` is "negative" or
+        "positive".
 
     Raises:
         InputError: missing columns (named), unparsable numbers or timestamps, duplicate
-            minutes, NaN or non-positive prices, NaN positions or ratios, zero current ratio.
+            minutes, NaN or non-positive prices, NaN positions or ratios, zero or negative
+            current ratio, positions of both signs.
     """
     name = getattr(source, "name", source)
     try:
@@ -59,7 +66,31 @@ def read_hedge_log(source: str | Path | IO[str], *, tz: str = "UTC") -> pd.DataF
                                                           frame["line"], name)
     frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
     _check_rows(frame, name)
-    return frame[["ts", *OUTPUT_COLUMNS.values(), "line"]]
+    frame["position_as_logged"] = frame["position_tokens"]
+    written = short_sign(frame, name)
+    if written == "positive":
+        frame["position_tokens"] = -frame["position_tokens"]
+    out = frame[["ts", *OUTPUT_COLUMNS.values(), "position_as_logged", "line"]]
+    out.attrs["short_written_as"] = written
+    return out
+
+
+def short_sign(frame: pd.DataFrame, name: object) -> str:
+    """"negative" or "positive": how the log writes its short (zeros fit either).
+
+    Raises:
+        InputError: both signs occur, naming the first row of the less common one.
+    """
+    pos = frame["position_tokens"].to_numpy()
+    n_neg, n_pos = int((pos < 0).sum()), int((pos > 0).sum())
+    if n_neg and n_pos:
+        minority = pos > 0 if n_pos <= n_neg else pos < 0
+        row = frame.loc[minority].iloc[0]
+        raise InputError(f"hedge log {name} line {row['line']} has position "
+                         f"{row['position_tokens']:g} while {max(n_neg, n_pos):,} other rows "
+                         "have the opposite sign; the hedge is a short, written either all "
+                         "negative or all positive: fix the sign")
+    return "positive" if n_pos else "negative"
 
 
 def _resolve_columns(raw: pd.DataFrame, name: object) -> dict[str, str]:
@@ -143,6 +174,9 @@ def _check_rows(frame: pd.DataFrame, name: object) -> None:
          "lacks a current or target ratio; fill it or remove the row"),
         (frame["current_ratio"] == 0, "has current_ratio 0, so the exposure position / "
                                       "current_ratio is undefined; fix or remove the row"),
+        ((frame["current_ratio"] < 0) | (frame["target_ratio"] < 0),
+         "has a negative hedge ratio; ratios are the share of the exposure shorted (1.0 = "
+         "fully hedged), write them positive"),
     ]
     for mask, problem in checks:
         if mask.any():

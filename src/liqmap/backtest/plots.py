@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from liqmap.backtest.engine import BacktestResult
+from liqmap.backtest.engine import BacktestResult, Ledger
 from liqmap.backtest.params import OBJECTIVES, BacktestParams
 from liqmap.backtest.rule import EVENT_OFF, EVENT_ON, EVENT_REVERSE
 
@@ -32,16 +32,18 @@ MARKERS: Final = {  # event -> (marker, colour, label)
 
 def describe_params(params: BacktestParams) -> str:
     """One line of the key parameters, for titles."""
-    if params.threshold_quantile is not None:
+    if params.threshold_tokens is None and params.threshold_quantile is not None:
         theta = f"θ=q{params.threshold_quantile:g} of {params.lookback_min} min"
     else:
         unit = "tokens/USD" if params.legacy_formulas else "tokens"
         theta = f"θ={params.threshold_tokens:g} {unit}"
-    parts = [f"W={params.window_usd:g} USD", theta, f"confirm {params.confirm}",
+    parts = [f"W={params.window_label()}", theta, f"confirm {params.confirm}",
              f"release {params.release}", f"boost {params.boost:g}",
              f"reversal {'on' if params.reversal else 'off'}"]
     if params.cost_bps:
         parts.append(f"costs {params.cost_bps:g} bps")
+    if params.carry_apr:
+        parts.append(f"carry {100 * params.carry_apr:g} %/yr")
     if params.legacy_formulas:
         parts.append("legacy formulas")
     return ", ".join(parts)
@@ -81,9 +83,9 @@ def _plot_pressure(ax: Axes, times: pd.DatetimeIndex, result: BacktestResult) ->
     unit = "tokens / USD" if params.legacy_formulas else "tokens"
     shown = ~result.minutes.gap | params.legacy_formulas
     ax.plot(times, np.where(shown, rule.above, np.nan), color=DOWN_COLOR, lw=0.7,
-            label=f"above: (p, p+{params.window_usd:g}]")
+            label=f"above: (p, p+{params.window_label()}]")
     ax.plot(times, np.where(shown, rule.below, np.nan), color=UP_COLOR, lw=0.7,
-            label=f"below: [p−{params.window_usd:g}, p)")
+            label=f"below: [p−{params.window_label()}, p)")
     ax.plot(times, rule.threshold, color="tab:red", lw=1.0, ls="--", label="threshold θ")
     ax.set_ylabel(f"liquidations\nin window ({unit})")
     ax.yaxis.set_major_formatter(THOUSANDS)
@@ -93,22 +95,29 @@ def _legend_right(ax: Axes) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small", frameon=False)
 
 
-def render_pnl(result: BacktestResult, stats: dict[str, float], market: str = "SOL") -> Figure:
-    """Cumulative P&L raw vs boosted gross and net (top) and boosted net − raw (bottom)."""
+def render_pnl(result: BacktestResult, stats: dict[str, float], market: str = "SOL",
+               always_on: Ledger | None = None) -> Figure:
+    """Cumulative P&L raw vs boosted gross and net (top; with the boost-always-on baseline
+    when given) and boosted net − raw (bottom). Net means after costs and carry."""
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1.4, 1])
     frame = result.minutes_frame()
     times = result.minutes.timestamps()
-    top.plot(times, frame["cum_pnl_raw"], color="0.35", lw=1.2, label="raw hedge")
+    top.plot(times, frame["cum_pnl_raw_net"], color="0.35", lw=1.2,
+             label="plain hedge (boost never on)")
     top.plot(times, frame["cum_pnl_boosted"], color=UP_COLOR, lw=1.0, ls="--",
              label="boosted, gross")
     top.plot(times, frame["cum_pnl_boosted_net"], color=UP_COLOR, lw=1.4,
-             label="boosted, net of costs")
+             label="boosted, net of costs and carry")
+    if always_on is not None:
+        net = np.cumsum(always_on.pnl_boosted_usd - always_on.cost_usd
+                        - always_on.carry_boosted_usd)
+        top.plot(times, net, color="tab:purple", lw=0.9, ls=":", label="boost always on, net")
     top.axhline(0, color="0.6", lw=0.6)
     top.set_ylabel("cumulative P&L (USD)")
     top.yaxis.set_major_formatter(THOUSANDS)
     _legend_right(top)
-    diff = (frame["cum_pnl_boosted_net"] - frame["cum_pnl_raw"]).to_numpy()
+    diff = (frame["cum_pnl_boosted_net"] - frame["cum_pnl_raw_net"]).to_numpy()
     bottom.fill_between(times, diff, 0, where=diff >= 0, color="tab:green", alpha=0.35, lw=0,
                         interpolate=True, label="boost ahead")
     bottom.fill_between(times, diff, 0, where=diff < 0, color="tab:red", alpha=0.35, lw=0,
@@ -221,8 +230,8 @@ def _time_axis(ax: Axes) -> None:
 
 
 def _shade_direction(ax: Axes, times: pd.DatetimeIndex, direction: np.ndarray) -> None:
-    for value, color, label in ((1, UP_COLOR, "boost +1 (raised)"),
-                                (-1, DOWN_COLOR, "boost −1 (lowered)")):
+    for value, color, label in ((1, UP_COLOR, "boost +1 (short raised)"),
+                                (-1, DOWN_COLOR, "boost −1 (short cut)")):
         ax.fill_between(times, 0, 1, where=direction == value, step="post", color=color,
                         alpha=0.12, lw=0, transform=ax.get_xaxis_transform(), label=label)
 

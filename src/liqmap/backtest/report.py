@@ -11,8 +11,8 @@ from typing import Any, Final
 
 import pandas as pd
 
-from liqmap.backtest.engine import BacktestResult
-from liqmap.backtest.params import SWEEPABLE, BacktestParams
+from liqmap.backtest.engine import BacktestResult, Ledger
+from liqmap.backtest.params import MOSTLY_ON_SHARE, SWEEPABLE, BacktestParams
 from liqmap.backtest.plots import (
     default_sweep_axes,
     describe_params,
@@ -21,7 +21,7 @@ from liqmap.backtest.plots import (
     render_sweep,
 )
 from liqmap.backtest.stats import compute_stats
-from liqmap.backtest.sweep import SweepResult
+from liqmap.backtest.sweep import SweepResult, WalkForward
 from liqmap.errors import InputError
 from liqmap.files import write_bytes
 
@@ -33,21 +33,44 @@ SPLIT_METRICS: Final = ("cum_pnl_raw_usd", "cum_pnl_boosted_net_usd", "net_impro
 
 
 def build_summary(result: BacktestResult, *, market: str, source: str,
-                  sweep: SweepResult | None = None) -> dict[str, Any]:
-    """Everything summary.json holds: inputs, coverage, parameters, metrics, sweep outcome."""
+                  sweep: SweepResult | None = None, baselines: Mapping[str, Ledger] | None = None,
+                  walk_forward: WalkForward | None = None,
+                  notes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything summary.json holds: inputs, coverage, parameters, metrics, the two baselines
+    (boost never on, always on), warnings, sweep and walk-forward outcomes."""
     times = result.minutes.timestamps()
+    metrics = compute_stats(result.ledger)
     summary: dict[str, Any] = {
         "market": market,
         "source": source,
         "t_start": f"{times[0]:{TIME_FORMAT}}",
         "t_end": f"{times[-1]:{TIME_FORMAT}}",
+        "units": {"exposure": f"{market} tokens, long, hedged by a short",
+                  "pnl": "USD", "window_sums": f"{market} tokens"},
         "coverage": result.minutes.coverage.to_dict(),
         "params": result.params.to_dict(),
-        "metrics": compute_stats(result.ledger),
+        "metrics": metrics,
+        "baselines": {k: compute_stats(v) for k, v in (baselines or {}).items()},
+        "warnings": warnings_for(metrics),
+        **dict(notes or {}),
     }
     if sweep is not None:
         summary["sweep"] = _sweep_summary(sweep, times)
+    if walk_forward is not None:
+        summary["walk_forward"] = {"folds": walk_forward.folds.to_dict(orient="records"),
+                                   "out_of_sample": walk_forward.out_of_sample}
     return summary
+
+
+def warnings_for(metrics: Mapping[str, float]) -> list[str]:
+    """Warnings a risk manager must see next to the numbers."""
+    out = []
+    share = metrics["boosted_share"]
+    if share > MOSTLY_ON_SHARE:
+        out.append(f"the boost is on {100 * share:.1f} % of the minutes (more than "
+                   f"{100 * MOSTLY_ON_SHARE:.0f} %): this set holds a bigger short rather than "
+                   "timing one; compare it with the 'boost always on' baseline")
+    return out
 
 
 def _sweep_summary(sweep: SweepResult, times: pd.DatetimeIndex) -> dict[str, Any]:
@@ -90,12 +113,48 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"{'turnover':28}{m['turnover_tokens']:,.2f} tokens, {m['turnover_usd']:,.2f} USD",
         f"{'max drawdown, net − raw':28}{m['max_drawdown_usd']:,.2f} USD",
     ]
+    if m["carry_raw_usd"] or m["carry_boosted_usd"]:
+        lines.insert(7, f"{'carry of the short (USD)':28}{m['carry_raw_usd']:>14,.2f}"
+                        f"{'':>14}{m['carry_boosted_usd']:>14,.2f}")
+    lines += _format_baselines(summary)
     if cov["n_hedge_outside_matrix"] or cov["n_matrix_without_hedge"]:
         lines.append(f"{'unmatched minutes':28}hedge log only {cov['n_hedge_outside_matrix']:,}"
                      f", matrix only {cov['n_matrix_without_hedge']:,}")
     if "sweep" in summary:
         lines += ["", *_format_sweep(summary["sweep"])]
+    if "walk_forward" in summary:
+        lines += ["", *_format_walk_forward(summary["walk_forward"])]
+    lines += [f"WARNING: {w}" for w in summary.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _format_baselines(summary: Mapping[str, Any]) -> list[str]:
+    base = summary.get("baselines") or {}
+    if not base:
+        return []
+    rows = [("this rule", summary["metrics"]), ("boost never on (plain hedge)",
+                                                 base["never_on"]),
+            ("boost always on (+1)", base["always_on"])]
+    lines = ["", f"{'baselines, same costs':28}{'net P&L (USD)':>16}{'time boosted':>14}"]
+    for label, m in rows:
+        lines.append(f"{label:28}{m['cum_pnl_boosted_net_usd']:>16,.2f}"
+                     f"{_pct(m['boosted_share']):>14}")
+    return lines
+
+
+def _format_walk_forward(wf: Mapping[str, Any]) -> list[str]:
+    folds, total = wf["folds"], wf["out_of_sample"]
+    lines = [f"walk-forward: {len(folds)} folds, each chooses on its train window and is "
+             "scored on the next test window"]
+    for f in folds:
+        lines.append(f"  fold {f['fold']:>2}  test {f['test_start']:%m-%d %H:%M} .. "
+                     f"{f['test_end']:%m-%d %H:%M}  net improvement "
+                     f"{_num(f.get('net_improvement_usd', float('nan'))):>12} USD, boosted "
+                     f"{_pct(f.get('boosted_share', float('nan')))}")
+    lines.append(f"  out of sample, all folds: net improvement "
+                 f"{_num(total.get('net_improvement_usd', float('nan')))} USD, boosted "
+                 f"{_pct(total.get('boosted_share', float('nan')))}")
+    return lines
 
 
 def _params_line(summary: Mapping[str, Any]) -> str:
@@ -130,7 +189,8 @@ def _num(x: float) -> str:
 
 def render_outputs(result: BacktestResult, summary: Mapping[str, Any], *, plots: bool = True,
                    sweep: SweepResult | None = None,
-                   sweep_axes: tuple[str, str | None] | None = None) -> dict[str, bytes]:
+                   sweep_axes: tuple[str, str | None] | None = None,
+                   baselines: Mapping[str, Ledger] | None = None) -> dict[str, bytes]:
     """File name -> content of every output, built in memory so a failure writes nothing."""
     files = {
         "minutes.csv": _csv(result.minutes_frame()),
@@ -139,10 +199,13 @@ def render_outputs(result: BacktestResult, summary: Mapping[str, Any], *, plots:
     }
     if sweep is not None:
         files["sweep.csv"] = _csv(sweep.table)
+    if "walk_forward" in summary:
+        files["walk_forward.csv"] = _csv(pd.DataFrame(summary["walk_forward"]["folds"]))
     if plots:
         market = summary["market"]
         files["ratio.png"] = _png(render_ratio(result, market))
-        files["pnl.png"] = _png(render_pnl(result, summary["metrics"], market))
+        files["pnl.png"] = _png(render_pnl(result, summary["metrics"], market,
+                                           (baselines or {}).get("always_on")))
         axes = sweep_axes or (default_sweep_axes(sweep.grid) if sweep is not None else None)
         if sweep is not None and axes is not None:
             title = f"{market} sweep of {len(sweep.table):,} sets, ranked on " \
@@ -199,6 +262,8 @@ def _json_safe(value: Any) -> Any:
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return f"{value:{TIME_FORMAT}}"
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

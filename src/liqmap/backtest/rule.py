@@ -39,8 +39,16 @@ def bin_prefix_sums(z: np.ndarray) -> np.ndarray:
     return out
 
 
+def window_usd_of(params: BacktestParams, price_usd: np.ndarray) -> np.ndarray | float:
+    """W in USD at each minute: `window_usd` when set, else `window_pct` % of the price."""
+    if params.window_usd is not None:
+        return float(params.window_usd)
+    return price_usd * (float(params.window_pct or 0.0) / 100.0)
+
+
 def window_sums(prefix: np.ndarray, lower_edges_usd: np.ndarray, columns: np.ndarray,
-                price_usd: np.ndarray, window_usd: float) -> tuple[np.ndarray, np.ndarray]:
+                price_usd: np.ndarray, window_usd: float | np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Amount in bins whose lower edge lies in (p, p + W] (above) and in [p - W, p) (below).
 
     Args:
@@ -48,7 +56,7 @@ def window_sums(prefix: np.ndarray, lower_edges_usd: np.ndarray, columns: np.nda
         lower_edges_usd: float64 [n_bins], ascending lower bin edges (USD).
         columns: int64 [n], matrix column of each minute.
         price_usd: float64 [n], price p of each minute.
-        window_usd: W.
+        window_usd: W, USD: one number, or float64 [n] (a share of each minute's price).
 
     Returns:
         (above, below), float64 [n] each, in the matrix's unit.
@@ -92,15 +100,14 @@ def trailing_quantile(values: np.ndarray, frozen: np.ndarray, q: float,
 
 
 @numba.njit(cache=True)
-def _rule_nb(above, below, threshold, frozen, confirm_n, release_n, reversal):
-    """Kernel of `run_rule` on plain arrays; returns (direction int8, trigger bool, event int8)."""
+def _rule_nb(above, below, threshold, frozen, confirm_n, release_n, reversal, d, confirm,
+             release):
+    """Kernel of `run_rule` on plain arrays, from state (d, confirm, release); returns
+    (direction int8, trigger bool, event int8, final d, final confirm, final release)."""
     n = above.shape[0]
     direction = np.zeros(n, np.int8)
     trigger = np.zeros(n, np.bool_)
     event = np.zeros(n, np.int8)
-    d = 0
-    confirm = 0
-    release = 0
     for t in range(n):
         if not frozen[t]:
             trig = above[t] > threshold[t] or below[t] > threshold[t]
@@ -123,7 +130,18 @@ def _rule_nb(above, below, threshold, frozen, confirm_n, release_n, reversal):
                 d = 0
                 event[t] = EVENT_OFF
         direction[t] = d
-    return direction, trigger, event
+    return direction, trigger, event, d, confirm, release
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """Where the state machine stands after a minute: direction (−1, 0, +1) and the counts of
+    trigger and quiet minutes in a row. The rule at minute t depends on earlier minutes only
+    through this and the trailing θ history, so a run can stop and go on from it."""
+
+    direction: int = 0
+    confirm: int = 0
+    release: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,6 +154,7 @@ class RuleOutput:
         trigger: bool, the minute triggered (False on frozen minutes).
         direction: int8 in {-1, 0, +1}, decided at t, held from t to t + 1.
         event: int8 EVENT_* code of the toggle at t, EVENT_NONE if none.
+        final: the state after the last minute (a later run starts from it).
     """
 
     above: np.ndarray
@@ -144,10 +163,12 @@ class RuleOutput:
     trigger: np.ndarray
     direction: np.ndarray
     event: np.ndarray
+    final: RuleState = field(default_factory=RuleState)
 
 
 def run_rule(above: np.ndarray, below: np.ndarray, threshold: np.ndarray, frozen: np.ndarray,
-             *, confirm: int, release: int, reversal: bool) -> RuleOutput:
+             *, confirm: int, release: int, reversal: bool,
+             state: RuleState | None = None) -> RuleOutput:
     """Run the confirm/release state machine over minutes (see docs/backtest.md "The rule").
 
     Args:
@@ -156,13 +177,18 @@ def run_rule(above: np.ndarray, below: np.ndarray, threshold: np.ndarray, frozen
         frozen: bool [n], gap minutes: counters and state are held, no trigger.
         confirm, release: counts from BacktestParams.
         reversal: allow flips while cooling down.
+        state: where to start (default: off, counters 0); the live signal passes the state
+            after the minutes it has already evaluated.
     """
-    direction, trigger, event = _rule_nb(
+    s = state or RuleState()
+    direction, trigger, event, d, c, r = _rule_nb(
         np.ascontiguousarray(above, dtype=np.float64), np.ascontiguousarray(below, np.float64),
         np.ascontiguousarray(threshold, dtype=np.float64), np.ascontiguousarray(frozen, bool),
-        int(confirm), int(release), bool(reversal))
+        int(confirm), int(release), bool(reversal), int(s.direction), int(s.confirm),
+        int(s.release))
     return RuleOutput(above=above, below=below, threshold=threshold, trigger=trigger,
-                      direction=direction, event=event)
+                      direction=direction, event=event,
+                      final=RuleState(int(d), int(c), int(r)))
 
 
 @dataclass
@@ -177,8 +203,8 @@ class SignalSource:
     columns: np.ndarray
     price_usd: np.ndarray
     gap: np.ndarray
-    _sums: dict[tuple[float, bool], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    _thresholds: dict[tuple[float, bool, float, int], np.ndarray] = field(default_factory=dict)
+    _sums: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _thresholds: dict[tuple[object, ...], np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_matrix(cls, matrix: LiqMatrix, columns: np.ndarray, price_usd: np.ndarray,
@@ -193,10 +219,10 @@ class SignalSource:
 
     def sums(self, params: BacktestParams) -> tuple[np.ndarray, np.ndarray]:
         """(above, below) [n] for the params' window; divided by the price if legacy."""
-        key = (params.window_usd, params.legacy_formulas)
+        key = (params.window_usd, params.window_pct, params.legacy_formulas)
         if key not in self._sums:
             above, below = window_sums(self.prefix, self.lower_edges_usd, self.columns,
-                                       self.price_usd, params.window_usd)
+                                       self.price_usd, window_usd_of(params, self.price_usd))
             if params.legacy_formulas:
                 above, below = above / self.price_usd, below / self.price_usd
             self._sums[key] = (above, below)
@@ -205,9 +231,10 @@ class SignalSource:
     def threshold(self, params: BacktestParams) -> np.ndarray:
         """θ per minute [n]: constant, or the trailing quantile of max(above, below)."""
         q = params.threshold_quantile
-        if q is None:
-            return np.full(self.columns.shape[0], float(params.threshold_tokens))
-        key = (params.window_usd, params.legacy_formulas, q, params.lookback_min)
+        if params.threshold_tokens is not None or q is None:
+            return np.full(self.columns.shape[0], float(params.threshold_tokens or 0.0))
+        key = (params.window_usd, params.window_pct, params.legacy_formulas, q,
+               params.lookback_min)
         if key not in self._thresholds:
             above, below = self.sums(params)
             self._thresholds[key] = trailing_quantile(np.maximum(above, below),

@@ -14,8 +14,10 @@ def compute_stats(ledger: Ledger, start: int = 0, stop: int | None = None) -> di
 
     Keys:
         n_minutes; cum_pnl_raw_usd; cum_pnl_boosted_usd (gross); cost_usd;
-        cum_pnl_boosted_net_usd (gross − cost); improvement_usd (gross − raw);
-        net_improvement_usd (net − raw); boosted_minutes, boosted_share (of n_minutes);
+        carry_raw_usd, carry_boosted_usd (carrying cost of each hedge, paid > 0);
+        cum_pnl_raw_net_usd (raw − its carry);
+        cum_pnl_boosted_net_usd (gross − cost − carry); improvement_usd (gross − raw);
+        net_improvement_usd (boosted net − raw net); boosted_minutes, boosted_share (of n_minutes);
         n_on, n_off, n_reverse, n_toggles (their sum); hit_rate: share of boosted minutes t
         (t + 1 < stop) whose next move p(t+1) − p(t) has the overlay's sign (k × direction; the
         direction's when k > 0), NaN without such minutes; turnover_tokens: Σ|Δ overlay|;
@@ -31,8 +33,12 @@ def compute_stats(ledger: Ledger, start: int = 0, stop: int | None = None) -> di
     direction = ledger.direction[sl]
     event = ledger.event[sl]
     trade = ledger.trade_tokens[sl]
+    carry_raw, carry_boosted = ledger.carry_raw_usd[sl], ledger.carry_boosted_usd[sl]
     cum_raw, cum_gross, cum_cost = float(raw.sum()), float(gross.sum()), float(cost.sum())
-    cum_net = cum_gross - cum_cost
+    cum_carry_raw, cum_carry_boosted = ((float(carry_raw.sum()), float(carry_boosted.sum()))
+                                        if ledger.has_carry else (0.0, 0.0))
+    cum_net = cum_gross - cum_cost - cum_carry_boosted
+    cum_raw_net = cum_raw - cum_carry_raw
     boosted = int(np.count_nonzero(direction))
     n_on, n_off, n_reverse = (int(np.count_nonzero(event == e))
                               for e in (EVENT_ON, EVENT_OFF, EVENT_REVERSE))
@@ -42,9 +48,12 @@ def compute_stats(ledger: Ledger, start: int = 0, stop: int | None = None) -> di
         "cum_pnl_raw_usd": cum_raw,
         "cum_pnl_boosted_usd": cum_gross,
         "cost_usd": cum_cost,
+        "carry_raw_usd": cum_carry_raw,
+        "carry_boosted_usd": cum_carry_boosted,
+        "cum_pnl_raw_net_usd": cum_raw_net,
         "cum_pnl_boosted_net_usd": cum_net,
         "improvement_usd": cum_gross - cum_raw,
-        "net_improvement_usd": cum_net - cum_raw,
+        "net_improvement_usd": cum_net - cum_raw_net,
         "boosted_minutes": boosted,
         "boosted_share": boosted / n if n else float("nan"),
         "n_on": n_on,
@@ -54,7 +63,8 @@ def compute_stats(ledger: Ledger, start: int = 0, stop: int | None = None) -> di
         "hit_rate": hit_rate(ledger.overlay_tokens[sl], book.dp_usd[sl]),
         "turnover_tokens": float(trade.sum()),
         "turnover_usd": float((trade * book.price_usd[sl]).sum()),
-        "max_drawdown_usd": max_drawdown(np.cumsum(gross - cost - raw)),
+        "max_drawdown_usd": max_drawdown(np.cumsum(
+            gross - cost - raw + (carry_raw - carry_boosted if ledger.has_carry else 0.0))),
     }
 
 

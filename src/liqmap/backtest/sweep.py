@@ -1,7 +1,8 @@
 """Parameter sweeps: the spec grammar, the grid, ranking, and the train/test split.
 
 Spec: `name=a:b:step` (a, a + step, ... up to b inclusive when b lands on the grid) or
-`name=v1,v2,...`, several separated by `;`. Names: see params.SWEEPABLE.
+`name=v1,v2,...`, several separated by `;`. Names: see params.SWEEPABLE; `window` values with
+`%` (`window=0.25%,0.5%`) are shares of the price (`window_pct`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def parse_sweep(spec: str) -> Grid:
             raise InputError(f"sweep item {part!r} is not name=values; write e.g. {_EXAMPLE}")
         if name not in SWEEPABLE:
             raise InputError(f"cannot sweep {name!r}; sweepable: {', '.join(SWEEPABLE)}")
+        if name == "window" and "%" in values:
+            name, values = "window_pct", values.replace("%", "")
         if name in grid:
             raise InputError(f"sweep names {name!r} twice; give each parameter once")
         grid[name] = _parse_values(name, values)
@@ -94,6 +97,9 @@ def _check_grid(grid: Grid) -> None:
     if "threshold" in grid and "threshold_quantile" in grid:
         raise InputError("sweep threshold or threshold_quantile, not both (a quantile replaces "
                          "the fixed threshold)")
+    if "window" in grid and "window_pct" in grid:
+        raise InputError("sweep window in USD or as a share of the price (window=0.25%,0.5%), "
+                         "not both")
     n = math.prod(len(v) for v in grid.values())
     if n > MAX_COMBINATIONS:
         raise InputError(f"the sweep has {n:,} combinations (limit {MAX_COMBINATIONS:,}); use "
@@ -107,10 +113,8 @@ def grid_params(base: BacktestParams, grid: Grid) -> list[BacktestParams]:
         InputError: a swept name has no effect with `base` (threshold with a quantile,
             lookback without one).
     """
-    quantile = base.threshold_quantile is not None or "threshold_quantile" in grid
-    if quantile and "threshold" in grid:
-        raise InputError("--sweep threshold has no effect with --threshold-quantile; sweep "
-                         "threshold_quantile instead")
+    quantile = ("threshold_quantile" in grid or base.threshold_tokens is None) \
+        and "threshold" not in grid
     if "lookback" in grid and not quantile:
         raise InputError("--sweep lookback only matters with a quantile threshold; add "
                          "--threshold-quantile or sweep threshold_quantile")
@@ -118,6 +122,14 @@ def grid_params(base: BacktestParams, grid: Grid) -> list[BacktestParams]:
     out = []
     for combo in itertools.product(*grid.values()):
         changes = {SWEEPABLE[n]: _typed(n, v) for n, v in zip(names, combo, strict=True)}
+        if "threshold" in grid:
+            changes["threshold_quantile"] = None
+        if "threshold_quantile" in grid:
+            changes["threshold_tokens"] = None
+        if "window" in grid:
+            changes["window_pct"] = None
+        if "window_pct" in grid:
+            changes["window_usd"] = None
         out.append(validate_params(replace(base, **changes)))
     return out
 
@@ -189,7 +201,7 @@ def run_sweep(matrix: LiqMatrix, minutes: MinuteInputs, base: BacktestParams, gr
                          f"{', '.join(OBJECTIVES)}")
     sets = grid_params(base, grid)
     stop = split_index(minutes.ts_ns, train_frac) if train_frac is not None else minutes.n
-    prepared = Prepared.of(matrix, minutes)
+    prepared = Prepared.of(matrix, minutes, legacy=base.legacy_formulas)
     rows = []
     for params in sets:
         _, ledger = prepared.simulate(params)
@@ -221,3 +233,87 @@ def _ranked_table(grid: Grid, sets: list[BacktestParams], rows: list[dict[str, f
     table = table.loc[order].reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
+
+
+#: Metrics that add up over consecutive test windows (the walk-forward's out-of-sample total).
+ADDITIVE: Final = ("n_minutes", "cum_pnl_raw_usd", "cum_pnl_boosted_usd", "cost_usd",
+                   "carry_raw_usd", "carry_boosted_usd", "cum_pnl_raw_net_usd",
+                   "cum_pnl_boosted_net_usd", "improvement_usd", "net_improvement_usd",
+                   "boosted_minutes", "n_on", "n_off", "n_reverse", "n_toggles",
+                   "turnover_tokens", "turnover_usd")
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """Rolling out-of-sample test: each fold picks the best set on its train window and is
+    scored on the test window after it; windows roll forward by the test length.
+
+    Attributes:
+        folds: one row per fold: `fold`, `train_start`, `test_start`, `test_end` (UTC), the
+            chosen set's swept values, its train objective, then its test metrics.
+        out_of_sample: the additive test metrics summed over the folds (plus boosted_share).
+    """
+
+    folds: pd.DataFrame
+    out_of_sample: dict[str, float]
+
+
+def fold_bounds(ts_ns: np.ndarray, train_min: int, test_min: int) -> list[tuple[int, int, int]]:
+    """(train start, test start, test end) indices of each fold, by time.
+
+    Raises:
+        InputError: the window is shorter than one train plus one test part.
+    """
+    if train_min < 2 or test_min < 2:
+        raise InputError("--walk-forward needs train and test windows of 2 minutes or more, "
+                         "e.g. --walk-forward 24h,6h")
+    minute = 60_000_000_000
+    folds = []
+    start = int(ts_ns[0])
+    while True:
+        lo, mid, hi = np.searchsorted(ts_ns, [start, start + train_min * minute,
+                                              start + (train_min + test_min) * minute])
+        if hi - mid < 2 or mid - lo < 2:
+            break
+        folds.append((int(lo), int(mid), int(hi)))
+        start += test_min * minute
+    if not folds:
+        span = (int(ts_ns[-1]) - int(ts_ns[0])) // minute + 1
+        raise InputError(f"--walk-forward {train_min} + {test_min} minutes does not fit the "
+                         f"{span:,} minutes of data; use shorter windows")
+    return folds
+
+
+def run_walk_forward(matrix: LiqMatrix, minutes: MinuteInputs, base: BacktestParams,
+                     grid: Grid, *, train_min: int, test_min: int,
+                     objective: str = "net_improvement_usd") -> WalkForward:
+    """Walk-forward of `grid` over `base` (see `WalkForward`). Each set runs once over all
+    minutes, its state carried from one window to the next as in a live run; only the choice
+    of set changes per fold, made on train minutes alone."""
+    if objective not in OBJECTIVES:
+        raise InputError(f"unknown --objective {objective!r}; choose one of "
+                         f"{', '.join(OBJECTIVES)}")
+    folds = fold_bounds(minutes.ts_ns, train_min, test_min)
+    sets = grid_params(base, grid)
+    prepared = Prepared.of(matrix, minutes, legacy=base.legacy_formulas)
+    sign = OBJECTIVES[objective]
+    best: list[tuple[float, int, dict[str, float]]] = [(-math.inf, -1, {})] * len(folds)
+    for i, params in enumerate(sets):
+        _, ledger = prepared.simulate(params)
+        for f, (lo, mid, hi) in enumerate(folds):
+            score = compute_stats(ledger, lo, mid)[objective] * sign
+            if math.isfinite(score) and score > best[f][0]:
+                best[f] = (score, i, compute_stats(ledger, mid, hi))
+    times = minutes.timestamps()
+    rows = []
+    for f, ((lo, mid, hi), (score, i, test)) in enumerate(zip(folds, best, strict=True)):
+        chosen = sets[max(i, 0)]
+        rows.append({"fold": f + 1, "train_start": times[lo], "test_start": times[mid],
+                     "test_end": times[hi - 1],
+                     **{n: getattr(chosen, SWEEPABLE[n]) for n in grid},
+                     f"train_{objective}": score * sign, **test})
+    table = pd.DataFrame(rows)
+    total = {k: float(table[k].sum()) for k in ADDITIVE if k in table}
+    total["boosted_share"] = (total["boosted_minutes"] / total["n_minutes"]
+                              if total.get("n_minutes") else float("nan"))
+    return WalkForward(folds=table, out_of_sample=total)

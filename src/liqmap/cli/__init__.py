@@ -32,6 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("backtest:backtest_cmd", "Backtest the liquidation-pressure hedge boost."),
     "simulate": ("demo:simulate_cmd", "Run a simulated Jupiter Perps market on a local node."),
     "demo": ("demo:demo_cmd", "The whole tool offline: simulate, collect, draw, backtest."),
+    "serve": ("serve:serve_cmd", "The live liquidation page and API over the store."),
+    "signal": ("signal:signal_cmd", "The hedge-boost rule live on the store; toggles to "
+                                    "webhooks."),
     "recover": ("collect:recover_cmd", "Clean interrupted writes; find and quarantine damaged "
                                        "files."),
     "score": ("score:score_cmd", "Score the map against realized liquidations."),

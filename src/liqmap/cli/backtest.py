@@ -1,12 +1,11 @@
-"""`liqmap backtest`: flags in, one library call per step, files and a table out."""
+"""`liqmap backtest`: flags in, `liqmap.backtest` / `liqmap.sweep` called, files and a table out."""
 
 from __future__ import annotations
 
-import importlib
 import math
+import re
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -14,23 +13,53 @@ from liqmap.backtest import params as P
 from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
 from liqmap.errors import InputError
 
-if TYPE_CHECKING:  # pandas, numba and the matrix load only when the command runs
-    import pandas as pd
-
-    from liqmap.backtest.align import MinuteInputs
-    from liqmap.matrix import LiqMatrix
-
-#: Read this much market_state before the first minute, so a stored exposure is known there.
-EXPOSURE_LEAD_MIN = 60
 PROGRESS_MIN_SETS = 100
 
 _EPILOG = """\b
 Examples:
+  liqmap backtest --data-dir demo-out/data
   liqmap backtest --heatmap liq_matrix_72h_1m.npz --hedge-log desk.csv --tz Asia/Hong_Kong
-  liqmap backtest --heatmap m.npz --threshold 80000 --release 3 --fee-bps 2 --slippage-bps 3
-  liqmap backtest --heatmap m.npz --sweep "threshold=40000:120000:10000;window=5,10,20" \\
-      --train-frac 0.5 --out-dir out/sweep
+  liqmap backtest --heatmap m.npz --threshold 80000 --window 10 --release 3
+  liqmap backtest --heatmap m.npz --sweep "threshold_quantile=0.8,0.9,0.95;window=0.25%,0.5%" \\
+      --walk-forward 24h,6h --out-dir out/sweep
 """
+
+
+def rule_options(f: Any) -> Any:
+    """The rule's options, shared by `liqmap backtest` and `liqmap signal`."""
+    for option in reversed(_RULE_OPTIONS):
+        f = option(f)
+    return f
+
+
+_RULE_OPTIONS = [
+    click.option("--window", "window_text", default=f"{P.DEFAULT_WINDOW_PCT:g}%",
+              show_default=True, help="W above and below the price: a share of the price "
+                                      "(0.5%) or USD (10)."),
+    click.option("--threshold", "threshold_tokens", type=float, default=None,
+              help="θ fixed: trigger when either window sum exceeds it (tokens). Default: the "
+                   "trailing quantile below."),
+    click.option("--threshold-quantile", type=float, default=None,
+              help=f"θ = this quantile (0-1] of the trailing max(above, below) [default "
+                   f"{P.DEFAULT_THRESHOLD_QUANTILE:g}]."),
+    click.option("--lookback", "lookback_min", type=int, default=P.DEFAULT_LOOKBACK_MIN,
+              show_default=True, help="Minutes of history of the quantile threshold."),
+    click.option("--confirm", type=int, default=P.DEFAULT_CONFIRM, show_default=True,
+              help="Trigger minutes in a row to switch the boost on."),
+    click.option("--release", type=int, default=P.DEFAULT_RELEASE, show_default=True,
+              help="Quiet minutes in a row to switch it off."),
+    click.option("--reversal/--no-reversal", default=False, show_default=True,
+              help="While cooling down, an opposite trigger flips the direction."),
+    click.option("--boost", type=float, default=P.DEFAULT_BOOST, show_default=True,
+              help="Ratio added to the short (+1) or taken from it (−1) while on."),
+    click.option("--fee-bps", type=float, default=P.DEFAULT_FEE_BPS, show_default=True,
+              help=f"Fee on each change of the boost, bps ({P.HEDGE_VENUE})."),
+    click.option("--slippage-bps", type=float, default=P.DEFAULT_SLIPPAGE_BPS, show_default=True,
+              help="Slippage on each change of the boost, bps."),
+    click.option("--carry-apr", type=float, default=P.DEFAULT_CARRY_APR, show_default=True,
+              help="Carrying cost of the short (funding/borrow), fraction per year of its "
+                   "notional paid by the short; negative if it earns."),
+]
 
 
 @click.command("backtest", epilog=_EPILOG)
@@ -39,46 +68,31 @@ Examples:
 @data_dir_option
 @market_option
 @window_options
-@click.option("--bin", "bin_usd", type=float, default=P.DEFAULT_BIN_USD, show_default=True,
-              help="Price bin width (USD) of the matrix built from the store.")
+@click.option("--bin", "bin_usd", type=float, default=None,
+              help="Price bin width (USD) of the matrix built from the store (default: SOL "
+                   "0.1, ETH 1, BTC 20).")
 @click.option("--hedge-log", "hedge_log_path", type=click.Path(exists=True, dir_okay=False),
-              help="Per-minute CSV: timestamp, price, position, current_ratio, target_ratio "
-                   "(or the desk export's column names).")
+              help="Per-minute CSV: timestamp, price, position (the short, written negative "
+                   "or positive), current_ratio, target_ratio (or the desk export's names).")
 @click.option("--tz", default="UTC", show_default=True,
               help="Zone of naive hedge-log timestamps, e.g. Asia/Hong_Kong.")
 @click.option("--target", "target_ratio", type=float, default=P.DEFAULT_TARGET_RATIO,
-              show_default=True, help="Hedge ratio without a hedge log.")
+              show_default=True, help="Without a hedge log: share of the exposure shorted.")
 @click.option("--exposure", "exposure_tokens", type=float, default=P.DEFAULT_EXPOSURE_TOKENS,
-              show_default=True, help="Tokens hedged without a hedge log (1 = per token).")
-@click.option("--jlp-amount", "stored_exposure", is_flag=True,
-              help="Without a hedge log: take the exposure from the store's JLP net delta "
-                   "(tokens) at each minute.")
-@click.option("--window", "window_usd", type=float, default=P.DEFAULT_WINDOW_USD,
-              show_default=True, help="W: USD above and below the price summed.")
-@click.option("--threshold", "threshold_tokens", type=float,
-              default=P.DEFAULT_THRESHOLD_TOKENS, show_default=True,
-              help="θ: trigger when either window sum exceeds it (tokens).")
-@click.option("--threshold-quantile", type=float, default=None,
-              help="Trigger on this quantile (0-1] of the trailing max(above, below) instead.")
-@click.option("--lookback", "lookback_min", type=int, default=P.DEFAULT_LOOKBACK_MIN,
-              show_default=True, help="Minutes of history for --threshold-quantile.")
-@click.option("--confirm", type=int, default=P.DEFAULT_CONFIRM, show_default=True,
-              help="Trigger minutes in a row to switch the boost on.")
-@click.option("--release", type=int, default=P.DEFAULT_RELEASE, show_default=True,
-              help="Quiet minutes in a row to switch it off.")
-@click.option("--reversal/--no-reversal", default=False, show_default=True,
-              help="While cooling down, an opposite trigger flips the direction.")
-@click.option("--boost", type=float, default=P.DEFAULT_BOOST, show_default=True,
-              help="Ratio added (+1) or removed (−1) while the boost is on.")
-@click.option("--fee-bps", type=float, default=0.0, show_default=True,
-              help="Fee on each change of the boost overlay, bps of its USD value.")
-@click.option("--slippage-bps", type=float, default=0.0, show_default=True,
-              help="Slippage on each change of the boost overlay, bps.")
+              show_default=True, help="Without a hedge log: tokens of the asset held long and "
+                                      "hedged by a short (1 = results per token).")
+@click.option("--jlp-amount", type=float, default=None, metavar="JLP",
+              help="Without a hedge log: JLP tokens held; exposure = JLP / JLP supply × the "
+                   "pool's net delta at each minute, from the store.")
+@rule_options
+@click.option("--carry-csv", type=click.Path(exists=True, dir_okay=False),
+              help="Per-hour carry: timestamp and carry_apr, or funding_rate (per hour, "
+                   "positive when longs pay); replaces --carry-apr.")
 @click.option("--legacy-formulas", is_flag=True,
               help="The old script's numbers: window sums / price, its boosted loss, no gap "
                    "freeze.")
 @click.option("--sweep", "sweep_spec", metavar="SPEC",
-              help='Grid, e.g. "threshold=40000:120000:10000;window=5,10;boost=0.25,0.5".')
+              help='Grid, e.g. "threshold_quantile=0.8,0.9;window=0.25%,0.5%;boost=0.25,0.5".')
 @click.option("--objective", type=click.Choice(list(P.OBJECTIVES)), default=P.DEFAULT_OBJECTIVE,
               show_default=True, metavar="METRIC",
               help=f"Sweep ranking metric: {', '.join(P.OBJECTIVES)}.")
@@ -86,135 +100,113 @@ Examples:
               help="Swept parameters on the axes of sweep.png (default: the first two varied).")
 @click.option("--train-frac", type=float, default=None,
               help="Rank sweep sets on this first fraction of the time; report the rest.")
+@click.option("--walk-forward", metavar="TRAIN,TEST",
+              help="Rolling out-of-sample test of the sweep: train and test windows, e.g. "
+                   "24h,6h (or minutes: 1440,360).")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=P.DEFAULT_OUT_DIR,
               show_default=True, help="Directory for minutes.csv, toggles.csv, summary.json, "
                                       "PNGs (created).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG pictures.")
 @click.pass_context
 def backtest_cmd(ctx: click.Context, **opts: Any) -> None:
-    """Backtest the liquidation-pressure hedge boost against the plain hedge, after costs.
+    """Backtest the liquidation-pressure boost of a short hedge against the plain hedge.
 
-    When liquidation volume within --window USD of the price exceeds --threshold, the hedge
-    ratio leans by --boost toward the cluster for a while; the P&L of both hedges is compared.
+    The hedge is a short of the exposure. When liquidations within --window of the price
+    exceed θ, the short is increased (cluster below) or reduced (above) by --boost for a
+    while; P&L after fees, slippage and carry is compared with the plain hedge and with the
+    boost always on.
     """
-    from liqmap.backtest import report
-    from liqmap.backtest.engine import run_backtest
-    from liqmap.backtest.sweep import parse_sweep, run_sweep
+    from liqmap.backtest import api, report
 
-    params = _params(opts)
-    grid = parse_sweep(opts["sweep_spec"]) if opts["sweep_spec"] else None
-    if grid is None and (opts["train_frac"] is not None or opts["sweep_axes"]):
-        raise InputError("--train-frac and --sweep-axes work with --sweep; add a --sweep spec")
+    rule = _rule_keywords(opts)
+    grid_given = opts["sweep_spec"] is not None
+    if not grid_given and (opts["train_frac"] is not None or opts["sweep_axes"]
+                           or opts["walk_forward"]):
+        raise InputError("--train-frac, --walk-forward and --sweep-axes work with --sweep; add "
+                         "a --sweep spec")
+    api.rule_params(**rule)  # bad values fail before any data is read
+    grid = api.parse_sweep(opts["sweep_spec"]) if grid_given else None
     axes = report.check_sweep_axes(opts["sweep_axes"], grid) if grid else None
-    t_start, t_end = _window(opts)
-    matrix, source = _matrix(ctx, opts, t_start, t_end)
-    minutes = _minutes(ctx, opts, matrix, t_start, t_end)
-    sweep = None
+    walk = parse_walk_forward(opts["walk_forward"]) if opts["walk_forward"] else None
+    inputs = api.load_inputs(**_input_keywords(ctx, opts))
+    table = None
     if grid is not None:
         with _progress(math.prod(len(v) for v in grid.values())) as bar:
-            sweep = run_sweep(matrix, minutes, params, grid, objective=opts["objective"],
-                              train_frac=opts["train_frac"], progress=bar.update)
-        result = sweep.best_result
-    else:
-        result = run_backtest(matrix, minutes, params)
-    summary = report.build_summary(result, market=opts["market"], source=source, sweep=sweep)
-    files = report.render_outputs(result, summary, plots=not opts["no_plots"], sweep=sweep,
-                                  sweep_axes=axes)
+            table = api.sweep(inputs, grid=opts["sweep_spec"], objective=opts["objective"],
+                              train_frac=opts["train_frac"], walk_forward=walk,
+                              progress=bar.update, **rule)
+        rule = {**table.attrs["best_params"]}
+    bt = api.backtest(inputs, **rule)
+    summary = bt.summary_dict
+    if table is not None:
+        summary = _with_sweep(bt, table, inputs)
+    files = report.render_outputs(bt.result, summary, plots=not opts["no_plots"],
+                                  sweep=_sweep_result(bt, table), sweep_axes=axes,
+                                  baselines=bt.baselines)
     report.write_outputs(opts["out_dir"], files)
     click.echo(report.format_summary(summary))
     click.echo(f"\nwrote {', '.join(files)} to {opts['out_dir']}")
 
 
-def _params(opts: dict[str, Any]) -> P.BacktestParams:
-    return P.validate_params(P.BacktestParams(
-        window_usd=opts["window_usd"], threshold_tokens=opts["threshold_tokens"],
-        threshold_quantile=opts["threshold_quantile"], lookback_min=opts["lookback_min"],
-        confirm=opts["confirm"], release=opts["release"], reversal=opts["reversal"],
-        boost=opts["boost"], fee_bps=opts["fee_bps"], slippage_bps=opts["slippage_bps"],
-        legacy_formulas=opts["legacy_formulas"]))
+def _rule_keywords(opts: dict[str, Any]) -> dict[str, Any]:
+    from liqmap.backtest.api import parse_window
+
+    return {"threshold": opts["threshold_tokens"],
+            "threshold_quantile": opts["threshold_quantile"], "lookback": opts["lookback_min"],
+            "confirm": opts["confirm"], "release": opts["release"],
+            "reversal": opts["reversal"], "boost": opts["boost"], "fee_bps": opts["fee_bps"],
+            "slippage_bps": opts["slippage_bps"], "carry_apr": opts["carry_apr"],
+            "legacy_formulas": opts["legacy_formulas"], **parse_window(opts["window_text"])}
 
 
-def _window(opts: dict[str, Any]) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    from liqmap.timeutil import parse_time
-
-    start = parse_time(opts["t_start"], what="--t-start") if opts["t_start"] else None
-    end = parse_time(opts["t_end"], what="--t-end") if opts["t_end"] else None
-    if start is not None and end is not None and end < start:
-        raise InputError(f"--t-end {end} is before --t-start {start}; swap them")
-    return start, end
-
-
-def _data_dir(ctx: click.Context, opts: dict[str, Any]) -> str:
-    return str(settings_from(ctx, data_dir=opts["data_dir"]).data_dir)
+def _input_keywords(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
+    if opts["heatmap_path"] and opts["data_dir"] and opts["jlp_amount"] is None:
+        raise InputError("--data-dir is unused with --heatmap (the matrix comes from the npz); "
+                         "drop one of them")
+    data_dir = str(settings_from(ctx, data_dir=opts["data_dir"]).data_dir)
+    return {"data": opts["heatmap_path"] or data_dir, "hedge_log": opts["hedge_log_path"],
+            "market": opts["market"], "t_start": opts["t_start"], "t_end": opts["t_end"],
+            "bin_usd": opts["bin_usd"], "tz": opts["tz"], "target_ratio": opts["target_ratio"],
+            "exposure": opts["exposure_tokens"], "jlp_amount": opts["jlp_amount"],
+            "carry_csv": opts["carry_csv"], "data_dir": data_dir}
 
 
-def _matrix(ctx: click.Context, opts: dict[str, Any], t_start: pd.Timestamp | None,
-            t_end: pd.Timestamp | None) -> tuple[LiqMatrix, str]:
-    """The matrix from --heatmap, else built from the store; and a label of its source."""
-    from liqmap.matrix import load_npz
+def parse_walk_forward(text: str) -> tuple[int, int]:
+    """`--walk-forward TRAIN,TEST` in minutes, hours (h) or days (d), e.g. "24h,6h".
 
-    if opts["heatmap_path"]:
-        if opts["data_dir"] and not opts["stored_exposure"]:
-            raise InputError("--data-dir is unused with --heatmap (the matrix comes from the "
-                             "npz); drop one of them")
-        return load_npz(opts["heatmap_path"], market=opts["market"]), str(opts["heatmap_path"])
-    data_dir = _data_dir(ctx, opts)
-    build_matrix_from_store = getattr(_optional_module("liqmap.heatmap"),
-                                      "build_matrix_from_store", None)
-    if build_matrix_from_store is None:
-        raise InputError("this build cannot make a matrix from the store yet "
-                         "(liqmap.heatmap.build_matrix_from_store is missing); pass "
-                         "--heatmap FILE.npz")
-    matrix = build_matrix_from_store(data_dir, opts["market"], t_start, t_end, opts["bin_usd"],
-                                     unit="tokens")
-    if matrix.unit != "tokens":
-        raise InputError(f"the store matrix is in {matrix.unit}, the rule needs tokens")
-    return matrix, f"store {data_dir}"
+    >>> parse_walk_forward("24h,6h"), parse_walk_forward("1440,360")
+    ((1440, 360), (1440, 360))
+    """
+    parts = [p.strip().lower() for p in text.split(",")]
+    scale = {"": 1, "m": 1, "min": 1, "h": 60, "d": 1440}
+    out = []
+    for part in parts:
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(min|m|h|d)?", part)
+        if m is None or len(parts) != 2:
+            raise InputError(f"--walk-forward {text!r} is not TRAIN,TEST such as 24h,6h or "
+                             "1440,360 (minutes)")
+        out.append(int(float(m.group(1)) * scale[m.group(2) or ""]))
+    return out[0], out[1]
 
 
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
+def _with_sweep(bt: Any, table: Any, inputs: Any) -> dict[str, Any]:
+    """The best run's summary with the sweep (and walk-forward) outcome added."""
+    from liqmap.backtest.report import build_summary
+
+    return build_summary(bt.result, market=inputs.market, source=inputs.source,
+                         sweep=_sweep_result(bt, table), baselines=bt.baselines,
+                         walk_forward=table.attrs.get("walk_forward"), notes=inputs.notes)
+
+
+def _sweep_result(bt: Any, table: Any) -> Any:
+    if table is None:
         return None
+    from liqmap.backtest.sweep import SweepResult
 
-
-def _minutes(ctx: click.Context, opts: dict[str, Any], matrix: LiqMatrix,
-             t_start: pd.Timestamp | None, t_end: pd.Timestamp | None) -> MinuteInputs:
-    from liqmap.backtest.align import align_hedge_log, hedge_from_matrix
-    from liqmap.backtest.hedgelog import read_hedge_log
-
-    if opts["hedge_log_path"]:
-        if opts["stored_exposure"]:
-            raise InputError("--jlp-amount replaces the hedge log's exposure; drop "
-                             "--jlp-amount or --hedge-log")
-        log = read_hedge_log(Path(opts["hedge_log_path"]), tz=opts["tz"])
-        return align_hedge_log(matrix, log, t_start=t_start, t_end=t_end)
-    exposure: float | pd.Series = opts["exposure_tokens"]
-    if opts["stored_exposure"]:
-        exposure = _stored_exposure(_data_dir(ctx, opts), opts["market"], matrix, t_start, t_end)
-    return hedge_from_matrix(matrix, target_ratio=opts["target_ratio"], exposure_tokens=exposure,
-                             t_start=t_start, t_end=t_end)
-
-
-def _stored_exposure(data_dir: str, market: str, matrix: LiqMatrix,
-                     t_start: pd.Timestamp | None, t_end: pd.Timestamp | None) -> pd.Series:
-    """The pool's stored JLP net delta (tokens) by time, read from market_state."""
-    import pandas as pd
-
-    from liqmap.store import Store
-
-    first = pd.Timestamp(int(matrix.t_edges_ns[0]), tz="UTC")
-    start = max(t_start, first) if t_start is not None else first
-    lead = pd.Timedelta(minutes=EXPOSURE_LEAD_MIN)
-    table = Store(data_dir).read_market_state(market, start - lead, t_end,
-                                              columns=["ts", "jlp_net_delta_tokens"])
-    if table.num_rows == 0:
-        raise InputError(f"the store {data_dir} has no {market} market_state rows for the "
-                         "window, so no JLP delta; pass --exposure or collect first")
-    frame = table.to_pandas()
-    return pd.Series(frame["jlp_net_delta_tokens"].to_numpy(dtype=float),
-                     index=pd.DatetimeIndex(frame["ts"]))
+    a = table.attrs
+    return SweepResult(table=table, grid=a["grid"], objective=a["objective"], best=bt.params,
+                       best_result=bt.result, split_index=a["split_index"],
+                       in_sample=a["in_sample"], out_of_sample=a["out_of_sample"])
 
 
 def _progress(total: int) -> Any:

@@ -10,7 +10,7 @@ from types import FrameType
 import click
 
 from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
-from liqmap.errors import InputError, StorageError
+from liqmap.errors import StorageError
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
@@ -110,25 +110,12 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
     \b
         liqmap status --market SOL --t-start 2026-11-23T00:00
     """
-    from liqmap.store import Store
-    from liqmap.store.status import format_endpoints, format_status, market_status
-    from liqmap.timeutil import parse_time
+    from liqmap.api import open_store
 
     settings = settings_from(ctx, data_dir=data_dir, markets=markets)
-    store = Store(settings.data_dir)
-    start = parse_time(t_start, what="--t-start") if t_start else None
-    end = parse_time(t_end, what="--t-end") if t_end else None
-    chosen = settings.markets if markets else sorted(set(store.markets())
-                                                     | set(store.markets("misses")))
-    if not chosen:
-        raise InputError(f"no snapshots in {settings.data_dir}; run `liqmap collect` first "
-                         "or pass --data-dir")
-    click.echo(f"store {store.root}")
-    for market in chosen:
-        click.echo(format_status(market_status(store, market, start, end, interval_s)))
-    endpoints = format_endpoints(store.read_endpoint_report())
-    if endpoints:
-        click.echo(endpoints)
+    status = open_store(settings.data_dir).status(settings.markets if markets else None,
+                                                  t_start, t_end, interval_s)
+    click.echo(str(status))
 
 
 @click.command("compact")
@@ -247,13 +234,9 @@ def export_cmd(ctx: click.Context, fmt: str, data_dir: str | None, market: str,
     \b
         liqmap export --format legacy-csv --out data-sol_snapshots/sol_positions_log.csv
     """
-    from liqmap.store import Store
-    from liqmap.store.legacy import export_legacy_csv
-    from liqmap.timeutil import parse_time
+    from liqmap.api import open_store
 
-    store = Store(settings_from(ctx, data_dir=data_dir).data_dir)
-    start = parse_time(t_start, what="--t-start") if t_start else None
-    end = parse_time(t_end, what="--t-end") if t_end else None
-    rows = export_legacy_csv(store, out, market, source=source, start=start, end=end)
+    store = open_store(settings_from(ctx, data_dir=data_dir).data_dir)
+    rows = store.export_legacy_csv(out, market, t_start, t_end, source=source)
     if out != "-":
         click.echo(f"wrote {rows:,} rows to {out}")

@@ -134,25 +134,57 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
               help="Seed of the simulated market (default: one with a sell-off).")
 @click.option("--positions", type=int, default=None, metavar="N",
               help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
+@click.option("--no-serve", "no_serve", is_flag=True,
+              help="Stop after the outputs instead of serving the live page.")
+@click.option("--port", type=click.IntRange(0, 65535), default=C.SERVE_DEFAULT_PORT,
+              show_default=True, help="Port of the live page on 127.0.0.1 (0: any free port).")
 def demo_cmd(out_dir: str | None, hours: float, seed: int | None,
-             positions: int | None) -> None:
+             positions: int | None, no_serve: bool, port: int) -> None:
     """The whole tool offline in about a minute: simulate a market on a local Solana node,
-    collect it, draw the heatmap (PNG, HTML) and the liquidation levels, run a backtest.
+    collect it, draw the heatmap (PNG, HTML) and the liquidation levels, run a backtest,
+    then serve the live page on the store while the simulated market goes on.
 
     Needs Node.js and `npm ci` (the local node), no network and no RPC key. Ctrl-C stops it
-    and ends the node.
+    and ends the node and the server.
 
     \b
     Examples:
       liqmap demo
-      liqmap demo --out-dir demo-out --hours 6 --seed 7
+      liqmap demo --out-dir demo-out --hours 6 --seed 7 --no-serve
     """
-    from liqmap.sim.demo import DEMO_SEED, run_demo
+    from liqmap.sim.demo import DEMO_SEED, DemoOutputs, check_node, check_out_dir, run_demo
 
-    with _signals_stop(None):
-        outputs = run_demo(out_dir, hours=hours, seed=DEMO_SEED if seed is None else seed,
-                           positions=_positions(positions, C.MARKETS), echo=click.echo)
-    click.echo(f"\ndone in {outputs.seconds:.0f} s: {outputs.minutes} minutes collected, "
-               f"{outputs.liquidations} liquidations. Outputs:")
-    for line in outputs.lines():
-        click.echo(f"  {line}")
+    sock = None
+    if not no_serve:  # the port is taken before the long run, so a busy one fails at once
+        from liqmap.serve import bind
+
+        if out_dir is not None:
+            check_out_dir(out_dir)
+        check_node()
+        sock = bind(C.SERVE_DEFAULT_HOST, port)
+
+    def summary(outputs: DemoOutputs) -> None:
+        click.echo(f"\ndone in {outputs.seconds:.0f} s: {outputs.minutes} minutes collected, "
+                   f"{outputs.liquidations} liquidations. Outputs:")
+        for line in outputs.lines():
+            click.echo(f"  {line}")
+
+    def serve(outputs: DemoOutputs) -> None:
+        from liqmap.serve import ServeConfig, run_server
+
+        summary(outputs)
+        run_server(ServeConfig(data_dir=str(outputs.store_dir), port=port), sock=sock,
+                   on_ready=lambda url: click.echo(
+                       f"\nlive page: {url} (the simulated market goes on; Ctrl-C stops the "
+                       "node and the server)"))
+
+    try:
+        with _signals_stop(None):
+            outputs = run_demo(out_dir, hours=hours, seed=DEMO_SEED if seed is None else seed,
+                               positions=_positions(positions, C.MARKETS), echo=click.echo,
+                               serve=None if no_serve else serve)
+    finally:
+        if sock is not None:
+            sock.close()
+    if no_serve:
+        summary(outputs)

@@ -1,4 +1,4 @@
-"""`liqmap heatmap` and `liqmap levels`: thin wrappers over `liqmap.heatmap`.
+"""`liqmap heatmap` and `liqmap levels`: thin wrappers over the notebook API (liqmap.api).
 
 Every check that needs no data runs first; files are written only once everything is computed,
 each atomically. The run ends with one summary line on stdout.
@@ -6,60 +6,38 @@ each atomically. The run ends with one summary line on stdout.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
 
+from liqmap.api import LegacyLog, LiqStore, open_legacy, open_store
 from liqmap.cli.options import data_dir_option, market_option, settings_from, window_options
 from liqmap.errors import InputError
-from liqmap.heatmap.binning import AGGS, SIDES, UNITS
-from liqmap.heatmap.build import Heatmap, HeatmapRequest, build_heatmap, build_levels
-from liqmap.heatmap.files import OUTPUT_SUFFIXES, check_output_path, write_bytes, write_npz
+from liqmap.heatmap.binning import AGGS, SIDES, UNITS, check_colors
+from liqmap.heatmap.build import DEFAULT_BIN_USD, Heatmap
+from liqmap.heatmap.files import OUTPUT_SUFFIXES, check_output_path
 from liqmap.heatmap.levels import LiqLevels
-from liqmap.heatmap.sources import LegacyCsvSource, Source, StoreSource
 from liqmap.heatmap.text import format_usd, summary_line
+from liqmap.matrix import LiqMatrix
 from liqmap.timeutil import parse_time
 
 
-def _check_colors(log_color: bool, vmin: float | None, vmax: float | None) -> None:
-    for name, value in (("--vmin", vmin), ("--vmax", vmax)):
-        if value is not None and not math.isfinite(value):
-            raise InputError(f"{name} must be a finite number, got {value}")
-    if log_color and ((vmin is not None and vmin <= 0) or (vmax is not None and vmax <= 0)):
-        raise InputError("--log-color needs --vmin and --vmax > 0; raise them or drop "
-                         "--log-color")
-    if vmin is not None and vmax is not None and vmin >= vmax:
-        raise InputError(f"--vmin ({vmin:g}) must be below --vmax ({vmax:g})")
-
-
-def _source(ctx: click.Context, data_dir: str | None, market: str, folder: str | None,
-            price_csv: str | None) -> Source:
+def _reader(ctx: click.Context, data_dir: str | None, folder: str | None,
+            price_csv: str | None) -> LiqStore | LegacyLog:
     if folder is not None:
         if data_dir is not None:
             raise InputError("give either --folder (legacy CSV) or --data-dir (store), not both")
-        return LegacyCsvSource(folder, price_csv, market)
+        return open_legacy(folder, price_csv)
     if price_csv is not None:
         raise InputError("--price-csv adds a price line to --folder data; the store has the "
                          "oracle price already: drop --price-csv or add --folder")
-    return StoreSource(settings_from(ctx, data_dir=data_dir).data_dir, market)
+    return open_store(settings_from(ctx, data_dir=data_dir).data_dir)
 
 
-def _render(heatmap: Heatmap, out: Path, log_color: bool, vmin: float | None,
-            vmax: float | None) -> bytes:
-    """The file for `out`: PNG or HTML by its suffix (renderers are imported only when used)."""
-    if out.suffix.lower() == ".png":
-        from liqmap.heatmap.render_png import heatmap_figure, png_bytes
-
-        return png_bytes(heatmap_figure(heatmap, log_color=log_color, vmin=vmin, vmax=vmax))
-    from liqmap.heatmap.render_html import heatmap_html_figure, html_bytes
-
-    return html_bytes(heatmap_html_figure(heatmap, log_color=log_color, vmin=vmin, vmax=vmax))
-
-
-def _default_out(heatmap: Heatmap) -> Path:
-    return Path(f"heatmap_{heatmap.matrix.market}_{heatmap.t_start:%Y%m%dT%H%M}_"
-                f"{heatmap.t_end:%Y%m%dT%H%M}.png")
+def _default_out(matrix: LiqMatrix) -> Path:
+    assert matrix.info is not None  # built here
+    return Path(f"heatmap_{matrix.market}_{matrix.info.t_start:%Y%m%dT%H%M}_"
+                f"{matrix.info.t_end:%Y%m%dT%H%M}.png")
 
 
 @click.command("heatmap")
@@ -71,8 +49,9 @@ def _default_out(heatmap: Heatmap) -> Path:
               help="Price line for --folder data: a CSV with a time and a price column "
                    "(e.g. timestamp,price or time,close).")
 @window_options
-@click.option("--bin", "bin_usd", type=float, default=0.5, show_default=True, metavar="USD",
-              help="Price bin width; bins are [edge, edge+bin) with edges on multiples of it.")
+@click.option("--bin", "bin_usd", type=float, default=None, metavar="USD",
+              help=f"Price bin width; bins are [edge, edge+bin) with edges on multiples of it "
+                   f"(default {DEFAULT_BIN_USD:g}).")
 @click.option("--pmin", "pmin_usd", type=float, default=None, metavar="USD",
               help="Lowest price shown (default: 20% below the window's lowest price).")
 @click.option("--pmax", "pmax_usd", type=float, default=None, metavar="USD",
@@ -95,9 +74,10 @@ def _default_out(heatmap: Heatmap) -> Path:
               help="Also write the matrix (old tool's npz keys plus gap_mask).")
 @click.pass_context
 def heatmap_cmd(ctx: click.Context, data_dir: str | None, market: str, folder: str | None,
-                price_csv: str | None, t_start: str | None, t_end: str | None, bin_usd: float,
-                pmin_usd: float | None, pmax_usd: float | None, freq_min: int, agg: str,
-                unit: str, side: str, log_color: bool, vmin: float | None, vmax: float | None,
+                price_csv: str | None, t_start: str | None, t_end: str | None,
+                bin_usd: float | None, pmin_usd: float | None, pmax_usd: float | None,
+                freq_min: int, agg: str, unit: str, side: str, log_color: bool,
+                vmin: float | None, vmax: float | None,
                 out: str | None, npz_out: str | None) -> None:
     """Liquidation heatmap (time × price) of a window of the store or of a legacy CSV.
 
@@ -108,23 +88,19 @@ def heatmap_cmd(ctx: click.Context, data_dir: str | None, market: str, folder: s
     """
     out_path = check_output_path(out, OUTPUT_SUFFIXES, "--out") if out else None
     npz_path = check_output_path(npz_out, (".npz",), "--npz-out") if npz_out else None
-    _check_colors(log_color, vmin, vmax)
-    request = HeatmapRequest(t_start=t_start, t_end=t_end, bin_usd=bin_usd, pmin_usd=pmin_usd,
-                             pmax_usd=pmax_usd, freq_min=freq_min, agg=agg, unit=unit, side=side)
-    request.validate()
-    heatmap = build_heatmap(_source(ctx, data_dir, market, folder, price_csv), request,
-                            progress=None)
+    check_colors(log_color, vmin, vmax)
+    matrix = _reader(ctx, data_dir, folder, price_csv).heatmap(
+        market, t_start, t_end, bin=bin_usd, freq=freq_min, side=side, unit=unit, agg=agg,
+        pmin=pmin_usd, pmax=pmax_usd, progress=None)
     if out_path is None and npz_path is None:
-        out_path = _default_out(heatmap)
-    picture = _render(heatmap, out_path, log_color, vmin, vmax) if out_path else None
+        out_path = _default_out(matrix)
     written = []
+    if out_path is not None:
+        save = matrix.save_png if out_path.suffix.lower() == ".png" else matrix.save_html
+        written.append(str(save(out_path, log_color=log_color, vmin=vmin, vmax=vmax)))
     if npz_path is not None:
-        write_npz(heatmap.matrix, npz_path)
-        written.append(str(npz_path))
-    if out_path is not None and picture is not None:
-        write_bytes(out_path, picture)
-        written.insert(0, str(out_path))
-    click.echo(summary_line(heatmap, written))
+        written.append(str(matrix.save_npz(npz_path)))
+    click.echo(summary_line(Heatmap.from_matrix(matrix), written))
 
 
 def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
@@ -151,8 +127,8 @@ def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
 @click.option("--at", default=None, metavar="TIME",
               help="Moment shown, ISO 8601 (UTC unless an offset is given); the newest snapshot "
                    "at or before it is used (default: the newest snapshot).")
-@click.option("--bin", "bin_usd", type=float, default=0.5, show_default=True, metavar="USD",
-              help="Price bin width.")
+@click.option("--bin", "bin_usd", type=float, default=None, metavar="USD",
+              help=f"Price bin width (default {DEFAULT_BIN_USD:g}).")
 @click.option("--pmin", "pmin_usd", type=float, default=None, metavar="USD",
               help="Lowest price shown (default: 20% below the price).")
 @click.option("--pmax", "pmax_usd", type=float, default=None, metavar="USD",
@@ -161,7 +137,7 @@ def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
               help="Picture: .png or .html (default: levels_<market>_<time>.png).")
 @click.pass_context
 def levels_cmd(ctx: click.Context, data_dir: str | None, market: str, at: str | None,
-               bin_usd: float, pmin_usd: float | None, pmax_usd: float | None,
+               bin_usd: float | None, pmin_usd: float | None, pmax_usd: float | None,
                out: str | None) -> None:
     """Liquidation map at one moment: long liquidations below the price, shorts above.
 
@@ -170,17 +146,12 @@ def levels_cmd(ctx: click.Context, data_dir: str | None, market: str, at: str | 
       liqmap levels --at 2025-08-22T14:30 --bin 0.25 --out levels.html
     """
     out_path = check_output_path(out, OUTPUT_SUFFIXES, "--out") if out else None
-    source = StoreSource(settings_from(ctx, data_dir=data_dir).data_dir, market)
-    levels = build_levels(source, at, bin_usd=bin_usd, pmin_usd=pmin_usd, pmax_usd=pmax_usd)
+    store = open_store(settings_from(ctx, data_dir=data_dir).data_dir)
+    levels = store.levels(market, at, bin=bin_usd, pmin=pmin_usd, pmax=pmax_usd)
     if out_path is None:
         out_path = Path(f"levels_{levels.market}_{levels.ts:%Y%m%dT%H%M}.png")
     if out_path.suffix.lower() == ".png":
-        from liqmap.heatmap.render_png import levels_figure, png_bytes
-
-        data = png_bytes(levels_figure(levels))
+        levels.save_png(out_path)
     else:
-        from liqmap.heatmap.render_html import html_bytes, levels_html_figure
-
-        data = html_bytes(levels_html_figure(levels))
-    write_bytes(out_path, data)
+        levels.save_html(out_path)
     click.echo(levels_summary(levels, at, out_path))

@@ -38,6 +38,7 @@ from liqmap.jupiter.decode import (
     decode_pool,
     decode_positions,
     decode_pyth_price_update,
+    decode_spl_mint,
     match_keys,
     pubkeys_to_base58,
 )
@@ -63,7 +64,8 @@ class MarketAddresses:
 
     def keys(self) -> list[str]:
         oracles = [k for k in (self.ag_oracle, self.pyth_oracle) if k]
-        return [C.POOL_ADDRESS, self.custody, *self.collateral, *oracles, C.CLOCK_SYSVAR]
+        return [C.POOL_ADDRESS, self.custody, *self.collateral, *oracles, C.CLOCK_SYSVAR,
+                C.JLP_MINT]
 
 
 @dataclass
@@ -318,6 +320,7 @@ def _state_row(fetched: FetchedMarket, ts: datetime, custody_key: str, clock: Cl
         "latency_ms": sum(s.latency_s for s in fetched.stats) * 1000,
         "response_bytes": sum(s.response_bytes for s in fetched.stats),
         "retries": sum(s.retries for s in fetched.stats),
+        "jlp_supply_tokens": _jlp_supply(accounts),
         **_feed_columns(fetched),
     }
     return pa.Table.from_pylist([row], schema=S.MARKET_STATE)
@@ -337,6 +340,20 @@ def _stable_rates(accounts: dict[str, bytes | None], key: str,
     if data is None:
         return None, None
     return cum_now.get(key), perps.borrow_rate_apr(decode_custody(data))
+
+
+def _jlp_supply(accounts: dict[str, bytes | None]) -> float | None:
+    """JLP tokens in circulation, from the JLP mint; None (logged) when unreadable."""
+    data = accounts.get(C.JLP_MINT)
+    if data is None:
+        log.warning("JLP mint %s not found; jlp_supply_tokens left empty", C.JLP_MINT)
+        return None
+    try:
+        supply, decimals = decode_spl_mint(data)
+    except DecodeError as exc:
+        log.warning("JLP mint unreadable (%s); jlp_supply_tokens left empty", exc)
+        return None
+    return supply / 10**decimals if supply else None
 
 
 def _pool(accounts: dict[str, bytes | None]) -> Pool | None:

@@ -69,7 +69,8 @@ def build_matrix_from_store(data_dir: str, market: str, t_start: str | pd.Timest
                             unit: str = "tokens", *, pmin: float | None = None,
                             pmax: float | None = None, freq_min: int = 1, agg: str = "mean",
                             side: str = "both") -> LiqMatrix:
-    """The liquidation matrix of `market` in the store at `data_dir`.
+    """The liquidation matrix of `market` in the store at `data_dir`: the same as
+    `liqmap.open_store(data_dir).heatmap(...)`, with the backtest's argument names.
 
     Args:
         data_dir: store root (directory or URI).
@@ -85,6 +86,7 @@ def build_matrix_from_store(data_dir: str, market: str, t_start: str | pd.Timest
     Returns:
         `LiqMatrix` with z float64 [n_bins, n_cols]; gap columns are 0 and flagged in gap_mask.
     """
-    request = HeatmapRequest(t_start=t_start, t_end=t_end, bin_usd=bin_usd, pmin_usd=pmin,
-                             pmax_usd=pmax, freq_min=freq_min, agg=agg, unit=unit, side=side)
-    return build_heatmap(StoreSource(data_dir, market.upper()), request).matrix
+    from liqmap.api import open_store
+
+    return open_store(data_dir).heatmap(market, t_start, t_end, bin=bin_usd, freq=freq_min,
+                                        side=side, unit=unit, agg=agg, pmin=pmin, pmax=pmax)

@@ -72,6 +72,18 @@ def check_price_range(pmin_usd: float, pmax_usd: float, bin_usd: float) -> None:
                          "swap them or widen the range")
 
 
+def check_colors(log_color: bool, vmin: float | None, vmax: float | None) -> None:
+    """Raise `InputError` unless vmin/vmax are finite, > 0 for a log scale, vmin < vmax."""
+    for name, value in (("--vmin", vmin), ("--vmax", vmax)):
+        if value is not None and not math.isfinite(value):
+            raise InputError(f"{name} must be a finite number, got {value}")
+    if log_color and ((vmin is not None and vmin <= 0) or (vmax is not None and vmax <= 0)):
+        raise InputError("--log-color needs --vmin and --vmax > 0; raise them or drop "
+                         "--log-color")
+    if vmin is not None and vmax is not None and vmin >= vmax:
+        raise InputError(f"--vmin ({vmin:g}) must be below --vmax ({vmax:g})")
+
+
 def price_edge_range(pmin_usd: float, pmax_usd: float, bin_usd: float) -> tuple[int, int]:
     """(k_lo, k_hi): the edges are `k * bin_usd` for k in [k_lo, k_hi].
 

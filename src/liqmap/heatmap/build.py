@@ -34,9 +34,11 @@ from liqmap.heatmap.binning import (
 )
 from liqmap.heatmap.levels import LiqLevels, compute_levels
 from liqmap.heatmap.sources import Source, StoreSource, minute_of
-from liqmap.matrix import LiqMatrix
+from liqmap.matrix import BuildInfo, LiqMatrix
 from liqmap.timeutil import parse_time
 
+#: Price bin width when none is given, USD.
+DEFAULT_BIN_USD = 0.5
 #: Window used when --t-start or --t-end is missing.
 DEFAULT_WINDOW = pd.Timedelta(hours=24)
 #: Default price range: this fraction below the lowest and above the highest price of the window.
@@ -52,7 +54,7 @@ class HeatmapRequest:
 
     t_start: TimeArg = None
     t_end: TimeArg = None
-    bin_usd: float = 0.5
+    bin_usd: float = DEFAULT_BIN_USD
     pmin_usd: float | None = None
     pmax_usd: float | None = None
     freq_min: int = 1
@@ -97,6 +99,19 @@ class Heatmap:
     @property
     def n_gaps(self) -> int:
         return int(self.matrix.gap_mask.sum())
+
+    @classmethod
+    def from_matrix(cls, matrix: LiqMatrix) -> Heatmap:
+        """The heatmap a matrix was built as (its `info`); for a matrix without one (the old
+        tool's npz), the window is the matrix's columns and the stats are empty."""
+        info = matrix.info
+        if info is None:
+            edges = pd.to_datetime(matrix.t_edges_ns[[0, -1]], utc=True)
+            info = BuildInfo(t_start=edges[0], t_end=edges[1] - pd.Timedelta(minutes=1),
+                             source="npz", side=matrix.side)
+        return cls(matrix=matrix, stats=info.stats or BinStats(), t_start=info.t_start,
+                   t_end=info.t_end, source=info.source, agg=info.agg, side=info.side,
+                   price_label=info.price_label, markers=info.markers)
 
 
 def resolve_window(t_start: TimeArg, t_end: TimeArg, source: Source
@@ -224,13 +239,16 @@ def _assemble(binner: MatrixBinner, spot: np.ndarray, request: HeatmapRequest, s
     extra = {}
     if request.side == "split":
         extra = {"Z_long": layers["long"], "Z_short": layers["short"]}
+    info = BuildInfo(t_start=start, t_end=end, source=source.description, agg=request.agg,
+                     side=request.side, price_label=source.price_label, stats=binner.stats,
+                     markers=_markers(source, start, end))
     matrix = LiqMatrix(z=layers["total"], t_edges_ns=binner.grid.t_edges_ns(),
                        y_edges_usd=binner.y_edges_usd, spot_usd=spot, gap_mask=gap,
                        unit=request.unit, market=source.market, freq_min=request.freq_min,
-                       extra=extra)
+                       extra=extra, info=info)
     return Heatmap(matrix=matrix, stats=binner.stats, t_start=start, t_end=end,
                    source=source.description, agg=request.agg, side=request.side,
-                   price_label=source.price_label, markers=_markers(source, start, end))
+                   price_label=source.price_label, markers=info.markers)
 
 
 def _markers(source: Source, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame | None:

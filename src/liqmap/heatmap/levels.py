@@ -10,6 +10,8 @@ likewise for a rise. Amounts: tokens (size_tokens) and USD (size_tokens × liq_p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +60,61 @@ class LiqLevels:
     def price_bin(self) -> int:
         """Index of the bin holding the price (-1 below the range, n_bins above)."""
         return int(price_bin_index(np.array([self.price_usd]), self.y_edges_usd)[0])
+
+    def __repr__(self) -> str:
+        lo, hi = float(self.y_edges_usd[0]), float(self.y_edges_usd[-1])
+        return (f"<LiqLevels {self.market} {self.ts:%Y-%m-%d %H:%M}Z price {self.price_usd:,.2f} "
+                f"USD: {self.long.n:,} longs, {self.short.n:,} shorts, "
+                f"{len(self.y_edges_usd) - 1:,} bins {lo:g}–{hi:g} USD>")
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per price bin (index: lower edge in USD, "liq_price_usd"), columns
+        `long_tokens`, `short_tokens`, `long_usd`, `short_usd` (amount liquidated in the bin)
+        and `cum_long_tokens`, `cum_short_tokens`, `cum_long_usd`, `cum_short_usd` (liquidated
+        by a move from the price to the bin; NaN on the other side of the price). Tokens are
+        of `market` (e.g. SOL); `attrs` holds market, ts, price_usd."""
+        columns: dict[str, np.ndarray] = {}
+        for name, side in (("long", self.long), ("short", self.short)):
+            columns[f"{name}_tokens"] = side.tokens
+            columns[f"{name}_usd"] = side.usd
+            columns[f"cum_{name}_tokens"] = side.cum_tokens
+            columns[f"cum_{name}_usd"] = side.cum_usd
+        order = ["long_tokens", "short_tokens", "long_usd", "short_usd", "cum_long_tokens",
+                 "cum_short_tokens", "cum_long_usd", "cum_short_usd"]
+        frame = pd.DataFrame({k: columns[k] for k in order},
+                             index=pd.Index(self.y_edges_usd[:-1], name="liq_price_usd"))
+        frame.attrs = {"market": self.market, "ts": self.ts, "price_usd": self.price_usd,
+                       "bin_usd": round(float(self.y_edges_usd[1] - self.y_edges_usd[0]), 12)}
+        return frame
+
+    def plot(self, interactive: bool = False) -> Any:
+        """The picture `liqmap levels` writes: a matplotlib Figure (inline in a notebook), or
+        with `interactive=True` a plotly Figure."""
+        if interactive:
+            from liqmap.heatmap.render_html import levels_html_figure
+
+            return levels_html_figure(self)
+        from liqmap.heatmap.render_png import levels_figure
+
+        return levels_figure(self)
+
+    def save_png(self, path: str | Path) -> Path:
+        """Write the PNG `liqmap levels --out X.png` writes (atomically); returns the path."""
+        from liqmap.heatmap.files import check_output_path
+        from liqmap.heatmap.render_png import render_levels_png
+
+        target = check_output_path(path, (".png",), "png path")
+        render_levels_png(self, target)
+        return target
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write the interactive page `liqmap levels --out X.html` writes (atomically)."""
+        from liqmap.heatmap.files import check_output_path
+        from liqmap.heatmap.render_html import render_levels_html
+
+        target = check_output_path(path, (".html", ".htm"), "html path")
+        render_levels_html(self, target)
+        return target
 
 
 def _side(bins: np.ndarray, tokens: np.ndarray, usd: np.ndarray, n_bins: int,

@@ -1,7 +1,9 @@
 """Draw a built heatmap as a PNG for a trader's second screen (matplotlib, no pyplot state).
 
-Dark theme; cells with no liquidation take the colormap's darkest colour, gap columns are
-hatched grey, the oracle price is a white line, the colour bar names the unit and bin.
+Dark theme; cells with nothing to liquidate are drawn in the EMPTY colour, outside every colour
+scale (so the empty zone around the price shows, and the smallest amount never looks empty),
+gap columns are hatched grey, the oracle price is a white line, the colour bar names the unit
+and bin.
 `--side split` draws longs in a blue ramp and shorts in an orange ramp added into one image:
 at any minute longs sit below the price and shorts above it, so the two never hide each other.
 """
@@ -27,7 +29,7 @@ from liqmap.heatmap.build import Heatmap
 from liqmap.heatmap.files import write_bytes
 from liqmap.heatmap.levels import LiqLevels
 from liqmap.heatmap.markers import MARKER_FACE, marker_areas
-from liqmap.heatmap.text import colorbar_label, format_usd, gap_runs, title_lines
+from liqmap.heatmap.text import colorbar_label, format_usd, gap_runs, title_lines, unit_name
 from liqmap.matrix import LiqMatrix
 
 BACKGROUND = "#0d1117"
@@ -40,15 +42,24 @@ PRICE_LINE = "#ffffff"
 CMAP = "viridis"
 LONG_COLOR = "#2f9bff"
 SHORT_COLOR = "#ff8a1f"
-#: Split colour ramps, dark to bright, that stay blue and orange when saturated.
-LONG_RAMP = ("#05070b", "#0b3d91", "#2f9bff", "#9fe3ff")
-SHORT_RAMP = ("#05070b", "#7a2e00", "#ff8a1f", "#ffe08a")
+#: A cell with nothing to liquidate: near-black, darker than the first colour of every scale.
+EMPTY = "#05070b"
+#: Split colour ramps, from a visible dark colour to bright, that stay blue and orange.
+LONG_RAMP = ("#0f2f6e", "#1565c8", "#2f9bff", "#9fe3ff")
+SHORT_RAMP = ("#5a2200", "#a84300", "#ff8a1f", "#ffe08a")
 FIGSIZE_IN = (14, 6)
 DPI = 150
 #: Default colour range: up to this percentile of the non-zero cells (the rest saturates).
 VMAX_PERCENTILE = 98.0
 #: Default lower end of a log colour scale: this percentile of the non-zero cells.
 LOG_VMIN_PERCENTILE = 2.0
+
+
+class NotebookFigure(Figure):
+    """A Figure that Jupyter shows inline by itself (`_repr_png_`), with no pyplot state."""
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self)
 
 
 @dataclass(frozen=True)
@@ -100,22 +111,27 @@ def _draw_gaps(ax: Axes, matrix: LiqMatrix, x_edges: np.ndarray) -> None:
                    hatch="////", linewidth=0, zorder=0)
 
 
-def _cells_for(z: np.ndarray, scale: ColorScale) -> np.ndarray:
-    """Values to draw: zeros just under vmin on a log scale, so they take the darkest colour."""
-    return np.where(z > 0, z, scale.vmin * 0.5) if scale.log else z
+def _draw_empty(ax: Axes, matrix: LiqMatrix, x_edges: np.ndarray) -> None:
+    """The EMPTY colour under every column that has a snapshot (cells drawn over it)."""
+    rgba = np.zeros((1, matrix.n_columns, 4))
+    rgba[0, ~matrix.gap_mask] = mpl.colors.to_rgba(EMPTY)
+    ax.imshow(rgba, origin="lower", aspect="auto", interpolation="nearest", zorder=0.5,
+              extent=(x_edges[0], x_edges[-1], matrix.y_edges_usd[0], matrix.y_edges_usd[-1]))
 
 
 def _draw_single(fig: Figure, ax: Axes, heatmap: Heatmap, scale: ColorScale,
                  x_edges: np.ndarray) -> None:
+    """One colour scale; empty cells and gaps are left out of it (masked)."""
     m = heatmap.matrix
     base: Colormap = mpl.colormaps[CMAP]
     cmap = base.with_extremes(under=base(0.0), bad=(0, 0, 0, 0))
-    cells = np.ma.masked_array(_cells_for(m.z, scale),
-                               mask=np.broadcast_to(m.gap_mask, m.z.shape))
+    mask = (m.z <= 0) | np.broadcast_to(m.gap_mask, m.z.shape)
+    cells = np.ma.masked_array(m.z, mask=mask)
     image = ax.imshow(cells, cmap=cmap, norm=scale.norm(), origin="lower", aspect="auto",
                       interpolation="nearest", zorder=1,
                       extent=(x_edges[0], x_edges[-1], m.y_edges_usd[0], m.y_edges_usd[-1]))
-    bar = fig.colorbar(image, ax=ax, pad=0.015, fraction=0.04, extend="max")
+    bar = fig.colorbar(image, ax=ax, pad=0.015, fraction=0.04,
+                       extend="both" if scale.log else "max")
     _style_colorbar(bar, colorbar_label(m, heatmap.agg))
 
 
@@ -125,25 +141,29 @@ def _ramp(colors: tuple[str, ...]) -> LinearSegmentedColormap:
 
 def _draw_split(fig: Figure, ax: Axes, heatmap: Heatmap, scale: ColorScale,
                 x_edges: np.ndarray, bar_axes: tuple[Axes, Axes]) -> None:
-    """Longs and shorts as two colour ramps added into one RGB image; shorts' colour bar on
-    top, longs' below, as they sit around the price."""
+    """Longs and shorts as two colour ramps added into one RGB image (empty cells left to the
+    EMPTY layer below); shorts' colour bar on top, longs' below, as they sit around the price,
+    each titled with its side and labelled with the short unit (the column aggregation is in
+    the subtitle), so the labels fit beside half-height bars."""
     m = heatmap.matrix
     norm = scale.norm()
     rgb = np.zeros((*m.z.shape, 4))
     ramps = {"Z_long": _ramp(LONG_RAMP), "Z_short": _ramp(SHORT_RAMP)}
     for key, ramp in ramps.items():
-        level = np.clip(np.ma.filled(norm(_cells_for(m.extra[key], scale)), 0.0), 0, 1)
-        rgb[..., :3] += ramp(level)[..., :3]
+        z = m.extra[key]
+        level = np.clip(np.ma.filled(norm(np.where(z > 0, z, scale.vmax)), 0.0), 0, 1)
+        rgb[..., :3] += np.where((z > 0)[..., None], ramp(level)[..., :3], 0.0)
     rgb[..., :3] = np.clip(rgb[..., :3], 0, 1)
-    rgb[..., 3] = np.where(m.gap_mask, 0.0, 1.0)[None, :]
+    filled = (m.extra["Z_long"] > 0) | (m.extra["Z_short"] > 0)
+    rgb[..., 3] = np.where(filled & ~m.gap_mask[None, :], 1.0, 0.0)
     ax.imshow(rgb, origin="lower", aspect="auto", interpolation="nearest", zorder=1,
               extent=(x_edges[0], x_edges[-1], m.y_edges_usd[0], m.y_edges_usd[-1]))
-    label = colorbar_label(m, heatmap.agg).replace(" to liquidate per ", " per ")
     for cax, key, name in zip(bar_axes, ("Z_short", "Z_long"), ("Shorts", "Longs"),
                               strict=True):
         mappable = mpl.cm.ScalarMappable(norm=scale.norm(), cmap=ramps[key])
-        bar = fig.colorbar(mappable, cax=cax, extend="max")
-        _style_colorbar(bar, f"{name}: {label}")
+        bar = fig.colorbar(mappable, cax=cax, extend="both" if scale.log else "max")
+        _style_colorbar(bar, f"{unit_name(m)} per {format_usd(m.bin_width_usd)} USD bin")
+        cax.set_title(name, color=TEXT, fontsize=10, pad=12)
 
 
 def _style_colorbar(bar: mpl.colorbar.Colorbar, label: str) -> None:
@@ -194,7 +214,8 @@ def heatmap_figure(heatmap: Heatmap, *, log_color: bool = False, vmin: float | N
                    vmax: float | None = None) -> Figure:
     """The heatmap as a matplotlib Figure (14 × 6 in); nothing is written."""
     m = heatmap.matrix
-    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, facecolor=BACKGROUND, layout="constrained")
+    fig = NotebookFigure(figsize=FIGSIZE_IN, dpi=DPI, facecolor=BACKGROUND,
+                         layout="constrained")
     split = heatmap.side == "split"
     grid = fig.add_gridspec(2, 2, width_ratios=(60, 1)) if split else None
     ax = fig.add_subplot(grid[:, 0]) if grid is not None else fig.add_subplot()
@@ -204,6 +225,7 @@ def heatmap_figure(heatmap: Heatmap, *, log_color: bool = False, vmin: float | N
     scale = color_scale(np.concatenate(layers, axis=0), np.tile(m.gap_mask, 1),
                         log_color=log_color, vmin=vmin, vmax=vmax)
     _draw_gaps(ax, m, x_edges)
+    _draw_empty(ax, m, x_edges)
     if grid is not None:
         bar_axes = (fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1]))
         _draw_split(fig, ax, heatmap, scale, x_edges, bar_axes)
@@ -276,7 +298,8 @@ def _compact(value: float, _pos: object = None) -> str:
 
 def levels_figure(levels: LiqLevels) -> Figure:
     """The liquidation map of one snapshot: tokens on top, USD below, price on the x axis."""
-    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, facecolor=BACKGROUND, layout="constrained")
+    fig = NotebookFigure(figsize=FIGSIZE_IN, dpi=DPI, facecolor=BACKGROUND,
+                         layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     width = format_usd(float(levels.y_edges_usd[1] - levels.y_edges_usd[0]))
     top_twin = _levels_panel(top, levels, "tokens", f"{levels.market} per {width} USD bin")

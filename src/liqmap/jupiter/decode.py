@@ -24,7 +24,7 @@ __all__ = [
     "OraclePrice", "Pool", "decode_ag_price_feed", "decode_ag_price_feed_account", "decode_clock",
     "decode_custody",
     "decode_doves_price_feed", "decode_pool", "decode_positions", "decode_pyth_price_update",
-    "match_keys", "pubkeys_to_base58",
+    "decode_spl_mint", "match_keys", "pubkeys_to_base58",
 ]
 
 POSITION_DISC_U64 = int.from_bytes(C.POSITION_DISCRIMINATOR, "little")
@@ -206,3 +206,12 @@ def decode_clock(data: bytes) -> ClockSysvar:
     """Clock sysvar: slot u64 @0, unix_timestamp i64 @32."""
     _need(data, C.CLOCK_SIZE, "Clock sysvar")
     return ClockSysvar(slot=_u64(data, 0), unix_timestamp=_i64(data, 32))
+
+
+def decode_spl_mint(data: bytes) -> tuple[int, int]:
+    """SPL Token mint: (supply in base units u64 @36, decimals u8 @44); refuses an
+    uninitialized or short account."""
+    _need(data, C.SPL_MINT_SIZE, "SPL mint")
+    if data[C.SPL_MINT_INITIALIZED_OFFSET] != 1:
+        raise DecodeError("SPL mint is not initialized")
+    return _u64(data, C.SPL_MINT_SUPPLY_OFFSET), data[C.SPL_MINT_DECIMALS_OFFSET]

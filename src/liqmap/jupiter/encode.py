@@ -70,3 +70,12 @@ def encode_pool(pool: Pool, size: int = 512) -> bytes:
     values = {k: v for k, v in asdict(pool).items() if k not in ("name", "custodies")}
     LY.write_fields(buf, LY.POOL_TAIL_FIELDS, values, base=len(head))
     return bytes(buf)
+
+
+def encode_spl_mint(supply: int, decimals: int) -> bytes:
+    """An initialized SPL Token mint account (82 bytes) without authorities."""
+    data = bytearray(C.SPL_MINT_SIZE)
+    data[C.SPL_MINT_SUPPLY_OFFSET:C.SPL_MINT_SUPPLY_OFFSET + 8] = supply.to_bytes(8, "little")
+    data[C.SPL_MINT_DECIMALS_OFFSET] = decimals
+    data[C.SPL_MINT_INITIALIZED_OFFSET] = 1
+    return bytes(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ DEFAULT_HOURS = 3.0
 DEMO_SEED = 22
 DEMO_MARKET = "SOL"
 BACKTEST_BIN_USD = 0.5
+#: While the demo serves its store, the market goes on: one simulated minute this often (s).
+LIVE_SPEED_S = 3.0
 #: the simulator's ground truth (its liquidations and trader closes), in the output directory
 TRUTH_FILE = "ground_truth.csv"
 Echo = Callable[[str], object]
@@ -71,11 +74,17 @@ def prepare_out_dir(out_dir: str | Path | None) -> Path:
     """A fresh temporary directory, or `out_dir` if it is new or empty (never overwritten)."""
     if out_dir is None:
         return Path(tempfile.mkdtemp(prefix="liqmap-demo-"))
+    path = check_out_dir(out_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """`out_dir` as a Path, or a one-line LiqmapError if it exists and is not empty."""
     path = Path(out_dir)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise LiqmapError(f"--out-dir {path} is not an empty directory; choose a new one or "
                           "remove it (the demo never overwrites)")
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -90,7 +99,8 @@ def check_node() -> None:
 def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
              seed: int = DEMO_SEED, positions: dict[str, int] | None = None,
              markets: tuple[str, ...] = C.MARKETS, echo: Echo = print,
-             progress: bool = True) -> DemoOutputs:
+             progress: bool = True, serve: Callable[[DemoOutputs], object] | None = None,
+             live_speed_s: float = LIVE_SPEED_S) -> DemoOutputs:
     """Simulate and collect `hours` of a market, then render and backtest it (see module doc).
 
     Args:
@@ -100,6 +110,9 @@ def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
         positions: open positions per market (default `params.DEFAULT_POSITIONS`).
         markets: markets simulated and collected; the pictures are of SOL.
         echo: where step lines go; progress bars go to stderr.
+        serve: called with the outputs once they are written (e.g. a web server that runs until
+            Ctrl-C); meanwhile the simulated market goes on, one minute per `live_speed_s`
+            seconds, collected into the same store. The node ends when `serve` returns.
     """
     if hours <= 0:
         raise LiqmapError(f"--hours must be > 0, got {hours:g}")
@@ -112,36 +125,69 @@ def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
     echo(f"liqmap demo: {hours:g} simulated hours of {', '.join(markets)} into {out}")
     with Surfnet() as node:
         echo(f"local Solana node (surfnet) at {node.rpc_url}")
-        minutes, liquidations = _simulate_and_collect(
-            node, store_dir, SimConfig(markets=markets, seed=seed, positions=positions),
-            round(hours * 60), echo, progress, truth_path=out / TRUTH_FILE)
-    outputs = _render(out, store_dir, echo)
-    return DemoOutputs(out, store_dir, *outputs, minutes=minutes, liquidations=liquidations,
-                       seconds=time.monotonic() - started)
+        config = SimConfig(markets=markets, seed=seed, positions=positions)
+        sim = MarketSim(config, start_time_s(node))
+        settings = Settings(rpc_urls=(node.rpc_url,), data_dir=str(store_dir),
+                            markets=config.markets, clock="chain", max_retries=2)
+        collector = Collector(settings, Store(str(store_dir)))
+        try:
+            writer = ChainWriter(node)
+            minutes, liquidations = _simulate_and_collect(
+                sim, writer, collector, store_dir, round(hours * 60), echo, progress,
+                truth_path=out / TRUTH_FILE)
+            outputs = DemoOutputs(out, store_dir, *_render(out, store_dir, echo),
+                                  minutes=minutes, liquidations=liquidations,
+                                  seconds=time.monotonic() - started)
+            if serve is not None:
+                _serve_live(sim, writer, collector, outputs, serve, live_speed_s)
+        finally:
+            collector.client.transport.close()
+    return outputs
 
 
-def _simulate_and_collect(node: Surfnet, store_dir: Path, config: SimConfig, n_minutes: int,
-                          echo: Echo, progress: bool, truth_path: Path | None = None
-                          ) -> tuple[int, int]:
+def _serve_live(sim: MarketSim, writer: ChainWriter, collector: Collector,
+                outputs: DemoOutputs, serve: Callable[[DemoOutputs], object],
+                speed_s: float) -> None:
+    """`serve(outputs)` while a thread goes on simulating and collecting, one minute per
+    `speed_s` seconds; the thread is stopped when `serve` returns or raises."""
+    stop = threading.Event()
+
+    def live() -> None:
+        with _quiet_collector():
+            while not stop.wait(speed_s):
+                report = publish_minute(sim, writer)
+                if report is None:
+                    return
+                try:
+                    _collect(collector, report.chain_time_s)
+                except LiqmapError as exc:  # the page shows the data as stale
+                    logging.getLogger("liqmap.demo").warning("live demo stopped: %s", exc)
+                    return
+
+    thread = threading.Thread(target=live, name="liqmap-demo-market", daemon=True)
+    thread.start()
+    try:
+        serve(outputs)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def _simulate_and_collect(sim: MarketSim, writer: ChainWriter, collector: Collector,
+                          store_dir: Path, n_minutes: int, echo: Echo, progress: bool,
+                          truth_path: Path | None = None) -> tuple[int, int]:
     """Warm up, write minute 0, then per minute: simulate, write, move the clock, collect.
     The simulator's liquidations and closes go to `truth_path` (CSV, `sim.truth`)."""
-    sim = MarketSim(config, start_time_s(node))
+    config = sim.config
     truth = TruthLog(truth_path, sim) if truth_path is not None else None
     with progress_bar(config.warmup_min, "warm-up (simulated history)", "min", progress) as bar:
         sim.warm_up(bar.update)
-    writer = ChainWriter(node)
     total = sum(b.n for b in sim.books.values()) + 2 * len(SP.POOL_ASSETS) + 1
     with progress_bar(total, "writing accounts to the node", "acct", progress) as bar:
         publish_initial(sim, writer, bar.update)
-    settings = Settings(rpc_urls=(node.rpc_url,), data_dir=str(store_dir),
-                        markets=config.markets, clock="chain", max_retries=2)
-    collector = Collector(settings, Store(str(store_dir)))
     bar = progress_bar(n_minutes + 1, "simulate + collect", "min", progress)
-    try:
-        with _quiet_collector(), bar:
-            liquidations = _lockstep(sim, writer, collector, n_minutes, bar, truth)
-    finally:
-        collector.client.transport.close()
+    with _quiet_collector(), bar:
+        liquidations = _lockstep(sim, writer, collector, n_minutes, bar, truth)
     echo(f"collected {bar.n} minutes ({liquidations} liquidations) into {store_dir}")
     return bar.n, liquidations
 

@@ -27,6 +27,7 @@ from liqmap.jupiter.encode import (
     encode_custody,
     encode_pool,
     encode_positions,
+    encode_spl_mint,
 )
 from liqmap.sim import params as SP
 from liqmap.sim import traders as T
@@ -205,6 +206,7 @@ class MarketSim:
                           for a in SP.POOL_ASSETS}
         self.events: dict[str, Counter[str]] = {m: Counter() for m in config.markets}
         self._dirty: dict[str, set[int]] = {m: set() for m in config.markets}
+        self._jlp_supply_units: int | None = None  # the JLP mint, written once
         #: rows the price has crossed this minute: only the liquidation may touch them
         self._doomed: dict[str, set[int]] = {m: set() for m in config.markets}
         self._warmed = False
@@ -488,6 +490,11 @@ class MarketSim:
                        custodies=tuple(C.CUSTODY_BY_ASSET[a] for a in SP.POOL_ASSETS),
                        aum_usd6=pool_aum_usd6(custodies, prices), apr_last_updated=now)
         writes = [AccountWrite(C.POOL_ADDRESS, encode_pool(pool), SP.PERPS_OWNER)]
+        if self._jlp_supply_units is None:  # once: no mints or burns are simulated
+            self._jlp_supply_units = jlp_supply(pool.aum_usd6)
+            writes.append(AccountWrite(C.JLP_MINT, encode_spl_mint(self._jlp_supply_units,
+                                                                   C.JLP_DECIMALS),
+                                       C.TOKEN_PROGRAM_ID))
         for asset, custody in custodies.items():
             writes.append(AccountWrite(C.CUSTODY_BY_ASSET[asset], encode_custody(custody),
                                        SP.PERPS_OWNER))
@@ -515,6 +522,11 @@ def _position_writes(book: T.Book, rows: object) -> list[AccountWrite]:
     blobs = encode_positions(book.records[idx])
     return [AccountWrite(book.pubkeys[i], blob, SP.PERPS_OWNER)
             for i, blob in zip(idx.tolist(), blobs, strict=True)]
+
+
+def jlp_supply(aum_usd6: int) -> int:
+    """JLP supply (base units) that prices JLP at SP.JLP_PRICE_USD for a pool of `aum_usd6`."""
+    return max(int(aum_usd6 / SP.JLP_PRICE_USD), 1) * 10**C.JLP_DECIMALS // C.USD_PRECISION
 
 
 def pool_aum_usd6(custodies: dict[str, Custody], prices_usd6: dict[str, int]) -> int:

@@ -131,6 +131,8 @@ FEED_MAX_PRICE_FEED_AGE_S: Final = 60
 FEED_MAX_PRICE_DIFF_BPS: Final = 50
 FEED_BUMP: Final = 252
 STABLE_PRICE_USD: Final = 1.0
+#: JLP price at the start of a simulation (sets the JLP mint's supply from the pool's AUM).
+JLP_PRICE_USD: Final = 4.5
 
 
 # ---------------------------------------------------------------- price model

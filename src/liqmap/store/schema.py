@@ -71,6 +71,7 @@ MARKET_STATE: Final = pa.schema([
     ("latency_ms", pa.float64()),  # wall time of the cycle's RPC calls
     ("response_bytes", pa.int64()),
     ("retries", pa.int32()),
+    ("jlp_supply_tokens", pa.float64()),  # JLP mint supply, JLP tokens (null before collected)
     # how the snapshot was collected (null in stores written before these columns existed)
     ("mode", pa.string()),  # "stream" (live book over WebSocket) | "poll" (full scan)
     ("rpc_bytes", pa.int64()),  # bytes received for this market since its previous snapshot
@@ -89,6 +90,28 @@ LEGACY: Final = pa.schema([
     ("t_bin", TS),
     ("liq_price", pa.float64()),  # USD
     ("size_sol", pa.float64()),  # SOL
+])
+
+#: The live signal's alert log (`signal_alerts/market=…/date=…/alert-<ns>-<kind>.parquet`, one
+#: record per file, written atomically, never rewritten): the outbox of its webhook posts.
+SIGNAL_ALERTS: Final = pa.schema([
+    ("recorded_at", TS),  # when this record was written
+    ("ts", TS),  # the toggle's minute; for "start", the first minute the rule evaluates
+    ("rule_id", pa.string()),  # 12 hex digits of sha256(market, rule parameters, bin, ratio)
+    ("kind", pa.string()),  # start | intent | delivered | failed | checkpoint
+    ("event", pa.string()),  # on | off | reverse ("" for start)
+    ("direction", pa.int8()),  # after the event: -1 (cut the short), 0, +1 (add to it)
+    ("price_usd", pa.float64()),
+    ("above_tokens", pa.float64()),  # window sums, tokens of the market's asset
+    ("below_tokens", pa.float64()),
+    ("threshold_tokens", pa.float64()),
+    ("suggested_ratio", pa.float64()),  # hedge ratio after the event
+    ("key", pa.string()),  # idempotency key of the toggle, in every payload
+    ("webhook_id", pa.string()),  # sha256 of the URL, 12 hex (never the URL: it holds tokens)
+    ("attempts", pa.int32()),
+    ("detail", pa.string()),  # start: JSON (params, live_from); intent: JSON webhook ids;
+    # failed: the last error; checkpoint: JSON rule state (direction, confirm, release)
+    ("history", pa.list_(pa.float64())),  # checkpoint: trailing max(above, below), tokens
 ])
 
 #: Realized liquidations and closes: one row per open position that disappeared (README

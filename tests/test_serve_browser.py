@@ -1,0 +1,164 @@
+"""The live page in a real headless Chromium (Debian) against a real `liqmap serve`: the
+canvas is drawn, empty cells differ from small ones, a preset changes the window, hovering a
+cell shows the API's value for it, and a snapshot stored meanwhile appears without reload."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from browser_helpers import chromium, require_browser
+from serve_helpers import add_minute, serve_process, write_market
+
+pytestmark = pytest.mark.slow
+
+MINUTES = 8 * 60
+START = "2026-11-22T16:00"  # the history ends at midnight: the live minute starts a new day
+SHOTS = os.environ.get("LIQMAP_SCREENSHOTS")  # a directory to keep the screenshots in
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, Path]]:
+    require_browser()
+    root = tmp_path_factory.mktemp("page") / "store"
+    write_market(root, start=START, minutes=MINUTES, n=400, gaps=range(300, 320))
+    with serve_process(root) as (url, _), chromium() as driver:
+        driver.get(url + "/")
+        _wait(driver, lambda: driver.execute_script("return document.body.dataset.loaded"))
+        yield url, driver, root
+
+
+def _wait(driver: Any, ok: Callable[[], Any], timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = ok()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; page says: {driver.find_element('id', 'info').text}")
+
+
+def _shot(driver: Any, name: str, tmp_path: Path) -> np.ndarray:
+    from matplotlib.image import imread
+
+    path = Path(SHOTS) / name if SHOTS else tmp_path / name
+    driver.save_screenshot(str(path))
+    return imread(path)
+
+
+def _data(driver: Any, expr: str) -> Any:
+    return driver.execute_script(f"const d = window.liqmap.state.data; return {expr};")
+
+
+def test_canvas_is_drawn_with_empty_cells_distinct(page: tuple[str, Any, Path],
+                                                   tmp_path: Path) -> None:
+    _, driver, _ = page
+    pixels = _shot(driver, "page_8h.png", tmp_path)
+    heat = pixels[80:600, 80:1100, :3]
+    assert float(np.std(heat)) > 0.05  # drawn, not blank
+    # a zero cell in the empty corridor next to the price, and the smallest non-empty cell
+    probe = driver.execute_script("""
+      const S = window.liqmap.state, d = S.data, c = d.n_cols - 1, nb = d.n_bins;
+      const total = (b) => d.layer.z_long[c * nb + b] + d.layer.z_short[c * nb + b];
+      let zero = -1, small = -1;
+      for (let b = 0; b < nb; b++) {
+        const v = total(b);
+        if (v === 0 && zero < 0 && Math.abs(d.y_edges_usd[b] - d.spot_usd[c]) < 2) zero = b;
+        if (v > 0 && (small < 0 || v < total(small))) small = b;
+      }
+      const heat = document.getElementById("heat"), ctx = heat.getContext("2d");
+      const r = window.devicePixelRatio || 1, px = (b) => {
+        const at = window.liqmap.cellXY(c, b);
+        return Array.from(ctx.getImageData(Math.round(at.x * r), Math.round(at.y * r), 1, 1).data);
+      };
+      return {zero: zero, small: small, zeroPx: px(zero), smallPx: px(small), v: total(small)};
+    """)
+    assert probe["zero"] >= 0 and probe["small"] >= 0, probe
+    assert probe["zeroPx"][:3] == [11, 13, 18]  # the empty colour, the page background
+    assert probe["smallPx"][:3] != [11, 13, 18] and sum(probe["smallPx"][:3]) > 60
+    panels = {p: driver.find_element("css selector", f"#{p} span").text for p in ("signal", "liqs")}
+    assert "boost" in panels["signal"] and "ratio" in panels["signal"]  # the live rule's state
+    assert panels["liqs"].startswith("0 in view")  # the route answers; this store has none
+
+
+def test_preset_changes_the_window(page: tuple[str, Any, Path], tmp_path: Path) -> None:
+    _, driver, _ = page
+    before = _data(driver, "[d.t_start, d.t_end, d.n_cols]")
+    assert before[0] == f"{pd.Timestamp(START):%Y-%m-%dT%H:%M:%S}Z"  # 24 h clipped to the data
+    seq = driver.execute_script("return document.body.dataset.loaded")
+    driver.find_element("css selector", "button[data-preset='6h']").click()
+    _wait(driver, lambda: driver.execute_script("return document.body.dataset.loaded") != seq)
+    after = _data(driver, "[d.t_start, d.t_end, d.n_cols]")
+    end = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES - 1)
+    assert after[1] == before[1] == f"{end:%Y-%m-%dT%H:%M:%S}Z"
+    assert after[0] == f"{end - pd.Timedelta(hours=6) + pd.Timedelta(minutes=1):%Y-%m-%dT%H:%M:%S}Z"
+    assert "on" in driver.find_element("css selector",
+                                       "button[data-preset='6h']").get_attribute("class")
+    _shot(driver, "preset_6h.png", tmp_path)
+
+
+def test_hover_shows_the_api_value_of_the_cell(page: tuple[str, Any, Path],
+                                               tmp_path: Path) -> None:
+    url, driver, _ = page
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    target = driver.execute_script("""
+      const S = window.liqmap.state, d = S.data, nb = d.n_bins;
+      const total = (b) => d.layer.z_long[c * nb + b] + d.layer.z_short[c * nb + b];
+      let c = Math.floor(d.n_cols / 3), best = 0;
+      while (d.gap_mask[c]) c++;
+      for (let b = 0; b < nb; b++) if (total(b) > total(best)) best = b;
+      const heat = document.getElementById("heat"), at = window.liqmap.cellXY(c, best);
+      return {col: c, bin: best, query: S.lastLoad.query, w: heat.clientWidth,
+              h: heat.clientHeight, x: at.x, y: at.y};
+    """)
+    heat = driver.find_element("id", "heat")
+    ActionChains(driver).move_to_element_with_offset(
+        heat, int(target["x"] - target["w"] / 2), int(target["y"] - target["h"] / 2)).perform()
+    tip = driver.find_element("id", "tip")
+    _wait(driver, tip.is_displayed)
+    col, bin_ = int(tip.get_attribute("data-col")), int(tip.get_attribute("data-bin"))
+    assert (col, bin_) == (target["col"], target["bin"])
+    api = httpx.get(f"{url}/api/v1/heatmap?{target['query']}&format=json").json()
+    expected = api["z"][bin_][col]
+    assert expected > 0
+    assert float(tip.get_attribute("data-value")) == pytest.approx(expected, rel=5e-5)
+    assert f"{expected:,.0f}" in tip.text or f"{expected:,.1f}" in tip.text
+    assert "price bin" in tip.text and "between price and cursor" in tip.text and "≈ $" in tip.text
+    _shot(driver, "hover_tooltip.png", tmp_path)
+
+
+def test_new_snapshot_appears_without_reload(page: tuple[str, Any, Path],
+                                             tmp_path: Path) -> None:
+    _, driver, root = page
+    driver.find_element("css selector", "button[data-preset='24h']").click()
+    _wait(driver, lambda: _data(driver, "d && d.n_cols") == MINUTES)
+    driver.execute_script("window.__same_page = 42;")
+    new = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES)
+    add_minute(root, new, 178.0, n=400)
+    stamp = f"{new:%Y-%m-%dT%H:%M:%S}Z"
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp)
+    assert driver.execute_script("return window.__same_page") == 42  # no reload
+    assert driver.find_element("id", "live").get_attribute("data-last") == stamp
+    _shot(driver, "live_update.png", tmp_path)
+
+
+def test_pan_and_zoom_redraw_from_the_loaded_picture(page: tuple[str, Any, Path]) -> None:
+    _, driver, _ = page
+    view = driver.execute_script("return window.liqmap.state.view")
+    driver.execute_script("window.liqmap.panBy(-3600000);")
+    moved = driver.execute_script("return window.liqmap.state.view")
+    assert moved["t0"] == view["t0"] - 3_600_000 and moved["t1"] == view["t1"] - 3_600_000
+    assert driver.execute_script("return window.liqmap.lastDrawMs") >= 0
+    driver.execute_script("window.liqmap.zoomTime(0.5, window.liqmap.state.view.t1);")
+    zoomed = driver.execute_script("return window.liqmap.state.view")
+    assert zoomed["t1"] - zoomed["t0"] < moved["t1"] - moved["t0"]
+    assert driver.execute_script("return window.liqmap.state.live") is False
