@@ -344,6 +344,8 @@ class StreamCollector(Collector):
         self._thread = threading.Thread(target=self._stream_main, name="liqmap-stream",
                                         daemon=True)
         self._thread.start()
+        if self.settings.clock == "chain":  # a simulator may still be writing its minute 0
+            return
         end = time.monotonic() + C.STREAM_FIRST_LOAD_WAIT_S
         while not self.feed.ready.wait(0.2) and not self.stop.is_set():
             if time.monotonic() > end:
