@@ -27,7 +27,7 @@ from scripted_rpc import proxy
 def _collector(url: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_")}
     cmd = [sys.executable, "-m", "liqmap", "collect", "--rpc-url", url, "--markets", "SOL",
-           "--interval", "1", "--data-dir", str(data_dir)]
+           "--interval", "1", "--data-dir", str(data_dir), "--mode", "poll"]  # HTTP faults
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
 
 

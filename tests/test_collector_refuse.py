@@ -14,9 +14,9 @@ import pytest
 from liqmap.collect.loop import Collector
 from liqmap.config import load_settings
 from liqmap.store import Store
-from test_collector_surfnet import BOOK, Chain
 
 from scripted_rpc import proxy
+from test_collector_surfnet import BOOK, Chain
 
 T0 = pd.Timestamp("2026-11-24T08:00:00Z")
 

@@ -63,10 +63,11 @@ def _market(node) -> None:
                          C.PERPS_PROGRAM_ID)
 
 
-def _start(node, data_dir: Path) -> subprocess.Popen[bytes]:
+def _start(node, data_dir: Path, mode: str = "stream") -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_")}
     cmd = [sys.executable, "-m", "liqmap", "collect", "--rpc-url", node.rpc_url, "--markets",
-           "SOL", "--interval", "1", "--data-dir", str(data_dir)]
+           "SOL", "--interval", "1", "--data-dir", str(data_dir), "--mode", mode,
+           "--ws-url", node.ws_url]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -131,12 +132,14 @@ def _kill_mid_write(proc: subprocess.Popen[bytes], data_dir: Path, want_tmp: boo
     return False
 
 
-def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["stream", "poll"])
+def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Path,
+                                                          mode: str) -> None:
     _market(surfnet)
     rng = random.Random(5)
     stored, caught = 0, 0
     for attempt in range(8):
-        proc = _start(surfnet, tmp_path)
+        proc = _start(surfnet, tmp_path, mode)
         if attempt % 3 == 2:  # and a few kills at arbitrary moments
             time.sleep(rng.uniform(1.5, 3.0))
             proc.send_signal(signal.SIGKILL)
@@ -147,7 +150,7 @@ def test_kill_9_during_writes_leaves_only_whole_snapshots(surfnet, tmp_path: Pat
         assert now >= stored  # nothing finished was lost
         stored = now
     assert caught >= 3  # the kills really landed inside writes
-    proc = _start(surfnet, tmp_path)  # a restart carries on and cleans up
+    proc = _start(surfnet, tmp_path, mode)  # a restart carries on and cleans up
     _wait_for_snapshots(tmp_path, stored + 1)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)

@@ -138,13 +138,18 @@ def test_demo_never_writes_into_a_used_directory(tmp_path: Path) -> None:
 @pytest.mark.surfnet
 def test_simulate_stops_cleanly_on_sigterm(node_available, tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "liqmap", "simulate", "--positions", "100",
-                             "--speed", "0.2"], cwd=tmp_path, env=_env(), text=True,
+                             "--speed", "0.2", "--closed-accounts", "40"], cwd=tmp_path,
+                            env=_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     lines = [proc.stdout.readline()]
     while lines[-1] and not lines[-1].startswith("ready: "):
         lines.append(proc.stdout.readline())
     assert lines[0].startswith("local Solana node: http://127.0.0.1:"), lines
+    assert "(WebSocket ws://127.0.0.1:" in lines[0]
+    ws_url = lines[0].split("(WebSocket ")[1].rstrip(")\n")
+    assert "liqmap collect --rpc-url http://127.0.0.1:" in lines[1]
+    assert f"--ws-url {ws_url} --clock chain" in lines[1]
     nodes = [p for p in _children(proc.pid)
              if b"surfnet" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert len(nodes) == 1

@@ -80,7 +80,8 @@ def run(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("e2e")
     data = tmp / "store"
     with Surfnet() as node:
-        collector = liqmap("collect", "--rpc-url", node.rpc_url, "--clock", "chain",
+        collector = liqmap("collect", "--rpc-url", node.rpc_url, "--ws-url", node.ws_url,
+                           "--clock", "chain",
                            "--markets", ",".join(MARKETS), "--data-dir", str(data), cwd=tmp,
                            stderr=subprocess.PIPE)
         logs = Lines(collector.stderr)
@@ -246,4 +247,4 @@ def test_collector_logged_every_market_minute(run) -> None:
     assert len(stored) >= 3 * (MINUTES - 2)
     before = pd.Timestamp(t0 - 61, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
     failed = [line for line in log.splitlines() if "no snapshot" in line]
-    assert all(f" {before}: " in line for line in failed)
+    assert all(f" {before}: " in line for line in failed), failed

@@ -33,6 +33,9 @@ class Settings:
     backoff_s: float = C.DEFAULT_BACKOFF_S
     clock: str = "wall"  # "wall": schedule on this machine's clock; "chain": on the Clock sysvar
     log_level: str = "INFO"
+    mode: str = "stream"  # "stream": live book over WebSocket; "poll": full scan per snapshot
+    ws_urls: tuple[str, ...] = ()  # paired with rpc_urls in order; missing ones derived
+    resync_s: float = C.DEFAULT_RESYNC_S
     #: on-chain confirmation of detected liquidations: requests per second, 0 = off
     confirm_rps: float = C.DEFAULT_CONFIRM_RPS
     #: setting name -> where its value came from (flags, environment, a file)
@@ -41,21 +44,27 @@ class Settings:
     def describe(self) -> str:
         """One line safe for logs (URLs redacted)."""
         urls = ", ".join(redact_url(u) for u in self.rpc_urls)
-        return (f"rpc=[{urls}] data_dir={self.data_dir} markets={','.join(self.markets)} "
-                f"interval={self.interval_s:g}s clock={self.clock}")
+        line = (f"rpc=[{urls}] data_dir={self.data_dir} markets={','.join(self.markets)} "
+                f"interval={self.interval_s:g}s clock={self.clock} mode={self.mode}")
+        if self.mode == "stream":
+            ws = ", ".join(redact_url(u) for u in self.ws_urls) or "derived from rpc"
+            line += f" ws=[{ws}] resync={self.resync_s:g}s"
+        return line
 
 
 _ENV_KEYS = {
     "rpc_urls": "RPC_URL", "data_dir": "DATA_DIR", "markets": "MARKETS",
     "interval_s": "INTERVAL", "timeout_s": "TIMEOUT", "gpa_timeout_s": "GPA_TIMEOUT",
     "max_retries": "MAX_RETRIES", "backoff_s": "BACKOFF", "clock": "CLOCK",
-    "log_level": "LOG_LEVEL", "confirm_rps": "CONFIRM_RPS",
+    "log_level": "LOG_LEVEL", "mode": "MODE", "ws_urls": "WS_URL", "resync_s": "RESYNC",
+    "confirm_rps": "CONFIRM_RPS",
 }
 _TOML_KEYS = {
     "rpc_urls": ("rpc_url", "rpc_urls"), "data_dir": ("data_dir",), "markets": ("markets",),
     "interval_s": ("interval",), "timeout_s": ("timeout",), "gpa_timeout_s": ("gpa_timeout",),
     "max_retries": ("max_retries",), "backoff_s": ("backoff",), "clock": ("clock",),
-    "log_level": ("log_level",), "confirm_rps": ("confirm_rps",),
+    "log_level": ("log_level",), "mode": ("mode",), "ws_urls": ("ws_url", "ws_urls"),
+    "resync_s": ("resync",), "confirm_rps": ("confirm_rps",),
 }
 
 
@@ -101,6 +110,22 @@ def _urls(value: Any, origin: str) -> tuple[str, ...]:
     return urls
 
 
+def _ws_urls(value: Any, origin: str) -> tuple[str, ...]:
+    urls = _split_list(value, f"WebSocket URL ({origin})")
+    for u in urls:
+        if not u.startswith(("ws://", "wss://")):
+            raise ConfigError(f"WebSocket URL {redact_url(u)} ({origin}) must start with "
+                              "ws:// or wss://")
+    return urls
+
+
+def _mode(value: Any, origin: str) -> str:
+    mode = str(value).lower()
+    if mode not in ("stream", "poll"):
+        raise ConfigError(f"mode ({origin}) must be 'stream' or 'poll', got {value!r}")
+    return mode
+
+
 def _markets(value: Any, origin: str) -> tuple[str, ...]:
     markets = tuple(m.upper() for m in _split_list(value, f"markets ({origin})"))
     bad = [m for m in markets if m not in C.MARKETS]
@@ -143,6 +168,7 @@ _COERCE = {
     "clock": lambda v, o: _clock(_text(v, o), o), "log_level": lambda v, o: _text(v, o).upper(),
     "data_dir": lambda v, o: check_data_dir(_text(v, o)),
     "confirm_rps": _number(Bounds(low=0, high=C.MAX_CONFIRM_RPS, unit="requests per second")),
+    "mode": _mode, "ws_urls": _ws_urls, "resync_s": _number(_SECONDS),
 }
 #: liqmap.toml key -> Settings field (the file's names, as in the README).
 _FIELD_BY_TOML_KEY = {k: name for name, keys in _TOML_KEYS.items() for k in keys}

@@ -101,6 +101,27 @@ DEFAULT_WINDOW_HOURS_BY_MARKET: Final[dict[str, int]] = {"SOL": 24, "ETH": 24, "
 DEFAULT_PRICE_MARGIN_BY_MARKET: Final[dict[str, float]] = {"SOL": 0.20, "ETH": 0.15,
                                                            "BTC": 0.10}
 
+# --- Stream mode (live book over WebSocket) -----------------------------------------------
+POSITION_SIZE_USD_OFFSET: Final = 161  # Position.sizeUsd, u64 USD-6 (key-only scan slice)
+DEFAULT_RESYNC_S: Final = 1800.0  # seconds between periodic resyncs of the book
+#: no notification for this long while slots advance: the stream is considered stalled
+DEFAULT_MAX_SILENCE_S: Final = 90.0
+#: no slot notification for this long: the connection is considered dead
+SLOT_SILENCE_S: Final = 20.0
+WS_MAX_MESSAGE_BYTES: Final = 16 * 2**20  # one notification is ~0.5 kB; replies can be large
+WS_PING_INTERVAL_S: Final = 20.0
+WS_OPEN_TIMEOUT_S: Final = 10.0
+WS_BACKOFF_S: Final = 0.5  # first reconnect delay; x2 per failure with jitter
+WS_BACKOFF_MAX_S: Final = 60.0
+#: a connection that drops sooner than this after opening counts as a failure (backoff grows)
+WS_STABLE_AFTER_S: Final = 30.0
+GPA_V2_PAGE_LIMIT: Final = 10_000  # accounts per getProgramAccountsV2 page
+#: a snapshot waits at most this long for the stream to pass the slot of its Clock read
+STREAM_CATCH_UP_S: Final = 2.0
+#: longest wait between attempts of a failed book load (the transport has its own backoff)
+BOOK_LOAD_RETRY_MAX_S: Final = 2.0
+#: at startup, stream mode waits this long for the first book load before its first cycle
+STREAM_FIRST_LOAD_WAIT_S: Final = 60.0
 # --- liqmap serve -------------------------------------------------------------------------
 SERVE_DEFAULT_HOST: Final = "127.0.0.1"
 SERVE_DEFAULT_PORT: Final = 8050

@@ -57,6 +57,16 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 @click.option("--gpa-timeout", "gpa_timeout_s", type=SECONDS, default=None,
               help="Seconds per getProgramAccounts request (default 120).")
 @click.option("--max-retries", type=COUNT, default=None, help="Retries per request (default 5).")
+@click.option("--mode", type=click.Choice(["stream", "poll"]), default=None,
+              help="stream (default): a live book per market over WebSocket, resynced "
+                   "cheaply; poll: a full getProgramAccounts per market per snapshot.")
+@click.option("--ws-url", "ws_urls", multiple=True, metavar="URL",
+              help="WebSocket endpoint, repeatable, paired with --rpc-url in order (default: "
+                   "$LIQMAP_WS_URL, liqmap.toml ws_url, else derived from the RPC URL: "
+                   "https -> wss, same host, path and key).")
+@click.option("--resync", "resync_s", type=SECONDS, default=None,
+              help="Seconds between resyncs of the live book (default 1800; also after "
+                   "every reconnect).")
 @click.option("--confirm-rps", "confirm_rps", type=Number(low=0, high=C.MAX_CONFIRM_RPS),
               default=None, metavar="N",
               help="Confirm detected liquidations on chain (getSignaturesForAddress + "
@@ -66,21 +76,24 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 def collect_cmd(ctx: click.Context, **flags: object) -> None:
     """Store a snapshot of every open position, with exact liquidation prices, every minute.
 
-    Runs until SIGTERM/Ctrl-C (the current write completes, exit code 0).
+    Runs until SIGTERM/Ctrl-C (the current write completes, exit code 0). `--once` runs
+    one poll-mode cycle (a stream needs a running process).
 
     Example:
 
     \b
         LIQMAP_RPC_URL=https://mainnet.helius-rpc.com/?api-key=KEY liqmap collect
     """
-    from liqmap.collect.loop import Collector
+    from liqmap.collect.stream import make_collector
     from liqmap.store import Store
 
     once = bool(flags.pop("once"))
+    if once:
+        flags["mode"] = "poll"
     settings = settings_from(ctx, **flags)
     store = Store(settings.data_dir)
     stop = threading.Event()
-    collector = Collector(settings, store, stop=stop)
+    collector = make_collector(settings, store, stop=stop)
     if once:
         results = collector.collect_once()
         collector.client.transport.close()

@@ -89,12 +89,16 @@ def _positions(value: int | None, markets: tuple[str, ...]) -> dict[str, int] | 
               help="The market whose prices --price-from holds (others use the model).")
 @click.option("--positions", type=COUNT, default=None, metavar="N",
               help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
+@click.option("--closed-accounts", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="N", help="Extra closed Position accounts (size 0) spread over the "
+                                "markets, as on mainnet (~10^5-10^6); written at minute 0, "
+                                "about 1-2 ms each.")
 @click.option("--truth", "truth_path", type=click.Path(dir_okay=False), default=None,
               metavar="FILE", help="Write the ground truth (every liquidation and trader "
                                    "close, per minute) to this new CSV file.")
 def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
                  minutes: int | None, price_file: str | None, price_market: str,
-                 positions: int | None, truth_path: str | None) -> None:
+                 positions: int | None, closed_accounts: int, truth_path: str | None) -> None:
     """Run a simulated Jupiter Perps market on a local Solana node (surfnet), offline.
 
     Real pool, custody, oracle and Position accounts change every simulated minute (traders
@@ -104,8 +108,10 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
 
     \b
     Examples:
-      liqmap simulate                # prints the RPC URL of its node
-      liqmap collect --rpc-url http://127.0.0.1:PORT --clock chain --data-dir sim-data
+      liqmap simulate                # prints the RPC and WebSocket URLs of its node
+      liqmap collect --rpc-url http://127.0.0.1:PORT --ws-url ws://127.0.0.1:PORT2 \\
+          --clock chain --data-dir sim-data
+      liqmap simulate --closed-accounts 100000   # mainnet-shaped: mostly closed accounts
       liqmap simulate --price-from liq_matrix_72h_1m.npz --markets SOL --minutes 600
       liqmap simulate --minutes 60 --truth truth.csv   # what it liquidated and closed
     """
@@ -116,7 +122,8 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
     chosen = _markets(markets)
     series = load_price_series(price_file) if price_file else None
     config = SimConfig(markets=chosen, seed=seed, positions=_positions(positions, chosen),
-                       price_series=series, price_market=price_market.upper())
+                       price_series=series, price_market=price_market.upper(),
+                       closed_accounts=closed_accounts)
     stop = threading.Event()
     with _signals_stop(stop):
         run_simulation(config, rpc_url=rpc_url, speed_s=speed_s, minutes=minutes, stop=stop,

@@ -8,6 +8,7 @@ half: bytes in, Arrow tables out. `Collector` (in `liqmap.collect.loop`) schedul
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -77,6 +78,22 @@ class FetchedMarket:
     positions: DecodedPositions
     positions_slot: int
     stats: list[CallStats] = field(default_factory=list)
+    feed: FeedStats | None = None  # stream mode: what the live book received; None: poll
+
+
+@dataclass(frozen=True)
+class FeedStats:
+    """How a market's data arrived since its previous snapshot (market_state columns).
+
+    `rpc_bytes` counts bytes as received on the wire (HTTP bodies and WebSocket messages);
+    `book_age_ms` is the age of the newest update or resync behind the snapshot.
+    """
+
+    mode: str = "poll"
+    rpc_bytes: int = 0
+    stream_updates: int = 0
+    book_age_ms: float = 0.0
+    missed_updates: int = 0
 
 
 @dataclass(frozen=True)
@@ -296,15 +313,25 @@ def _state_row(fetched: FetchedMarket, ts: datetime, custody_key: str, clock: Cl
         "pool_aum_usd": pool.aum_usd6 / usd if pool else None,
         "n_positions": positions.num_rows,
         "n_long": int((side == 0).sum()), "n_short": int((side == 1).sum()),
-        "long_size_usd": float(size[side == 0].sum()),
-        "short_size_usd": float(size[side == 1].sum()),
+        # exactly rounded: the same total whatever order the node or the book lists positions
+        "long_size_usd": math.fsum(size[side == 0]),
+        "short_size_usd": math.fsum(size[side == 1]),
         "n_decode_errors": fetched.positions.n_errors,
         "latency_ms": sum(s.latency_s for s in fetched.stats) * 1000,
         "response_bytes": sum(s.response_bytes for s in fetched.stats),
         "retries": sum(s.retries for s in fetched.stats),
         "jlp_supply_tokens": _jlp_supply(accounts),
+        **_feed_columns(fetched),
     }
     return pa.Table.from_pylist([row], schema=S.MARKET_STATE)
+
+
+def _feed_columns(fetched: FetchedMarket) -> dict[str, object]:
+    """The mode columns: a poll snapshot received exactly its calls' bytes, just now."""
+    feed = fetched.feed or FeedStats(rpc_bytes=sum(s.response_bytes for s in fetched.stats))
+    return {"mode": feed.mode, "rpc_bytes": feed.rpc_bytes,
+            "stream_updates": feed.stream_updates, "book_age_ms": feed.book_age_ms,
+            "missed_updates": feed.missed_updates}
 
 
 def _stable_rates(accounts: dict[str, bytes | None], key: str,

@@ -18,7 +18,13 @@ import pandas as pd
 
 from liqmap import constants as C
 from liqmap.collect.confirm import RealizedLiquidations
-from liqmap.collect.cycle import MarketAddresses, Snapshot, build_snapshot, fetch_market
+from liqmap.collect.cycle import (
+    FetchedMarket,
+    MarketAddresses,
+    Snapshot,
+    build_snapshot,
+    fetch_market,
+)
 from liqmap.collect.rpc import RpcClient, Stopped, Transport
 from liqmap.config import Settings
 from liqmap.errors import LiqmapError
@@ -99,7 +105,7 @@ class Collector:
         addr = self.addresses[market]
         try:
             previous = self._previous_slot(market)
-            fetched = fetch_market(self.client, addr, deadline=deadline, min_slot=previous)
+            fetched = self._fetch(addr, ts, deadline, previous)
             snapshot = build_snapshot(fetched, ts.to_pydatetime(), addr, previous)
             stored = self.store.write_snapshot(market, snapshot.positions, snapshot.state)
             self._last_slot[market] = max(previous or 0, fetched.positions_slot)
@@ -124,6 +130,18 @@ class Collector:
         if market not in self._last_slot:
             self._last_slot[market] = last_positions_slot(self.store, market)
         return self._last_slot[market]
+
+    def _fetch(self, addr: MarketAddresses, ts: pd.Timestamp, deadline: float,
+               min_slot: int | None = None) -> FetchedMarket:
+        """The market's accounts for the snapshot of `ts`, read at `min_slot` or later (poll
+        mode: a full scan now)."""
+        return fetch_market(self.client, addr, deadline=deadline, min_slot=min_slot)
+
+    def _start(self) -> None:
+        """Called when `run` starts (stream mode: opens the WebSocket)."""
+
+    def _finish(self) -> None:
+        """Called when `run` ends, also on errors."""
 
     def _failed(self, market: str, ts: pd.Timestamp, reason: str) -> CycleResult:
         log.error("%s %s: no snapshot: %s", market, _fmt(ts), reason)
@@ -169,6 +187,7 @@ class Collector:
         cycles = 0
         next_ts: pd.Timestamp | None = None
         try:
+            self._start()
             while not self.stop.is_set() and (max_cycles is None or cycles < max_cycles):
                 now = self._now_or_none()
                 if now is None:
@@ -183,6 +202,7 @@ class Collector:
                 cycles += 1
                 next_ts = current + pd.Timedelta(seconds=self.settings.interval_s)
         finally:
+            self._finish()
             compactor.stop_and_join()
             self.realized.stop_and_join()
             self.client.transport.close()
@@ -285,8 +305,11 @@ def _log_snapshot(snap: Snapshot, stored: bool) -> None:
         extra.append(f"pyth diverges {snap.pyth_divergence_bps:.0f}bps")
     log.info(
         "%s %s %s positions=%d (long %d, short %d) price=%.4f slot=%d latency=%.0fms "
-        "bytes=%d retries=%d decode_errors=%d%s",
+        "bytes=%d retries=%d decode_errors=%d mode=%s rpc_bytes=%d updates=%d book_age=%.0fms "
+        "missed=%d%s",
         snap.market, _fmt(pd.Timestamp(snap.ts)), "stored" if stored else "duplicate",
         state["n_positions"], state["n_long"], state["n_short"], state["oracle_price"],
         state["slot"], state["latency_ms"], state["response_bytes"], state["retries"], errors,
+        state["mode"], state["rpc_bytes"], state["stream_updates"], state["book_age_ms"],
+        state["missed_updates"],
         (" " + "; ".join(extra)) if extra else "")

@@ -79,6 +79,8 @@ class SimConfig:
         price_series: USD per minute replayed for `price_market` (minute 0 = first value).
         price_market: the market `price_series` belongs to.
         warmup_min: minutes simulated before minute 0 (not written), so positions have history.
+        closed_accounts: extra closed Position accounts (sizeUsd 0) written at minute 0, as
+            the ~10^5-10^6 on mainnet (Jupiter never closes Position accounts).
     """
 
     markets: tuple[str, ...] = C.MARKETS
@@ -87,6 +89,7 @@ class SimConfig:
     price_series: np.ndarray | None = None
     price_market: str = "SOL"
     warmup_min: int = SP.WARMUP_MIN
+    closed_accounts: int = 0
 
     def target(self, market: str) -> int:
         """Target open positions of `market`."""
@@ -459,7 +462,16 @@ class MarketSim:
         for market, book in self.books.items():
             writes += _position_writes(book, range(book.n))
             self._dirty[market].clear()
-        return writes
+        return writes + self.closed_writes()
+
+    def closed_writes(self) -> list[AccountWrite]:
+        """The config's extra closed Position accounts (own random stream: the market's
+        draws are the same with or without them)."""
+        rng = np.random.default_rng([self.config.seed, SP.CLOSED_ACCOUNTS_STREAM])
+        keys, records = T.closed_accounts(self.config.closed_accounts, self.config.markets,
+                                          rng, self.start_time_s)
+        return [AccountWrite(k, blob, SP.PERPS_OWNER)
+                for k, blob in zip(keys, encode_positions(records), strict=True)]
 
     def changed_writes(self) -> list[AccountWrite]:
         """Accounts changed since the last `initial_writes`/`changed_writes`: pool,

@@ -247,3 +247,6 @@ DEFAULT_SEED: Final = 7
 # ---------------------------------------------------------------- account owners
 PERPS_OWNER: Final = C.PERPS_PROGRAM_ID
 DOVES_OWNER: Final = C.DOVES_PROGRAM_ID
+
+#: seed stream of the extra closed Position accounts (`--closed-accounts`)
+CLOSED_ACCOUNTS_STREAM: Final = 0xC105ED

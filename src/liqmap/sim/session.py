@@ -42,9 +42,8 @@ def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
                           "liqmap project root")
     stop = stop or threading.Event()
     with node_at(rpc_url) as node:
-        echo(f"local Solana node: {node.rpc_url}")
-        echo(f"collect it with:   liqmap collect --rpc-url {node.rpc_url} --clock chain "
-             f"--markets {','.join(config.markets)} --data-dir DIR")
+        echo(f"local Solana node: {node.rpc_url} (WebSocket {node.ws_url or 'unknown'})")
+        echo(f"collect it with:   {collect_command(node.rpc_url, node.ws_url, config.markets)}")
         sim = MarketSim(config, first_minute_time(node))
         writer = ChainWriter(node)
         with progress_bar(config.warmup_min, "warm-up (simulated history)", "min",
@@ -52,7 +51,8 @@ def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
             sim.warm_up(bar.update)
         if stop.is_set():
             return RunSummary(0, 0, 0, "stop")
-        total = sum(b.n for b in sim.books.values()) + 2 * len(SP.POOL_ASSETS) + 1
+        total = (sum(b.n for b in sim.books.values()) + 2 * len(SP.POOL_ASSETS) + 1
+                 + config.closed_accounts)
         with progress_bar(total, "writing accounts", "acct", progress) as bar:
             count = publish_initial(sim, writer, bar.update)
         echo(f"ready: minute 0 at chain time {_iso(sim.chain_time(0))}, {count} accounts "
@@ -64,6 +64,14 @@ def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
     echo(f"stopped ({summary.ended_by}): {summary.minutes} simulated minutes, "
          f"{summary.liquidations} liquidations, {summary.accounts_written} account writes")
     return summary
+
+
+def collect_command(rpc_url: str, ws_url: str, markets: tuple[str, ...]) -> str:
+    """The `liqmap collect` command for a simulated node: stream mode over its WebSocket
+    (surfnet serves it on another port than HTTP), else poll mode."""
+    source = f"--ws-url {ws_url}" if ws_url else "--mode poll"
+    return (f"liqmap collect --rpc-url {rpc_url} {source} --clock chain "
+            f"--markets {','.join(markets)} --data-dir DIR")
 
 
 def _progress_callback(bar: tqdm, truth: TruthLog | None = None

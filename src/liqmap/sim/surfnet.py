@@ -58,11 +58,13 @@ def unavailable_reason() -> str | None:
 
 
 class Surfnet:
-    """Start with `with Surfnet() as node:`; `node.rpc_url` is the JSON-RPC endpoint."""
+    """Start with `with Surfnet() as node:`; `node.rpc_url` is the JSON-RPC endpoint and
+    `node.ws_url` its PubSub (WebSocket) endpoint, on another port."""
 
     def __init__(self, *, startup_timeout_s: float = 60.0) -> None:
         self.startup_timeout_s = startup_timeout_s
         self.rpc_url = ""
+        self.ws_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._http = httpx.Client(timeout=30.0)
 
@@ -78,7 +80,8 @@ class Surfnet:
         self._proc = subprocess.Popen(["node", str(launcher)], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         line = self._read_first_line()
-        self.rpc_url = json.loads(line)["rpcUrl"]
+        urls = json.loads(line)
+        self.rpc_url, self.ws_url = urls["rpcUrl"], urls.get("wsUrl", "")
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         return self
 

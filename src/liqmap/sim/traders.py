@@ -376,3 +376,36 @@ class LimitOrders:
             self.level_usd6, self.is_long = self.level_usd6[keep], self.is_long[keep]
             self.expiry_minute = self.expiry_minute[keep]
         return out
+
+
+def closed_accounts(n: int, markets: tuple[str, ...], rng: np.random.Generator,
+                    now_s: int) -> tuple[list[str], np.ndarray]:
+    """`n` closed Position accounts (sizeUsd 0) as they pile up on chain: spread evenly over
+    `markets` and sides, longs with the asset as collateral, shorts with USDC (80 %) or USDT,
+    last touched up to a year before `now_s`. Returns (PDA addresses, records)."""
+    rec = empty_positions(n)
+    if n == 0 or not markets:
+        return [], rec
+    market_idx = rng.integers(len(markets), size=n)
+    side = rng.integers(C.SIDE_LONG, C.SIDE_SHORT + 1, size=n)
+    usdt = rng.random(n) < 0.2
+    owners = rng.bytes(32 * n)
+    updated = now_s - rng.integers(3600, 365 * 86_400, size=n)
+    rec["side"] = side
+    rec["update_time"] = updated
+    rec["open_time"] = updated - rng.integers(60, 30 * 86_400, size=n)
+    keys: list[str] = []
+    for i in range(n):
+        market = markets[int(market_idx[i])]
+        collateral = (market if side[i] == C.SIDE_LONG else "USDT" if usdt[i] else "USDC")
+        owner = owners[32 * i:32 * i + 32]
+        address, bump = position_address(owner, C.CUSTODY_BY_ASSET[market],
+                                         C.CUSTODY_BY_ASSET[collateral], int(side[i]))
+        rec[i]["owner"] = np.frombuffer(owner, dtype="V32")[0]
+        rec[i]["pool"] = np.frombuffer(POOL_KEY, dtype="V32")[0]
+        rec[i]["custody"] = np.frombuffer(key_bytes(C.CUSTODY_BY_ASSET[market]), dtype="V32")[0]
+        rec[i]["collateral_custody"] = np.frombuffer(key_bytes(C.CUSTODY_BY_ASSET[collateral]),
+                                                     dtype="V32")[0]
+        rec[i]["bump"] = bump
+        keys.append(address)
+    return keys, rec

@@ -72,6 +72,12 @@ MARKET_STATE: Final = pa.schema([
     ("response_bytes", pa.int64()),
     ("retries", pa.int32()),
     ("jlp_supply_tokens", pa.float64()),  # JLP mint supply, JLP tokens (null before collected)
+    # how the snapshot was collected (null in stores written before these columns existed)
+    ("mode", pa.string()),  # "stream" (live book over WebSocket) | "poll" (full scan)
+    ("rpc_bytes", pa.int64()),  # bytes received for this market since its previous snapshot
+    ("stream_updates", pa.int64()),  # WebSocket notifications applied to the book since then
+    ("book_age_ms", pa.float64()),  # ms from the newest update or resync to the snapshot
+    ("missed_updates", pa.int64()),  # accounts a resync found the stream had missed, since then
 ])
 
 MISSES: Final = pa.schema([

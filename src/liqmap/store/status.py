@@ -25,6 +25,41 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class CollectionStats:
+    """How the window's snapshots were collected (market_state mode columns; snapshots from
+    stores written before those columns count as mode 'unknown')."""
+
+    modes: dict[str, int]
+    rpc_bytes_median: float | None  # bytes received per snapshot
+    stream_updates_median: float | None
+    book_age_ms_median: float | None
+    book_age_ms_max: float | None
+    missed_updates: int
+
+
+COLLECTION_COLUMNS = ["mode", "rpc_bytes", "stream_updates", "book_age_ms", "missed_updates"]
+
+
+def collection_stats(state: pd.DataFrame) -> CollectionStats | None:
+    """Summary of the mode columns of market_state rows (None when there are no rows)."""
+    if state.empty:
+        return None
+    modes = state["mode"].fillna("unknown").value_counts().to_dict()
+
+    def median(col: str) -> float | None:
+        values = state[col].dropna()
+        return float(values.median()) if len(values) else None
+
+    ages = state["book_age_ms"].dropna()
+    return CollectionStats(
+        modes={str(k): int(v) for k, v in modes.items()},
+        rpc_bytes_median=median("rpc_bytes"), stream_updates_median=median("stream_updates"),
+        book_age_ms_median=median("book_age_ms"),
+        book_age_ms_max=float(ages.max()) if len(ages) else None,
+        missed_updates=int(state["missed_updates"].fillna(0).sum()))
+
+
+@dataclass(frozen=True)
 class MarketStatus:
     market: str
     start: pd.Timestamp
@@ -37,6 +72,7 @@ class MarketStatus:
     positions_max: int
     bytes_by_dataset: dict[str, int] = field(default_factory=dict)
     legacy: int = 0  # minutes present only through rows imported from the old tool
+    collection: CollectionStats | None = None
     damaged: list[Damaged] = field(default_factory=list)
 
     @property
@@ -85,7 +121,8 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
     damaged = damaged_files(store, market, start, end)
     try:
         start, end = _default_window(store, market, start, end, source)
-        state = store.read_market_state(market, start, end, ["ts", "n_positions"])
+        state = store.read_market_state(market, start, end,
+                                        ["ts", "n_positions", *COLLECTION_COLUMNS])
         misses = store.read_misses(market, start, end)
     except StorageError as exc:
         if not damaged:
@@ -118,6 +155,7 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
         positions_max=int(counts.max()) if len(counts) else 0,
         bytes_by_dataset=store.size_bytes(market), damaged=damaged,
         legacy=int(legacy.size),
+        collection=collection_stats(state.select(COLLECTION_COLUMNS).to_pandas()),
     )
 
 
@@ -214,6 +252,19 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
 
 
+def _num(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _format_collection(c: CollectionStats) -> str:
+    modes = ", ".join(f"{m} {n}" for m, n in sorted(c.modes.items()))
+    return (f"  collection: mode {modes}; per snapshot median rpc_bytes "
+            f"{_num(c.rpc_bytes_median, ',.0f')}, stream_updates "
+            f"{_num(c.stream_updates_median, 'g')}, book_age_ms "
+            f"{_num(c.book_age_ms_median, '.0f')} (max {_num(c.book_age_ms_max, '.0f')}); "
+            f"missed_updates {c.missed_updates}")
+
+
 def format_status(status: MarketStatus, *, max_gaps: int = 20) -> str:
     """Human-readable report, one block per market."""
     fmt = "%Y-%m-%dT%H:%MZ"
@@ -227,6 +278,8 @@ def format_status(status: MarketStatus, *, max_gaps: int = 20) -> str:
         f"max {status.positions_max}",
         f"  store size: {sizes or 'empty'}",
     ]
+    if status.collection is not None:
+        lines.append(_format_collection(status.collection))
     if status.gaps:
         lines.append(f"  gaps: {status.missing} missing minute(s) in {len(status.gaps)} range(s)")
         for gap in status.gaps[:max_gaps]:
