@@ -298,7 +298,7 @@ class RealizedLiquidations:
             last = self.last.get(market)
             if last is None:
                 return None
-            ts = max(ts, last.ts)
+            ts = max(ts, last.ts + pd.Timedelta(seconds=1))  # after the snapshot that held it
             row = last.positions.filter(pc.equal(last.positions.column("pubkey"), seen.pubkey))
             if (ts - last.ts).total_seconds() > C.LIQUIDATION_MAX_GAP_S or row.num_rows == 0:
                 return None
