@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from liqmap.collect.loop import Collector
+from liqmap.config import Settings
 from liqmap.score.report import score_store
 from liqmap.sim.demo import _simulate_and_collect
-from liqmap.sim.market import SimConfig
+from liqmap.sim.market import MarketSim, SimConfig
 from liqmap.sim.truth import read_truth
+from liqmap.sim.writer import ChainWriter, start_time_s
 from liqmap.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.surfnet]
@@ -37,8 +40,15 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFr
     config = SimConfig(markets=("SOL", "ETH"), seed=5, positions={"SOL": 600, "ETH": 300},
                        price_series=_sell_off(), price_market="SOL")
     with Surfnet() as node:
-        _simulate_and_collect(node, out / "store", config, MINUTES, lambda _: None, False,
-                              truth_path=out / "truth.csv")
+        settings = Settings(rpc_urls=(node.rpc_url,), data_dir=str(out / "store"),
+                            markets=config.markets, clock="chain", max_retries=2)
+        collector = Collector(settings, Store(str(out / "store")))
+        try:
+            _simulate_and_collect(MarketSim(config, start_time_s(node)), ChainWriter(node),
+                                  collector, out / "store", MINUTES, lambda _: None, False,
+                                  truth_path=out / "truth.csv")
+        finally:
+            collector.client.transport.close()
     return out / "store", read_truth(out / "truth.csv")
 
 
