@@ -272,22 +272,71 @@ class RealizedLiquidations:
     def _run_closes(self, now_s: Callable[[], float]) -> None:
         while not self.stop.is_set():
             try:
-                seen = self._closes.get(timeout=0.5)
+                batch = [self._closes.get(timeout=0.5)]
             except queue.Empty:
                 continue
-            if seen is None:
-                return
+            while len(batch) < C.CLOSE_BATCH_MAX and batch[-1] is not None:
+                try:  # a burst (a cascade) is classified and stored in one write
+                    batch.append(self._closes.get_nowait())
+                except queue.Empty:
+                    break
+            closes = [c for c in batch if c is not None]
             try:
-                ts_s = now_s() - (time.monotonic() - seen.seen_s)
-                self.record_close(seen, pd.Timestamp(ts_s, unit="s", tz="UTC"))
-            except Exception:  # the next snapshot's comparison still sees it
-                log.exception("%s: classifying the close of %s failed", seen.market,
-                              seen.pubkey)
+                if closes:
+                    now, mono = now_s(), time.monotonic()
+                    self.record_closes([(c, pd.Timestamp(now - (mono - c.seen_s), unit="s",
+                                                          tz="UTC")) for c in closes])
+            except Exception:  # the next snapshot's comparison still sees them
+                log.exception("classifying %d close(s) seen by the stream failed", len(closes))
+            if batch[-1] is None:
+                return
 
     def record_close(self, seen: SeenClose, ts: pd.Timestamp) -> pa.Table | None:
-        """Classify and store one close the stream saw at `ts`, against the last stored
-        snapshot; None when that snapshot did not hold it (nothing was predicted), is too
-        old, or the disappearance is already recorded."""
+        """`record_closes` of one close; None when nothing was recorded."""
+        rows = self.record_closes([(seen, ts)])
+        return rows if rows.num_rows else None
+
+    def record_closes(self, closes: list[tuple[SeenClose, pd.Timestamp]]) -> pa.Table:
+        """Classify and store closes the stream saw (each with the time it saw it), against
+        the last stored snapshot. Skipped: positions that snapshot did not hold (nothing was
+        predicted), a snapshot too old, disappearances already recorded. Returns the rows."""
+        by_market: dict[str, list[pa.Table]] = {}
+        claimed: dict[str, list[tuple[str, Any]]] = {}
+        for seen, ts in closes:
+            picked = self._claim(seen, ts)
+            if picked is None:
+                continue
+            last, row, key, at = picked
+            claimed.setdefault(seen.market, []).append(key)
+            try:
+                price, interest, params = close_state(seen, int(at.timestamp()))
+                by_market.setdefault(seen.market, []).append(classify_gone(
+                    row, ts_before=last.ts, price_before=last.oracle_price, ts=at,
+                    slot=seen.slot, price_after=price, interest_now=interest,
+                    fee_params=params, status=self._status()))
+            except Exception:  # undecodable bytes: left to the next snapshot's comparison
+                log.exception("%s: classifying the close of %s failed", seen.market,
+                              seen.pubkey)
+                self._unclaim(seen.market, [key])
+        out = [S.LIQUIDATIONS.empty_table()]
+        for market, parts in by_market.items():
+            rows = pa.concat_tables(parts)
+            try:
+                self.store.write_liquidations(market, rows)
+            except BaseException:
+                self._unclaim(market, claimed[market])
+                raise
+            self._enqueue(market, rows)
+            n_liq = sum(1 for k in rows.column("kind").to_pylist() if k == LIQUIDATED)
+            log.info("%s: %d position(s) closed, seen by the stream: %d liquidated, %d closed",
+                     market, rows.num_rows, n_liq, rows.num_rows - n_liq)
+            out.append(rows)
+        return pa.concat_tables(out)
+
+    def _claim(self, seen: SeenClose, ts: pd.Timestamp
+               ) -> tuple[Observation, pa.Table, tuple[str, Any], pd.Timestamp] | None:
+        """The last snapshot, its row of the closed position, the disappearance's key and its
+        time (at least 1 s after that snapshot), marked recorded; None: nothing to record."""
         market = seen.market
         if market not in self.last:
             loaded = self._previous_from_store(market, ts + pd.Timedelta(microseconds=1))
@@ -298,7 +347,7 @@ class RealizedLiquidations:
             last = self.last.get(market)
             if last is None:
                 return None
-            ts = max(ts, last.ts + pd.Timedelta(seconds=1))  # after the snapshot that held it
+            ts = max(ts, last.ts + pd.Timedelta(seconds=1))
             row = last.positions.filter(pc.equal(last.positions.column("pubkey"), seen.pubkey))
             if (ts - last.ts).total_seconds() > C.LIQUIDATION_MAX_GAP_S or row.num_rows == 0:
                 return None
@@ -307,22 +356,11 @@ class RealizedLiquidations:
             if key in streamed:
                 return None
             streamed.add(key)
-        try:
-            price, interest, params = close_state(seen, int(ts.timestamp()))
-            rows = classify_gone(row.slice(0, 1), ts_before=last.ts,
-                                 price_before=last.oracle_price, ts=ts, slot=seen.slot,
-                                 price_after=price, interest_now=interest, fee_params=params,
-                                 status=self._status())
-            self.store.write_liquidations(market, rows)
-        except BaseException:  # not recorded: leave it to the next snapshot's comparison
-            with self._lock:
-                streamed.discard(key)
-            raise
-        self._enqueue(market, rows)
-        log.info("%s %s: %s %s (seen by the stream)", market,
-                 rows.column("ts")[0].as_py().strftime("%Y-%m-%dT%H:%M:%SZ"), seen.pubkey,
-                 rows.column("kind")[0].as_py())
-        return rows
+        return last, row.slice(0, 1), key, ts
+
+    def _unclaim(self, market: str, keys: list[tuple[str, Any]]) -> None:
+        with self._lock:
+            self._streamed.get(market, set()).difference_update(keys)
 
     def forget(self, market: str) -> None:
         """Another writer stored this minute: the next comparison starts from the store, so
