@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -101,6 +101,20 @@ def close_state(seen: SeenClose, now_s: int) -> tuple[float, dict[str, int], per
     params = perps.FeeParams(custody.decrease_position_bps, custody.trade_impact_fee_scalar,
                              custody.max_leverage_bps)
     return decode_ag_price_feed(feed).price_usd, interest, params
+
+
+#: markets -> (schedule time in unix s, time.monotonic() then, accounts by market)
+CloseContext = Callable[[set[str]], tuple[float, float, dict[str, dict[str, bytes | None]]]]
+
+
+def _in_context(closes: list[SeenClose], context: CloseContext
+                ) -> list[tuple[SeenClose, pd.Timestamp]]:
+    """Each close with the accounts of its market as the book holds them once caught up (a
+    close and the price update before it arrive on different subscriptions, in either
+    order) and the time the book saw it."""
+    now, mono, accounts = context({c.market for c in closes})
+    return [(replace(c, accounts=accounts.get(c.market) or c.accounts),
+             pd.Timestamp(now - (mono - c.seen_s), unit="s", tz="UTC")) for c in closes]
 
 
 class RateLimit:
@@ -255,11 +269,13 @@ class RealizedLiquidations:
             log.warning("%s: close queue full; %s is left to the next snapshot", seen.market,
                         seen.pubkey)
 
-    def start_closes(self, now_s: Callable[[], float]) -> None:
-        """Classify queued closes in a thread; `now_s()`: the schedule's clock (unix s)."""
+    def start_closes(self, context: CloseContext) -> None:
+        """Classify queued closes in a thread; `context(markets)` gives the schedule's time
+        (unix s), `time.monotonic()` at that instant and each market's accounts once the
+        stream delivered every write up to now."""
         if self._close_thread is not None:
             return
-        self._close_thread = threading.Thread(target=self._run_closes, args=(now_s,),
+        self._close_thread = threading.Thread(target=self._run_closes, args=(context,),
                                               name="liqmap-closes", daemon=True)
         self._close_thread.start()
 
@@ -269,7 +285,7 @@ class RealizedLiquidations:
             self._close_thread.join(timeout=10)
             self._close_thread = None
 
-    def _run_closes(self, now_s: Callable[[], float]) -> None:
+    def _run_closes(self, context: CloseContext) -> None:
         while not self.stop.is_set():
             try:
                 batch = [self._closes.get(timeout=0.5)]
@@ -283,9 +299,7 @@ class RealizedLiquidations:
             closes = [c for c in batch if c is not None]
             try:
                 if closes:
-                    now, mono = now_s(), time.monotonic()
-                    self.record_closes([(c, pd.Timestamp(now - (mono - c.seen_s), unit="s",
-                                                          tz="UTC")) for c in closes])
+                    self.record_closes(_in_context(closes, context))
             except Exception:  # the next snapshot's comparison still sees them
                 log.exception("classifying %d close(s) seen by the stream failed", len(closes))
             if batch[-1] is None:

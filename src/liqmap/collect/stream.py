@@ -358,18 +358,25 @@ class StreamCollector(Collector):
                                                 time.monotonic(), addr.custody,
                                                 tuple(addr.collateral), accounts))
 
-    def _close_clock(self) -> float:
-        """Unix seconds on the schedule's clock, for the time of a close."""
-        if self.settings.clock != "chain":
-            return time.time()
+    def _close_context(self, markets: set[str]
+                       ) -> tuple[float, float, dict[str, dict[str, bytes | None]]]:
+        """For closes seen by the stream: the schedule's time (unix s), `time.monotonic()`
+        then, and the markets' accounts once the stream passed the current slot."""
         clock, _ = self.feed.client.get_multiple_accounts([C.CLOCK_SYSVAR])
         data = clock.data.get(C.CLOCK_SYSVAR)
         if data is None:
             raise LiqmapError("the RPC node returned no Clock sysvar")
-        return float(decode_clock(data).unix_timestamp)
+        now, mono = time.time(), time.monotonic()
+        if self.settings.clock == "chain":
+            now = float(decode_clock(data).unix_timestamp)
+        self.feed.catch_up(clock.slot, C.STREAM_CATCH_UP_S)  # best effort: else as seen
+        with self.feed.lock:
+            accounts = {m: self.feed.books[m].account_data(book_keys(self.addresses[m]))
+                        for m in markets}
+        return now, mono, accounts
 
     def _start(self) -> None:
-        self.realized.start_closes(self._close_clock)
+        self.realized.start_closes(self._close_context)
         self._thread = threading.Thread(target=self._stream_main, name="liqmap-stream",
                                         daemon=True)
         self._thread.start()
