@@ -37,7 +37,37 @@ def rpc_error(code: int, message: str) -> Step:
                                  "error": {"code": code, "message": message}}).encode())
 
 
-class ScriptedServer:
+class _QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Loopback:
+    """An HTTP server on a free 127.0.0.1 port; JSON-RPC bodies it received in `requests`."""
+
+    requests: list[dict[str, Any]]
+
+    def _listen(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def methods(self) -> list[str]:
+        return [r["method"] for r in self.requests]
+
+
+@contextmanager
+def _running(server: Any) -> Iterator[Any]:
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+class ScriptedServer(_Loopback):
     def __init__(self, steps: list[Step], router: Any = None) -> None:
         self.steps = list(steps)
         self.router = router  # callable(method, params) -> Step, instead of the steps
@@ -46,7 +76,7 @@ class ScriptedServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length))
@@ -72,27 +102,13 @@ class ScriptedServer:
                     return
                 self.wfile.write(step.body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def methods(self) -> list[str]:
-        return [r["method"] for r in self.requests]
+        self._listen(Handler)
 
 
 @contextmanager
 def scripted(steps: list[Step], router: Any = None) -> Iterator[ScriptedServer]:
-    server = ScriptedServer(steps, router)
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _running(ScriptedServer(steps, router)) as server:
         yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
 
 
 # ---------------------------------------------------------------- transactions of a position
@@ -167,7 +183,7 @@ class ChainScript:
         return rpc_error(-32601, f"Method not found: {method}")
 
 
-class ProxyServer:
+class ProxyServer(_Loopback):
     """A JSON-RPC proxy on 127.0.0.1 in front of a real node (surfnet) that can misbehave:
     `rewrite(method, response_dict)` edits answers (a node that is behind, an empty answer),
     `down` makes it answer HTTP 503 (an outage). Requests are kept in `requests`."""
@@ -183,7 +199,7 @@ class ProxyServer:
         client = httpx.Client(timeout=60)
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 body = json.loads(raw)
@@ -204,24 +220,10 @@ class ProxyServer:
                 self.end_headers()
                 self.wfile.write(out)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def methods(self) -> list[str]:
-        return [r["method"] for r in self.requests]
+        self._listen(Handler)
 
 
 @contextmanager
 def proxy(upstream: str) -> Iterator[ProxyServer]:
-    server = ProxyServer(upstream)
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _running(ProxyServer(upstream)) as server:
         yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()

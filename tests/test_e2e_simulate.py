@@ -23,7 +23,7 @@ from liqmap.store import Store
 
 MINUTES = 20
 SPEED_S = 1.0
-SEED = 3
+SEED = 1  # liquidates in 8 of its 20 minutes (the test of liquidated positions needs some)
 POSITIONS = 400
 MARKETS = ("SOL", "ETH", "BTC")
 

@@ -40,12 +40,13 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFr
     config = SimConfig(markets=("SOL", "ETH"), seed=5, positions={"SOL": 600, "ETH": 300},
                        price_series=_sell_off(), price_market="SOL")
     with Surfnet() as node:
-        settings = Settings(rpc_urls=(node.rpc_url,), data_dir=str(out / "store"),
-                            markets=config.markets, clock="chain", max_retries=2)
-        collector = Collector(settings, Store(str(out / "store")))
+        store_dir = out / "store"
+        settings = Settings(rpc_urls=(node.rpc_url,), data_dir=str(store_dir),
+                            markets=config.markets, clock="chain", mode="poll", max_retries=2)
+        collector = Collector(settings, Store(str(store_dir)))
         try:
             _simulate_and_collect(MarketSim(config, start_time_s(node)), ChainWriter(node),
-                                  collector, out / "store", MINUTES, lambda _: None, False,
+                                  collector, store_dir, MINUTES, lambda _: None, False,
                                   truth_path=out / "truth.csv")
         finally:
             collector.client.transport.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -119,13 +119,6 @@ def _ws_urls(value: Any, origin: str) -> tuple[str, ...]:
     return urls
 
 
-def _mode(value: Any, origin: str) -> str:
-    mode = str(value).lower()
-    if mode not in ("stream", "poll"):
-        raise ConfigError(f"mode ({origin}) must be 'stream' or 'poll', got {value!r}")
-    return mode
-
-
 def _markets(value: Any, origin: str) -> tuple[str, ...]:
     markets = tuple(m.upper() for m in _split_list(value, f"markets ({origin})"))
     bad = [m for m in markets if m not in C.MARKETS]
@@ -153,11 +146,15 @@ def _text(value: Any, origin: str) -> str:
     return value
 
 
-def _clock(value: Any, origin: str) -> str:
-    clock = str(value).lower()
-    if clock not in ("wall", "chain"):
-        raise ConfigError(f"clock ({origin}) must be 'wall' or 'chain', got {value!r}")
-    return clock
+def _choice(name: str, *choices: str) -> Callable[[Any, str], str]:
+    """A setting that is one of `choices` (text, any case)."""
+    def coerce(value: Any, origin: str) -> str:
+        picked = _text(value, origin).lower()
+        if picked not in choices:
+            raise ConfigError(f"{name} ({origin}) must be "
+                              + " or ".join(repr(c) for c in choices) + f", got {value!r}")
+        return picked
+    return coerce
 
 
 
@@ -165,10 +162,10 @@ _COERCE = {
     "rpc_urls": _urls, "markets": _markets, "interval_s": _number(_INTERVAL),
     "timeout_s": _number(_SECONDS), "gpa_timeout_s": _number(_SECONDS),
     "backoff_s": _number(_SECONDS), "max_retries": _number(Bounds(low=0, whole=True)),
-    "clock": lambda v, o: _clock(_text(v, o), o), "log_level": lambda v, o: _text(v, o).upper(),
+    "clock": _choice("clock", "wall", "chain"), "log_level": lambda v, o: _text(v, o).upper(),
     "data_dir": lambda v, o: check_data_dir(_text(v, o)),
     "confirm_rps": _number(Bounds(low=0, high=C.MAX_CONFIRM_RPS, unit="requests per second")),
-    "mode": _mode, "ws_urls": _ws_urls, "resync_s": _number(_SECONDS),
+    "mode": _choice("mode", "stream", "poll"), "ws_urls": _ws_urls, "resync_s": _number(_SECONDS),
 }
 #: liqmap.toml key -> Settings field (the file's names, as in the README).
 _FIELD_BY_TOML_KEY = {k: name for name, keys in _TOML_KEYS.items() for k in keys}
