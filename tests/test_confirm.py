@@ -253,3 +253,51 @@ def test_two_collectors_on_one_store_detect_each_disappearance_once(tmp_path) ->
     rows = store.read_liquidations("SOL")
     assert sorted(zip(rows["pubkey"], rows["ts"], strict=True)) == sorted(
         [(POS, T1), (OTHER, t2)])
+
+
+# ---------------------------------------------------------------- closes seen by the stream
+def _seen(fx_path: Any, pubkey: str, price_usd: float, at: pd.Timestamp) -> Any:
+    """A close as the stream hands it over: the SOL custody (no interest accrued since `at`'s
+    counter of 1e6, as in the stored rows) and its price feed at `price_usd`."""
+    import base64
+    import json
+    from dataclasses import replace
+
+    from liqmap import constants as C
+    from liqmap.collect.confirm import SeenClose
+    from liqmap.jupiter.decode import decode_ag_price_feed_account, decode_custody
+    from liqmap.jupiter.encode import encode_ag_price_feed, encode_custody
+
+    fx = {k: base64.b64decode(v["data_b64"]) for k, v in json.loads(fx_path.read_text()).items()}
+    custody = replace(decode_custody(fx["custody_sol"]), cumulative_interest_rate=1_000_000,
+                      funding_last_update=int(at.timestamp()) + 3600)
+    feed = replace(decode_ag_price_feed_account(fx["doves_ag_sol"]), price=round(price_usd * 1e8))
+    sol = C.CUSTODY_BY_ASSET["SOL"]
+    return SeenClose("SOL", pubkey, 7, time.monotonic(), sol, (),
+                     {sol: encode_custody(custody),
+                      custody.doves_ag_oracle: encode_ag_price_feed(feed)})
+
+
+def test_stream_closes_are_recorded_once_whatever_the_order(tmp_path, mainnet_accounts_path
+                                                            ) -> None:
+    store = Store(str(tmp_path))
+    realized = RealizedLiquidations(store, Settings(confirm_rps=0.0), threading.Event())
+    realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
+    at = T0 + pd.Timedelta(seconds=20)
+    rows = realized.record_close(_seen(mainnet_accounts_path, POS, 140.0, at), at)
+    assert rows is not None and rows.column("kind").to_pylist() == [LIQUIDATED]
+    assert rows.column("oracle_price_after").to_pylist() == [140.0]
+    assert realized.record_close(_seen(mainnet_accounts_path, POS, 140.0, at), at) is None
+    unknown = str(Pubkey.new_unique())  # opened and closed within the minute
+    assert realized.record_close(_seen(mainnet_accounts_path, unknown, 140.0, at), at) is None
+    # SHORT closes after the copy of T1 (T1 still holds it), seen on a clock behind T0
+    late = T0 - pd.Timedelta(seconds=5)
+    rows = realized.record_close(_seen(mainnet_accounts_path, OTHER, 140.0, late), late)
+    assert rows is not None and rows.column("kind").to_pylist() == [CLOSED]
+    assert rows.column("ts").to_pylist()[0] == T0 + pd.Timedelta(seconds=1)
+    t1 = realized.after_snapshot("SOL", _snapshot(T1, 140.0, [SHORT]))
+    t2 = realized.after_snapshot("SOL", _snapshot(T1 + pd.Timedelta(minutes=1), 140.0, []))
+    assert t1 is not None and t2 is not None and t1.num_rows == t2.num_rows == 0
+    df = store.read_liquidations("SOL").set_index("pubkey")
+    assert dict(df["kind"]) == {POS: LIQUIDATED, OTHER: CLOSED}
+    assert df.loc[POS, "ts"] == at and df.loc[POS, "ts_before"] == T0

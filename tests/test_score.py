@@ -170,3 +170,17 @@ def test_a_miss_the_map_held_says_how_far_its_level_was(store: Store) -> None:
     assert miss["miss_distance_pct"] == pytest.approx((142.0 - level) / 142.0 * 100)
     assert score.summary["misses"]["median_distance_pct"] == pytest.approx(
         (142.0 - level) / 142.0 * 100)
+
+
+def test_a_stream_row_between_two_snapshots_is_scored_in_their_interval(store: Store) -> None:
+    """The stream records a close to the second (T0 < ts < T1): it belongs to (T0, T1]."""
+    states = store.read_market_state("SOL")
+    positions = store.read_positions("SOL")
+    realized = store.read_liquidations("SOL")
+    at_minute = score_map("SOL", positions, states, realized).summary
+    realized.loc[realized["pubkey"] == "L1", "ts"] = T0 + pd.Timedelta(seconds=17)
+    streamed = score_map("SOL", positions, states, realized).summary
+    assert streamed["hits"] == at_minute["hits"] == {"positions": 1, "usd": 10_000.0}
+    assert streamed["recall"] == at_minute["recall"]
+    assert streamed["realized"] == at_minute["realized"]
+    assert streamed["realized"]["outside_scored_intervals"] == 0

@@ -265,3 +265,51 @@ def test_stream_snapshots_pass_the_same_checks_as_poll(surfnet, fx, tmp_path) ->
     assert not result.stored and "disagree with the custody" in (result.error or "")
     misses = col.store.read_misses("SOL").to_pylist()
     assert len(misses) == 1 and "disagree with the custody" in misses[0]["reason"]
+
+
+# ------------------------------------------------------------------------- realized liquidations
+def book_price(col: StreamCollector) -> float | None:
+    from liqmap.jupiter.decode import decode_ag_price_feed
+
+    addr = col.addresses["SOL"]
+    with col.feed.lock:
+        data = col.feed.books["SOL"].account_data([addr.ag_oracle or ""])[addr.ag_oracle or ""]
+    return None if data is None else decode_ag_price_feed(data).price_usd
+
+
+def test_stream_records_a_close_within_seconds_and_once(surfnet, fx, tmp_path) -> None:
+    chain = Chain(surfnet, fx)
+    keys = [chain.position(*row)[0] for row in BOOK]
+    with streaming(surfnet, tmp_path) as col:
+        chain.set_price(149.0)  # keys[1] (long 10x at 151.5) is not past its level yet
+        wait_for(lambda: book_price(col) == pytest.approx(149.0))
+        ts0 = col.boundary(time.time())
+        [first] = col.collect_once(ts0)
+        assert first.stored
+        stored = col.store.read_positions("SOL").to_pandas().set_index("pubkey")
+        liq_price = stored["liq_price"]
+        assert 130.0 < liq_price[keys[1]] < 149.0 < liq_price[keys[4]]
+        # a position opened and closed within the minute: nothing was predicted for it
+        brief, _ = chain.position(12, USDC, 2, 151.0, 7_777, 4)
+        wait_for(lambda: brief in open_keys(col))
+        chain.position(12, USDC, 2, 151.0, 0.0, 4)
+        # the price update, then at once the closes (their notifications may come first)
+        written_s = time.time()
+        chain.set_price(130.0)  # past keys[1]'s level (long), far from keys[4]'s (short)
+        chain.position(2, SOL, 1, 151.5, 0.0, 1)  # sizeUsd -> 0: liquidated
+        chain.position(5, USDC, 2, 150.0, 0.0, 5)  # sizeUsd -> 0: closed by its trader
+        wait_for(lambda: len(col.store.read_liquidations("SOL")) >= 2)
+        seen = col.store.read_liquidations("SOL").set_index("pubkey")
+        assert dict(seen["kind"]) == {keys[1]: "liquidated", keys[4]: "closed"}
+        for ts in seen["ts"]:
+            assert abs(ts.timestamp() - written_s) < 5  # the time of the close, not a minute
+        assert list(seen["oracle_price_before"]) == pytest.approx([149.0, 149.0])
+        assert list(seen["oracle_price_after"]) == pytest.approx([130.0, 130.0])
+        assert seen.loc[keys[1], "predicted_liq_price"] == stored.loc[keys[1], "liq_price"]
+        assert (seen["ts_before"] == ts0).all()
+        [second] = col.collect_once(ts0 + pd.Timedelta(minutes=1))
+        assert second.stored
+        time.sleep(0.3)
+        after = col.store.read_liquidations("SOL")  # the minute comparison added nothing
+        assert sorted(after["pubkey"]) == sorted([keys[1], keys[4]])
+        assert list(after.sort_values("pubkey")["ts"]) == list(seen.sort_index()["ts"])

@@ -180,3 +180,5 @@ CONFIRM_SIGNATURES_LIMIT: Final = 20
 CONFIRM_TIME_SLACK_S: Final = 120
 #: Detections kept waiting for confirmation at most (older ones are dropped, logged).
 CONFIRM_QUEUE_MAX: Final = 10_000
+#: closes seen by the stream classified and stored together at most (a liquidation cascade)
+CLOSE_BATCH_MAX: Final = 1000

@@ -8,6 +8,12 @@ snapshot: `getSignaturesForAddress` on the position account (the newest
 successful signature in the detection window, and decodes the program's events
 (`jupiter.events`). A liquidation event fixes kind, price and fees; a decrease event confirms a
 close. Without transaction access the rows stay unconfirmed and `confirm_status` says why.
+
+In stream mode the book reports each position that goes to `sizeUsd = 0` (or whose account is
+deleted) as it happens: `position_closed` queues it, and a small thread classifies it at once
+with the same `classify_gone` against the last stored snapshot's row and the oracle price the
+book held at the close, then stores it. The next snapshot's comparison skips what the stream
+already recorded, so each disappearance gives one row.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from liqmap import constants as C
 from liqmap.collect.liquidations import (
@@ -29,6 +37,7 @@ from liqmap.collect.liquidations import (
     NO_TRANSACTIONS,
     PENDING,
     Observation,
+    classify_gone,
     detect,
 )
 from liqmap.collect.rpc import Stopped, Transport
@@ -36,6 +45,8 @@ from liqmap.collect.rpc.responses import parse_result
 from liqmap.config import Settings
 from liqmap.errors import LiqmapError, RpcError
 from liqmap.jupiter import events as E
+from liqmap.jupiter import perps
+from liqmap.jupiter.decode import decode_ag_price_feed, decode_custody
 from liqmap.logs import scrub
 from liqmap.store import Store
 from liqmap.store import schema as S
@@ -56,6 +67,54 @@ class Confirmation:
     fee_usd: float | None = None
     liquidation_fee_usd: float | None = None
     status: str = "confirmed"
+
+
+@dataclass(frozen=True)
+class SeenClose:
+    """A position the stream saw close, with the market's accounts as the book held them then.
+
+    `seen_s`: monotonic seconds when the book applied the close; `accounts`: bytes of the
+    traded custody (`custody`), the collateral custodies and the oracles, by key.
+    """
+
+    market: str
+    pubkey: str
+    slot: int
+    seen_s: float
+    custody: str
+    collateral: tuple[str, ...]
+    accounts: dict[str, bytes | None]
+
+
+def close_state(seen: SeenClose, now_s: int) -> tuple[float, dict[str, int], perps.FeeParams]:
+    """Oracle price (USD), cumulative interest accrued to `now_s` (unix s) per readable
+    custody (RATE-9), and the traded custody's fee parameters, from the bytes of a close."""
+    custody = decode_custody(seen.accounts[seen.custody] or b"")
+    feed = seen.accounts.get(custody.doves_ag_oracle)
+    if feed is None:
+        raise LiqmapError(f"Doves AgPriceFeed {custody.doves_ag_oracle} not in the book")
+    interest = {}
+    for key in (seen.custody, *seen.collateral):
+        data = seen.accounts.get(key)
+        if data is not None:
+            interest[key] = perps.accrue_cumulative_interest(decode_custody(data), now_s)
+    params = perps.FeeParams(custody.decrease_position_bps, custody.trade_impact_fee_scalar,
+                             custody.max_leverage_bps)
+    return decode_ag_price_feed(feed).price_usd, interest, params
+
+
+#: markets -> (schedule time in unix s, time.monotonic() then, accounts by market)
+CloseContext = Callable[[set[str]], tuple[float, float, dict[str, dict[str, bytes | None]]]]
+
+
+def _in_context(closes: list[SeenClose], context: CloseContext
+                ) -> list[tuple[SeenClose, pd.Timestamp]]:
+    """Each close with the accounts of its market as the book holds them once caught up (a
+    close and the price update before it arrive on different subscriptions, in either
+    order) and the time the book saw it."""
+    now, mono, accounts = context({c.market for c in closes})
+    return [(replace(c, accounts=accounts.get(c.market) or c.accounts),
+             pd.Timestamp(now - (mono - c.seen_s), unit="s", tz="UTC")) for c in closes]
 
 
 class RateLimit:
@@ -152,6 +211,11 @@ class RealizedLiquidations:
         self._thread: threading.Thread | None = None
         self._transport: Transport | None = None
         self.no_access = False
+        self._lock = threading.Lock()  # `last` and `_streamed`: cycle and close threads
+        #: disappearances the stream recorded, per market: (pubkey, open_time)
+        self._streamed: dict[str, set[tuple[str, Any]]] = {}
+        self._closes: queue.Queue[SeenClose | None] = queue.Queue(C.CONFIRM_QUEUE_MAX)
+        self._close_thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- detection (cycle thread)
     def after_snapshot(self, market: str, snapshot: Any, rejected: list[str] | None = None
@@ -161,10 +225,13 @@ class RealizedLiquidations:
         try:
             current = Observation.from_snapshot(market, snapshot.positions, snapshot.state)
             previous = self.last.get(market) or self._previous_from_store(market, current.ts)
-            self.last[market] = current
-            if previous is None:
-                return None
-            rows = detect(previous, current, status=self._status(), unknown=rejected)
+            with self._lock:
+                self.last[market] = current
+                if previous is None:
+                    return None
+                rows = self._not_streamed(market, detect(previous, current,
+                                                         status=self._status(),
+                                                         unknown=rejected), current)
             if rows.num_rows:
                 self.store.write_liquidations(market, rows)
                 self._enqueue(market, rows)
@@ -176,6 +243,138 @@ class RealizedLiquidations:
         except Exception:  # detection must never cost a snapshot
             log.exception("%s: liquidation detection failed", market)
             return None
+
+    def _not_streamed(self, market: str, rows: pa.Table, current: Observation) -> pa.Table:
+        """`rows` without the disappearances the stream already recorded; forgets those no
+        longer open in `current` (called with the lock held)."""
+        streamed = self._streamed.get(market)
+        if not streamed:
+            return rows
+        keys = pa.array(sorted({k for k, _ in streamed}), pa.string())
+        if rows.num_rows:
+            rows = rows.filter(pc.invert(pc.is_in(rows.column("pubkey"), value_set=keys)))
+        still = current.positions.filter(pc.is_in(current.positions.column("pubkey"),
+                                                  value_set=keys))
+        open_now = set(zip(still.column("pubkey").to_pylist(),
+                           still.column("open_time").to_pylist(), strict=True))
+        self._streamed[market] = streamed & open_now
+        return rows
+
+    # ---------------------------------------------------------------- stream closes
+    def position_closed(self, seen: SeenClose) -> None:
+        """Queue a close the stream saw (cheap: called on the WebSocket thread)."""
+        try:
+            self._closes.put_nowait(seen)
+        except queue.Full:
+            log.warning("%s: close queue full; %s is left to the next snapshot", seen.market,
+                        seen.pubkey)
+
+    def start_closes(self, context: CloseContext) -> None:
+        """Classify queued closes in a thread; `context(markets)` gives the schedule's time
+        (unix s), `time.monotonic()` at that instant and each market's accounts once the
+        stream delivered every write up to now."""
+        if self._close_thread is not None:
+            return
+        self._close_thread = threading.Thread(target=self._run_closes, args=(context,),
+                                              name="liqmap-closes", daemon=True)
+        self._close_thread.start()
+
+    def stop_closes(self) -> None:
+        if self._close_thread is not None:
+            self._closes.put(None)
+            self._close_thread.join(timeout=10)
+            self._close_thread = None
+
+    def _run_closes(self, context: CloseContext) -> None:
+        while not self.stop.is_set():
+            try:
+                batch = [self._closes.get(timeout=0.5)]
+            except queue.Empty:
+                continue
+            while len(batch) < C.CLOSE_BATCH_MAX and batch[-1] is not None:
+                try:  # a burst (a cascade) is classified and stored in one write
+                    batch.append(self._closes.get_nowait())
+                except queue.Empty:
+                    break
+            closes = [c for c in batch if c is not None]
+            try:
+                if closes:
+                    self.record_closes(_in_context(closes, context))
+            except Exception:  # the next snapshot's comparison still sees them
+                log.exception("classifying %d close(s) seen by the stream failed", len(closes))
+            if batch[-1] is None:
+                return
+
+    def record_close(self, seen: SeenClose, ts: pd.Timestamp) -> pa.Table | None:
+        """`record_closes` of one close; None when nothing was recorded."""
+        rows = self.record_closes([(seen, ts)])
+        return rows if rows.num_rows else None
+
+    def record_closes(self, closes: list[tuple[SeenClose, pd.Timestamp]]) -> pa.Table:
+        """Classify and store closes the stream saw (each with the time it saw it), against
+        the last stored snapshot. Skipped: positions that snapshot did not hold (nothing was
+        predicted), a snapshot too old, disappearances already recorded. Returns the rows."""
+        by_market: dict[str, list[pa.Table]] = {}
+        claimed: dict[str, list[tuple[str, Any]]] = {}
+        for seen, ts in closes:
+            picked = self._claim(seen, ts)
+            if picked is None:
+                continue
+            last, row, key, at = picked
+            claimed.setdefault(seen.market, []).append(key)
+            try:
+                price, interest, params = close_state(seen, int(at.timestamp()))
+                by_market.setdefault(seen.market, []).append(classify_gone(
+                    row, ts_before=last.ts, price_before=last.oracle_price, ts=at,
+                    slot=seen.slot, price_after=price, interest_now=interest,
+                    fee_params=params, status=self._status()))
+            except Exception:  # undecodable bytes: left to the next snapshot's comparison
+                log.exception("%s: classifying the close of %s failed", seen.market,
+                              seen.pubkey)
+                self._unclaim(seen.market, [key])
+        out = [S.LIQUIDATIONS.empty_table()]
+        for market, parts in by_market.items():
+            rows = pa.concat_tables(parts)
+            try:
+                self.store.write_liquidations(market, rows)
+            except BaseException:
+                self._unclaim(market, claimed[market])
+                raise
+            self._enqueue(market, rows)
+            n_liq = sum(1 for k in rows.column("kind").to_pylist() if k == LIQUIDATED)
+            log.info("%s: %d position(s) closed, seen by the stream: %d liquidated, %d closed",
+                     market, rows.num_rows, n_liq, rows.num_rows - n_liq)
+            out.append(rows)
+        return pa.concat_tables(out)
+
+    def _claim(self, seen: SeenClose, ts: pd.Timestamp
+               ) -> tuple[Observation, pa.Table, tuple[str, Any], pd.Timestamp] | None:
+        """The last snapshot, its row of the closed position, the disappearance's key and its
+        time (at least 1 s after that snapshot), marked recorded; None: nothing to record."""
+        market = seen.market
+        if market not in self.last:
+            loaded = self._previous_from_store(market, ts + pd.Timedelta(microseconds=1))
+            with self._lock:
+                if loaded is not None:
+                    self.last.setdefault(market, loaded)
+        with self._lock:
+            last = self.last.get(market)
+            if last is None:
+                return None
+            ts = max(ts, last.ts + pd.Timedelta(seconds=1))
+            row = last.positions.filter(pc.equal(last.positions.column("pubkey"), seen.pubkey))
+            if (ts - last.ts).total_seconds() > C.LIQUIDATION_MAX_GAP_S or row.num_rows == 0:
+                return None
+            key = (seen.pubkey, row.column("open_time")[0].as_py())
+            streamed = self._streamed.setdefault(market, set())
+            if key in streamed:
+                return None
+            streamed.add(key)
+        return last, row.slice(0, 1), key, ts
+
+    def _unclaim(self, market: str, keys: list[tuple[str, Any]]) -> None:
+        with self._lock:
+            self._streamed.get(market, set()).difference_update(keys)
 
     def forget(self, market: str) -> None:
         """Another writer stored this minute: the next comparison starts from the store, so
@@ -218,6 +417,7 @@ class RealizedLiquidations:
         self._thread.start()
 
     def stop_and_join(self) -> None:
+        self.stop_closes()
         if self._thread is not None:
             self.queue.put(("", {}))  # wake the thread
             self._thread.join(timeout=10)

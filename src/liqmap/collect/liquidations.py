@@ -14,8 +14,9 @@ Prices are compared in USD-6 integers, as on chain; a liquidation price of 0 (a 
 that crossed a level and came back between them is invisible, so such a liquidation is
 classified `closed` until the on-chain event confirms it (`collect.confirm`).
 
-The poll collector calls `detect(previous, current)` after each stored snapshot; the stream
-collector calls `classify_gone` with the rows of the positions it saw close.
+The collector calls `detect(previous, current)` after each stored snapshot; in stream mode it
+also calls `classify_gone` at once with the stored row of each position the book saw close
+(`collect.confirm.RealizedLiquidations.record_close`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import pandas as pd
 
 from liqmap import constants as C
 from liqmap.collect.book import MarketBook, PositionClosed
+from liqmap.collect.confirm import SeenClose
 from liqmap.collect.cycle import FeedStats, FetchedMarket, MarketAddresses, _unknown_collateral
 from liqmap.collect.loop import Collector, CycleResult
 from liqmap.collect.resync import Scanner
@@ -330,17 +331,52 @@ class StreamCollector(Collector):
                  on_close: Callable[[PositionClosed], None] | None = None,
                  **feed_options: Any) -> None:
         super().__init__(settings, store, client, stop)
+        self._on_close_extra = on_close
         feed_client = RpcClient(
             Transport(settings.rpc_urls, timeout_s=settings.timeout_s,
                       max_retries=settings.max_retries, backoff_s=settings.backoff_s,
                       stop=self.stop),
             gpa_timeout_s=settings.gpa_timeout_s)
         self.feed = StreamFeed(self.addresses, feed_client, ws_urls_for(settings),
-                               resync_s=settings.resync_s, on_close=on_close, **feed_options)
+                               resync_s=settings.resync_s, on_close=self._position_closed,
+                               **feed_options)
         self._thread: threading.Thread | None = None
         self._copies: dict[str, FetchedMarket] | str = {}
 
+    def _position_closed(self, closed: PositionClosed) -> None:
+        """A position left a book (WebSocket thread, feed lock held): hand a close seen by
+        the stream ('closed': sizeUsd went to 0; 'gone': account deleted) to detection with
+        the accounts the book holds now. Resync removals have no time: the next snapshot's
+        comparison classifies them."""
+        if self._on_close_extra is not None:
+            self._on_close_extra(closed)
+        if closed.reason not in ("closed", "gone"):
+            return
+        addr = self.addresses[closed.market]
+        accounts = self.feed.books[closed.market].account_data(book_keys(addr))
+        self.realized.position_closed(SeenClose(closed.market, closed.pubkey, closed.slot,
+                                                time.monotonic(), addr.custody,
+                                                tuple(addr.collateral), accounts))
+
+    def _close_context(self, markets: set[str]
+                       ) -> tuple[float, float, dict[str, dict[str, bytes | None]]]:
+        """For closes seen by the stream: the schedule's time (unix s), `time.monotonic()`
+        then, and the markets' accounts once the stream passed the current slot."""
+        clock, _ = self.feed.client.get_multiple_accounts([C.CLOCK_SYSVAR])
+        data = clock.data.get(C.CLOCK_SYSVAR)
+        if data is None:
+            raise LiqmapError("the RPC node returned no Clock sysvar")
+        now, mono = time.time(), time.monotonic()
+        if self.settings.clock == "chain":
+            now = float(decode_clock(data).unix_timestamp)
+        self.feed.catch_up(clock.slot, C.STREAM_CATCH_UP_S)  # best effort: else as seen
+        with self.feed.lock:
+            accounts = {m: self.feed.books[m].account_data(book_keys(self.addresses[m]))
+                        for m in markets}
+        return now, mono, accounts
+
     def _start(self) -> None:
+        self.realized.start_closes(self._close_context)
         self._thread = threading.Thread(target=self._stream_main, name="liqmap-stream",
                                         daemon=True)
         self._thread.start()
@@ -363,6 +399,7 @@ class StreamCollector(Collector):
         self.stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.realized.stop_closes()
         self.feed.client.transport.close()
 
     def collect_once(self, ts: pd.Timestamp | None = None) -> list[CycleResult]:

@@ -5,8 +5,9 @@ price moved from p0 to p1 and swept the interval between them. The map at t0 (ev
 position with its liquidation price) predicted the positions whose level the move crossed:
 the same rule that classifies disappearances (`collect.liquidations.crossed`, levels
 re-priced with borrow fees accrued to t1), so prediction and detection never disagree on a
-convention. The realized set is the `liquidations` rows of kind `liquidated` stored at t1
-(confirmed kind when confirmation ran).
+convention. The realized set is the `liquidations` rows of kind `liquidated` with `ts` in
+(t0, t1]: stored at t1 by the snapshot comparison, or in between by the stream (to the second;
+confirmed kind when confirmation ran).
 
 - precision = hits / predicted, recall = hits / realized, by positions and by USD volume
   (`size_usd` at t0); None when the denominator is empty (never a made-up 1.0 or 0).
@@ -64,6 +65,14 @@ def _pairs(states: pd.DataFrame, max_gap_s: float) -> list[tuple[int, int]]:
     return [(i - 1, i) for i in range(1, len(states)) if 0 < gaps[i] <= max_gap_s]
 
 
+def _in_intervals(ts: pd.Series, minutes: pd.DataFrame) -> np.ndarray:
+    """Which `ts` fall in a scored interval (ts_before, ts] of `minutes`."""
+    inside = np.zeros(len(ts), bool)
+    for t0, t1 in zip(minutes.get("ts_before", []), minutes.get("ts", []), strict=True):
+        inside |= ((ts > t0) & (ts <= t1)).to_numpy()
+    return inside
+
+
 def _signed_distance_pct(is_long: np.ndarray, liq: np.ndarray, price: float) -> np.ndarray:
     """Percent of `price` the price must still move to reach each level (negative: past it)."""
     d = np.where(is_long, price - liq, liq - price) / price * 100.0
@@ -92,7 +101,8 @@ def score_map(market: str, positions: pa.Table, states: pa.Table, realized: pd.D
             continue
         prev = Observation.from_snapshot(market, prev_rows, st.slice(i0, 1))
         cur = Observation.from_snapshot(market, prev_rows.slice(0, 0), st.slice(i1, 1))
-        actual = realized[realized["ts"] == t1] if len(realized) else realized
+        actual = (realized[(realized["ts"] > t0) & (realized["ts"] <= t1)] if len(realized)
+                  else realized)
         row, cal, seen = _score_pair(prev, cur, actual, first_seen)
         minutes.append(row)
         cal_parts.append(cal)
@@ -201,8 +211,7 @@ def _assemble(market: str, minutes: list[dict[str, Any]], cal_parts: list[pd.Dat
                                                   "size_usd"]))
     tot = {k: float(mdf[k].sum()) if len(mdf) else 0.0 for k in
            ("predicted_n", "predicted_usd", "realized_n", "realized_usd", "hit_n", "hit_usd")}
-    scored_ts = set(mdf["ts"]) if len(mdf) else set()
-    unscored = int((~realized["ts"].isin(scored_ts)).sum()) if len(realized) else 0
+    unscored = int((~_in_intervals(realized["ts"], mdf)).sum()) if len(realized) else 0
     misses = det[~det["predicted"].astype(bool)] if len(det) else det
     lead = det["lead_time_min"].dropna() if len(det) else pd.Series(dtype=float)
     summary = {
