@@ -101,22 +101,22 @@ def _split_list(value: Any, what: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _urls(value: Any, origin: str) -> tuple[str, ...]:
-    urls = _split_list(value, f"RPC URL ({origin})")
-    for u in urls:
-        if not u.startswith(("http://", "https://")):
-            raise ConfigError(f"RPC URL {redact_url(u)} ({origin}) must start with "
-                              "http:// or https://")
-    return urls
+def _url_list(what: str, *schemes: str) -> Callable[[Any, str], tuple[str, ...]]:
+    """A list of URLs (`what`: "RPC URL") whose scheme is one of `schemes`."""
+    prefixes = tuple(f"{scheme}://" for scheme in schemes)
+
+    def coerce(value: Any, origin: str) -> tuple[str, ...]:
+        urls = _split_list(value, f"{what} ({origin})")
+        for u in urls:
+            if not u.startswith(prefixes):
+                raise ConfigError(f"{what} {redact_url(u)} ({origin}) must start with "
+                                  + " or ".join(prefixes))
+        return urls
+    return coerce
 
 
-def _ws_urls(value: Any, origin: str) -> tuple[str, ...]:
-    urls = _split_list(value, f"WebSocket URL ({origin})")
-    for u in urls:
-        if not u.startswith(("ws://", "wss://")):
-            raise ConfigError(f"WebSocket URL {redact_url(u)} ({origin}) must start with "
-                              "ws:// or wss://")
-    return urls
+_urls = _url_list("RPC URL", "http", "https")
+_ws_urls = _url_list("WebSocket URL", "ws", "wss")
 
 
 def _markets(value: Any, origin: str) -> tuple[str, ...]:

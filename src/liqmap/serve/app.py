@@ -270,12 +270,17 @@ def _format(request: Request, asked: str | None) -> str:
     return "json"
 
 
+def _cache_key(route: str, view: Any, values: dict[str, Any], *extra: str) -> tuple[Any, ...]:
+    """Answers are cached per route, the market's newest snapshot and the parameters."""
+    return (route, view.last, *extra, tuple(sorted(values.items(), key=lambda kv: kv[0])))
+
+
 async def heatmap(request: Request) -> Response:
     server = _server(request)
     values = _values(request, HEATMAP_PARAMS)
     fmt = _format(request, values.pop("format"))
     view = server.watcher.views[values["market"]]
-    key = ("heatmap", view.last, fmt, tuple(sorted(values.items(), key=lambda kv: kv[0])))
+    key = _cache_key("heatmap", view, values, fmt)
     root, limits = server.config.data_dir, server.config.limits
 
     def work() -> bytes:
@@ -295,7 +300,7 @@ async def levels(request: Request) -> Response:
     server = _server(request)
     values = _values(request, LEVELS_PARAMS)
     view = server.watcher.views[values["market"]]
-    key = ("levels", view.last, tuple(sorted(values.items(), key=lambda kv: kv[0])))
+    key = _cache_key("levels", view, values)
     root = server.config.data_dir
 
     def work() -> bytes:
@@ -341,7 +346,7 @@ async def liquidations(request: Request) -> Response:
     server = _server(request)
     values = _values(request, LIQUIDATIONS_PARAMS)
     view = server.watcher.views[values["market"]]
-    key = ("liquidations", view.last, tuple(sorted(values.items(), key=lambda kv: kv[0])))
+    key = _cache_key("liquidations", view, values)
     root = server.config.data_dir
 
     def work() -> bytes:
