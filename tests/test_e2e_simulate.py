@@ -22,7 +22,10 @@ from liqmap.sim.market import MarketSim, SimConfig
 from liqmap.store import Store
 
 MINUTES = 20
-SPEED_S = 1.0
+#: seconds per simulated minute. The simulator writes minute m+1's accounts `SPEED_S` after it
+#: moved the clock to m, and a snapshot of m must be copied before: 2 s leaves a busy CI machine
+#: (both cores on the suite) room for the clock poll, the stream's catch-up and the copy.
+SPEED_S = 2.0
 SEED = 1  # liquidates in 8 of its 20 minutes (the test of liquidated positions needs some)
 POSITIONS = 400
 MARKETS = ("SOL", "ETH", "BTC")
@@ -150,7 +153,10 @@ def test_collector_sees_exactly_the_simulated_open_positions(run, replica) -> No
     for market in MARKETS:
         rows = store.read_positions(market, columns=["ts", "pubkey"]).to_pandas()
         for ts, group in rows.groupby("ts"):
-            assert set(group["pubkey"]) == replica["open"][_minute(ts, t0)][market]
+            minute = _minute(ts, t0)
+            seen, opened = set(group["pubkey"]), replica["open"][minute][market]
+            assert seen == opened, (f"{market} minute {minute}: {len(seen - opened)} "
+                                    f"unexpected, {len(opened - seen)} missing")
 
 
 def test_liquidated_positions_leave_the_next_snapshot(run, replica) -> None:

@@ -313,3 +313,34 @@ def test_stream_records_a_close_within_seconds_and_once(surfnet, fx, tmp_path) -
         after = col.store.read_liquidations("SOL")  # the minute comparison added nothing
         assert sorted(after["pubkey"]) == sorted([keys[1], keys[4]])
         assert list(after.sort_values("pubkey")["ts"]) == list(seen.sort_index()["ts"])
+
+
+# ------------------------------------------------------------------------- chain clock
+@pytest.mark.parametrize("mode", ["stream", "poll"])
+def test_a_late_cycle_on_the_chain_clock_is_a_miss_not_the_next_minute(surfnet, fx, tmp_path,
+                                                                        mode) -> None:
+    """The cycle of minute m that reads the chain when its clock is already in minute m+1
+    (the collector ran late; a simulator has written minute m+1) must not store m+1's chain
+    under m."""
+    chain = Chain(surfnet, fx)
+    for row in BOOK:
+        chain.position(*row)
+    minute_s = (surfnet.chain_time() // 60 + 2) * 60
+    surfnet.time_travel((minute_s + 1) * 1000)  # a minute's start: ~59 s before the next
+    now = pd.Timestamp(minute_s, unit="s", tz="UTC")
+    store = Store(str(tmp_path / mode))
+    options = settings(surfnet, tmp_path / mode, clock="chain", mode=mode)
+    col = (StreamCollector if mode == "stream" else Collector)(options, store)
+    col._start()
+    try:
+        if mode == "stream":
+            assert col.feed.ready.wait(30), "stream never got in sync"
+        [late] = col.collect_once(now - pd.Timedelta(minutes=1))
+        [on_time] = col.collect_once(now)
+    finally:
+        col._finish()
+    assert not late.stored and "the cycle ran late" in (late.error or ""), late
+    assert on_time.stored, on_time
+    assert store.snapshot_times("SOL").tolist() == [now]
+    [miss] = store.read_misses("SOL").to_pylist()
+    assert pd.Timestamp(miss["ts"]) == now - pd.Timedelta(minutes=1)

@@ -78,6 +78,18 @@ class Collector:
             raise LiqmapError("the RPC node returned no Clock sysvar; use --clock wall")
         return float(decode_clock(data).unix_timestamp)
 
+    def check_chain_interval(self, ts: pd.Timestamp, clock: bytes | None) -> None:
+        """On a chain clock, the accounts of the snapshot of `ts` must have been read while
+        the chain was still in `ts`'s interval. A cycle that ran late (a busy machine, a slow
+        node) is a miss, never a later chain state stored under an earlier time."""
+        if self.settings.clock != "chain" or clock is None:
+            return
+        read_at = self.boundary(decode_clock(clock).unix_timestamp)
+        if read_at != ts:
+            raise LiqmapError(f"the chain clock was at {_fmt(read_at)} when the accounts were "
+                              f"read, outside the interval of {_fmt(ts)} (the cycle ran late); "
+                              "not stored under the wrong time")
+
     def boundary(self, now_s: float) -> pd.Timestamp:
         """The cycle boundary at or before `now_s` (unix seconds)."""
         step = self.settings.interval_s
@@ -106,6 +118,7 @@ class Collector:
         try:
             previous = self._previous_slot(market)
             fetched = self._fetch(addr, ts, deadline, previous)
+            self.check_chain_interval(ts, fetched.accounts.get(C.CLOCK_SYSVAR))
             snapshot = build_snapshot(fetched, ts.to_pydatetime(), addr, previous)
             stored = self.store.write_snapshot(market, snapshot.positions, snapshot.state)
             self._last_slot[market] = max(previous or 0, fetched.positions_slot)

@@ -406,7 +406,7 @@ class StreamCollector(Collector):
         """One cycle: every market's book copied at one instant, then built and stored."""
         ts = ts if ts is not None else self.boundary(self._now())
         try:
-            self._copies = self._copy_books(time.monotonic() + self.settings.interval_s)
+            self._copies = self._copy_books(ts, time.monotonic() + self.settings.interval_s)
         except LiqmapError as exc:
             self._copies = scrub(str(exc))
         try:
@@ -414,8 +414,9 @@ class StreamCollector(Collector):
         finally:
             self._copies = {}
 
-    def _copy_books(self, deadline: float) -> dict[str, FetchedMarket]:
-        """Read the Clock, wait until the stream passed its slot, copy every book."""
+    def _copy_books(self, ts: pd.Timestamp, deadline: float) -> dict[str, FetchedMarket]:
+        """Read the Clock, wait until the stream passed its slot, copy every book; on a chain
+        clock, read it again after the copy: both reads must be in `ts`'s interval."""
         if not self.feed.ready.is_set():
             raise LiqmapError("stream not in sync (connecting, reconnecting or loading the "
                               "book); no snapshot from a book that may be stale")
@@ -430,10 +431,11 @@ class StreamCollector(Collector):
             for market, addr in self.addresses.items():
                 copies[market] = self._copy(self.feed.books[market], addr, clock_data,
                                             clock.slot, passed)
-        if self.settings.clock == "chain":  # the copy must still be of the read's minute
+        if self.settings.clock == "chain":  # a simulator writes a minute, then moves the clock
             after, more = self.client.get_multiple_accounts([C.CLOCK_SYSVAR], deadline=deadline)
             stats.response_bytes += more.response_bytes
-            self._check_same_minute(clock_data, after.data.get(C.CLOCK_SYSVAR))
+            self.check_chain_interval(ts, clock_data)
+            self.check_chain_interval(ts, after.data.get(C.CLOCK_SYSVAR))
         first = next(iter(copies.values()), None)
         if first is not None:  # the Clock reads are shared: counted once, on the first market
             first.stats.append(stats)
@@ -466,17 +468,6 @@ class StreamCollector(Collector):
         fetched = copies[addr.market]
         self._check_rotation(addr, fetched.accounts)
         return fetched
-
-    def _check_same_minute(self, before: bytes | None, after: bytes | None) -> None:
-        """On a chain clock, refuse a copy of the book during which the minute changed (a
-        simulator writes the next minute's accounts before moving the clock)."""
-        if before is None or after is None:
-            return
-        step = self.settings.interval_s
-        first, last = (decode_clock(b).unix_timestamp // step for b in (before, after))
-        if first != last:
-            raise LiqmapError("the chain clock moved to the next interval while the book was "
-                              "read; no snapshot that may mix two minutes")
 
     def _check_rotation(self, addr: MarketAddresses, accounts: dict[str, bytes | None]) -> None:
         """An oracle address that rotated: read the new one now and subscribe to it."""
