@@ -22,7 +22,7 @@ from liqmap.cli.options import (
     settings_from,
     window_options,
 )
-from liqmap.errors import InputError, StorageError
+from liqmap.errors import StorageError
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
@@ -129,17 +129,11 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
         liqmap status --market SOL --t-start 2026-11-23T00:00
     """
     from liqmap.api import open_store
-    from liqmap.timeutil import parse_time
 
     settings = settings_from(ctx, data_dir=data_dir, markets=markets)
     root = open_store_dir(ctx, data_dir)
-    start = parse_time(t_start, what="--t-start") if t_start else None
-    end = parse_time(t_end, what="--t-end") if t_end else None
-    if start is not None and end is not None and start > end:
-        raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
-                         f"{end:%Y-%m-%dT%H:%M}Z; swap them")
-    status = open_store(root).status(settings.markets if markets else None, t_start, t_end,
-                                     interval_s, source=data_source)
+    status = open_store(root).status(settings.markets if markets else None, t_start or None,
+                                     t_end or None, interval_s, source=data_source)
     click.echo(str(status))
 
 

@@ -139,7 +139,8 @@ def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
 @data_dir_option
 @market_option
 @click.option("--at", default=None, metavar="TIME",
-              help="Moment shown, ISO 8601 (UTC unless an offset is given); the newest snapshot "
+              help="Moment shown, ISO 8601 (UTC unless an offset is given), or relative to "
+                   "the newest snapshot (-30min: half an hour before it); the newest snapshot "
                    "at or before it is used (default: the newest snapshot).")
 @click.option("--bin", "bin_usd", type=USD, default=None, metavar="USD",
               help=bin_help() + ".")
