@@ -3,13 +3,14 @@
 The commands are run as a user types them (bash, `liqmap` = `python -m liqmap`, the venv's
 `python` on PATH) in a folder holding a copy of the session's demo outputs (`demo-out`, made by
 the table's own `liqmap demo ...` example with `--hours 0.5 --positions 100` appended, see
-conftest `demo_run`), in the table's order (the import comes before the examples that read
-its store). Each must exit 0 without a traceback. Commands that run until Ctrl-C are bounded
-by a timeout instead of changing them: `liqmap serve ...` runs until it prints its URL (with
-`--port 0` appended: the README's 8050 may be taken on a shared machine), `liqmap simulate ...`
-for `RUN_S` seconds after its node is up; then each gets SIGINT (Ctrl-C) and must stop cleanly
-(exit 0). The online table's commands cannot run offline: their options are checked with
-`--help`. No README table row with a liqmap command lies outside the two tables.
+conftest `demo_run`), two at a time in the table's order, except that a command writing into a
+store (`WRITERS`) runs alone after everything above it. Each must exit 0 without a traceback.
+Commands that run until Ctrl-C are bounded by a timeout instead of changing them:
+`liqmap serve ...` runs until it prints its URL (with `--port 0` appended: the README's 8050 may
+be taken on a shared machine), `liqmap simulate ...` for `RUN_S` seconds after its node is up;
+then each gets SIGINT (Ctrl-C) and must stop cleanly (exit 0). The online table's commands
+cannot run offline: their options are checked with `--help`. No README table row with a liqmap
+command lies outside the two tables.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -38,7 +40,11 @@ from readme_examples import (
 from conftest import DemoRun, clean_env
 
 #: How long `liqmap simulate` examples run once their node is up, before Ctrl-C (s).
-RUN_S = 3.0
+RUN_S = 1.0
+#: Examples run this many at a time (the machine has 2 cores).
+WORKERS = 2
+#: Commands that write into a store: each runs alone, in the table's order.
+WRITERS = ("import-legacy", "compact", "recover")
 #: Longest any one example may take (s), a hang guard.
 TIMEOUT_S = 180.0
 #: Placeholder values of the online examples' shell variables.
@@ -107,19 +113,48 @@ def test_online_examples_take_their_options(line: int, example: str, command: st
     assert result.exit_code == 0, f"README line {line} ({example}): {result.output}"
 
 
+def _phases(rows: list[tuple[int, str, str]]) -> list[list[tuple[int, str, str]]]:
+    """`rows` in order, cut so that a command writing into a store runs alone, after every
+    example above it and before every one below; the others of a phase run `WORKERS` at a
+    time."""
+    phases: list[list[tuple[int, str, str]]] = [[]]
+    for row in rows:
+        if shlex.split(row[2])[1] in WRITERS:
+            phases += [[row], []]
+        else:
+            phases[-1].append(row)
+    return [p for p in phases if p]
+
+
+def _check(row: tuple[int, str, str], cwd: Path) -> str | None:
+    line, example, command = row
+    started = time.monotonic()
+    code, output = _run(command, cwd)
+    print(f"{time.monotonic() - started:5.1f} s  exit {code}  {command}")
+    if code != 0 or "Traceback" in output:
+        return f"README line {line} ({example}): `{command}` exit {code}:\n{output[-2000:]}"
+    return None
+
+
 @pytest.mark.slow
 @pytest.mark.surfnet
 def test_every_offline_example_runs_as_written(demo_run: DemoRun, tmp_path: Path) -> None:
     shutil.copytree(demo_run.out, tmp_path / "demo-out", symlinks=True)
+    rows = [r for r in table_rows(OFFLINE_TITLE) if not r[2].startswith("liqmap demo ")]
+    # the `liqmap demo ...` example is the session's demo itself (conftest `demo_run`)
     failures = []
-    for line, example, command in table_rows(OFFLINE_TITLE):
-        if command.startswith("liqmap demo "):
-            continue  # that is the session's demo itself (conftest `demo_run`)
-        started = time.monotonic()
-        code, output = _run(command, tmp_path)
-        took = time.monotonic() - started
-        print(f"{took:5.1f} s  exit {code}  {command}")
-        if code != 0 or "Traceback" in output:
-            failures.append(f"README line {line} ({example}): `{command}` exit {code}:\n"
-                            f"{output[-2000:]}")
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for phase in _phases(rows):
+            failures += [f for f in pool.map(lambda r: _check(r, tmp_path), phase) if f]
     assert not failures, "\n\n".join(failures)
+
+
+def test_serve_stops_cleanly_on_ctrl_c_as_soon_as_it_shows_its_url(tmp_path: Path) -> None:
+    """A Ctrl-C right after the URL is printed, while uvicorn is still starting, stops the
+    server with exit 0 (it used to be lost, leaving the server running, or end in a
+    KeyboardInterrupt)."""
+    (tmp_path / "store").mkdir()
+    for _ in range(2):
+        code, output = _until_ready(_shell("liqmap serve --data-dir store --port 0"), tmp_path,
+                                    "liqmap serve: http")
+        assert code == 0 and "Traceback" not in output, output
