@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -138,14 +139,19 @@ def _check(row: tuple[int, str, str], cwd: Path) -> str | None:
 
 @pytest.mark.slow
 @pytest.mark.surfnet
+@pytest.mark.timeout(1200)  # a hang guard: about 1 min of CPU, but a loaded machine is slower
 def test_every_offline_example_runs_as_written(demo_run: DemoRun, tmp_path: Path) -> None:
     shutil.copytree(demo_run.out, tmp_path / "demo-out", symlinks=True)
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     rows = [r for r in table_rows(OFFLINE_TITLE) if not r[2].startswith("liqmap demo ")]
     # the `liqmap demo ...` example is the session's demo itself (conftest `demo_run`)
     failures = []
     with ThreadPoolExecutor(WORKERS) as pool:
         for phase in _phases(rows):
             failures += [f for f in pool.map(lambda r: _check(r, tmp_path), phase) if f]
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"{len(rows)} examples: {now.ru_utime + now.ru_stime - cpu.ru_utime - cpu.ru_stime:.0f}"
+          " s CPU in their processes")
     assert not failures, "\n\n".join(failures)
 
 

@@ -17,6 +17,8 @@ from liqmap.errors import InputError
 #: `-<number><unit>`: minutes (`min`, `m`), hours (`h`), days (`d`) or weeks (`w`).
 _RELATIVE = re.compile(r"^\s*-\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)\s*$")
 _MINUTES = {"min": 1, "m": 1, "h": 60, "d": 1440, "w": 10080}
+#: The same without the minus (pandas would read `6h` as 06:00 today): refused.
+_UNSIGNED = re.compile(r"^\s*\+?\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)\s*$")
 
 #: The newest snapshot a relative time counts back from: a time, a function giving it (read
 #: only when a relative time is used), or None (no data to count from).
@@ -60,6 +62,9 @@ def parse_time(value: str | pd.Timestamp, *, what: str = "time", tz: str = "UTC"
     offset = relative_offset(value)
     if offset is not None:
         return _newest(value, what, anchor) - offset
+    if isinstance(value, str) and (bare := _UNSIGNED.match(value)):
+        raise InputError(f"{what} {value.strip()!r} is ambiguous; a time before the newest "
+                         f"snapshot takes a minus: -{bare.group(1)}{bare.group(2)}")
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
