@@ -302,10 +302,10 @@ def _write_old_tool_files(out: Path, store_dir: Path, echo: Echo) -> None:
 
 def write_desk_log(store: Store, market: str, path: Path, *, tz: str = DESK_TZ,
                    exposure_tokens: float = 10_000.0) -> int:
-    """Write a sample desk hedge log (the desk export's column names, wall-clock times in `tz`,
-    one row per stored minute of `market`): price = the stored oracle price (USD), a short of
-    `exposure_tokens` x the current ratio written as negative tokens, a target ratio of 1 and a
-    current ratio drifting around it. Returns the rows written."""
+    """Write a sample desk hedge log (the desk export's SOL column names, wall-clock times in
+    `tz`, one row per stored minute of `market`): price = the stored oracle price (USD), a
+    target ratio of 1, a current ratio drifting between 0.90 and 1.00, and the short of
+    `exposure_tokens` x the current ratio written as negative tokens. Returns the rows."""
     from liqmap.files import write_bytes
 
     state = store.read_market_state(market, columns=["ts", "oracle_price"]).to_pandas()
