@@ -127,6 +127,7 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
 
     \b
         liqmap status --market SOL --t-start 2026-11-23T00:00
+        liqmap status --market SOL --t-start -6h   # from 6 h before the newest snapshot
     """
     from liqmap.api import open_store
 

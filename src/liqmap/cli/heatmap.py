@@ -166,6 +166,7 @@ def levels_cmd(ctx: click.Context, data_dir: str | None, market: str, at: str | 
     \b
     Example:
       liqmap levels --at 2025-08-22T14:30 --bin 0.25 --out levels.html
+      liqmap levels --at -30min     # half an hour before the newest snapshot
     """
     out_path = check_output_path(out, OUTPUT_SUFFIXES, "--out") if out else None
     store = open_store(open_store_dir(ctx, data_dir))
