@@ -470,11 +470,11 @@ def report_real(cache: Path, repeat: int) -> None:
     }
     labels = {"npz": "data path: read, bin, write the matrix (npz)",
               "png": "the whole command: read, bin, draw the PNG"}
-    for kind, (old, ours) in commands.items():
+    for kind, (old_argv, new_argv) in commands.items():
         runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
         for _ in range(repeat):  # interleaved, so both see the same machine load
-            runs["old"].append(measure_command(old))
-            runs["new"].append(measure_command(ours))
+            runs["old"].append(measure_command(old_argv))
+            runs["new"].append(measure_command(new_argv))
         print(f"whole process, {labels[kind]} (median of {repeat}):")
         old_fig, new_fig = _median(runs["old"]), _median(runs["new"])
         print(f"  old script             : {_figures(old_fig)}")
