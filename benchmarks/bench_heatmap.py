@@ -16,11 +16,26 @@ is its own:
 - the old tool's own command on the real 72 h log shape: the CSV holds the non-empty cells of
   the real matrix (../shared/data/liq_matrix_72h_1m.npz, 1.7 M rows), `--bin 0.1 --pmin 170
   --pmax 220` over its whole window; the old pipeline (pandas + pd.cut + groupby) against
-  `LegacyCsvSource` read + bin, each in its own process (peak RSS), and the whole
-  `liqmap heatmap --folder … --out x.png` command line.
+  `LegacyCsvSource` read + bin, each in its own process (peak RSS); then whole commands as a
+  user runs them, each its own process from a cold start, interleaved, median of --repeat:
+  the old script's data path (read, bin, npz) against `liqmap heatmap --folder … --npz-out`,
+  and the old tool's whole command (the same plus its pcolormesh PNG) against `liqmap heatmap
+  --folder … --log-color --vmin 100 --vmax 10000 --out x.png`; wall and CPU time (user +
+  system, steadier on a shared machine) and peak RSS.
 
 Targets (issue): store 72 h < 2 s and >= 10x faster than the baseline; PNG < 3 s; --folder
 on the real log shape >= 2x faster than the old pipeline, with less memory.
+
+Figures of 2026-11-30 (2-core machine shared with other jobs, load 5-14; `--only-folder
+--repeat 3`), before -> after the start-up and render work of that day:
+- read + bin in-process: 0.66-1.40 s CPU, 1.2-2.7x less CPU than the old pipeline
+  (1.59-1.81 s), 0.66-0.70x its peak memory (332-349 MB vs 503 MB), same total;
+- data path as commands (npz): before 0.8-1.2x wall, 0.8-1.0x CPU, 0.93-0.97x memory; after
+  0.6-1.0x wall, 0.8-1.0x CPU (2.4-3.3 s vs 2.0-2.7 s), 0.90-0.95x memory (323-340 MB vs 360);
+- whole command to the PNG: before 0.6-0.8x wall, 0.8x CPU, 1.16-1.19x memory (615-628 MB);
+  after 1.0-1.4x wall, 1.0-1.2x CPU (4.3-5.4 s vs 5.4 s), 0.91-0.94x memory (481-495 MB vs
+  529 MB). The >= 2x target is missed on both commands: numba's start-up (~1 s CPU, 100 MB)
+  and pandas' import are most of the gap (README, Speed).
 """
 
 from __future__ import annotations
