@@ -15,6 +15,7 @@ command lies outside the two tables.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -23,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,10 +66,15 @@ def _env() -> dict[str, str]:
     return clean_env(PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
 
 
+def _verb(command: str) -> str:
+    """The liqmap command an example runs (`serve` for `X=... liqmap serve ...`)."""
+    words = shlex.split(command)
+    return words[words.index("liqmap") + 1] if "liqmap" in words else ""
+
+
 def _run(command: str, cwd: Path) -> tuple[int, str]:
     """Exit code and output of one example (bounded ones: see the module doc)."""
-    words = shlex.split(command)
-    verb = words[words.index("liqmap") + 1] if "liqmap" in words else ""
+    verb = _verb(command)
     if verb == "serve":
         return _until_ready(_shell(command + " --port 0"), cwd, "liqmap serve: http")
     if verb == "simulate":
@@ -79,22 +86,29 @@ def _run(command: str, cwd: Path) -> tuple[int, str]:
 
 def _until_ready(shell: str, cwd: Path, ready: str, linger_s: float = 0.0) -> tuple[int, str]:
     """Run until a line of stdout starts with `ready` (+ `linger_s`), then Ctrl-C (SIGINT)."""
-    proc = subprocess.Popen(["bash", "-c", shell], cwd=cwd, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # Ctrl-C reaches the group, as in a shell
-    assert proc.stdout is not None
-    lines = [proc.stdout.readline()]
-    deadline = time.monotonic() + TIMEOUT_S
-    while lines[-1] and not lines[-1].startswith(ready) and time.monotonic() < deadline:
-        lines.append(proc.stdout.readline())
-    time.sleep(linger_s)
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        out, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-    return proc.returncode, "".join(lines) + out + err
+    with tempfile.TemporaryFile("w+") as stderr:  # progress bars: a pipe nobody reads fills
+        proc = subprocess.Popen(["bash", "-c", shell], cwd=cwd, env=_env(), text=True,
+                                stdout=subprocess.PIPE, stderr=stderr,
+                                start_new_session=True)  # Ctrl-C reaches the group, as in a shell
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline()]
+        deadline = time.monotonic() + TIMEOUT_S
+        while lines[-1] and not lines[-1].startswith(ready) and time.monotonic() < deadline:
+            lines.append(proc.stdout.readline())
+        time.sleep(linger_s)
+        _signal_group(proc.pid, signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        stderr.seek(0)
+        return proc.returncode, "".join(lines) + out + stderr.read()
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended by itself (an error, say)
+        os.killpg(pid, signum)
 
 
 def test_every_readme_example_is_in_one_of_the_two_tables() -> None:
@@ -120,7 +134,7 @@ def _phases(rows: list[tuple[int, str, str]]) -> list[list[tuple[int, str, str]]
     time."""
     phases: list[list[tuple[int, str, str]]] = [[]]
     for row in rows:
-        if shlex.split(row[2])[1] in WRITERS:
+        if _verb(row[2]) in WRITERS:
             phases += [[row], []]
         else:
             phases[-1].append(row)
