@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 
 from liqmap import constants as C
+from liqmap.heatmap.rollups import ensure_rollup
 from liqmap.jupiter.base58 import encode_keys
 from liqmap.store import Store
 from liqmap.store import layout as L
@@ -47,6 +48,7 @@ MIN_PER_DAY = 1440
 PARAMS = (6, 1_250_000_000_000, 5_000_000)  # decrease bps, impact scalar, max leverage (500x)
 RATE_PER_MIN = (260, 190, 200)  # RATE-9 counter growth a minute: ~13.7 %, 10 %, 10.5 % a year
 CACHE_VERSION = "v1"
+ROLLUPS_DONE = "ROLLUPS-DONE-v1"  # marker: every day has its roll-up (format 1)
 BIN_USD, PMIN, PMAX = 0.1, 100.0, 200.0
 
 
@@ -201,6 +203,7 @@ def price_paths(days: int) -> dict[str, np.ndarray]:
 def ensure_store(cache: Path, days: int) -> Path:
     root = cache / f"store-{CACHE_VERSION}-{days}d"
     if (root / "DONE").exists():
+        ensure_rollups(root, days)
         return root
     shutil.rmtree(root, ignore_errors=True)
     store, paths = Store(str(root)), price_paths(days)
@@ -215,11 +218,30 @@ def ensure_store(cache: Path, days: int) -> Path:
                                  f"{L.day_name(day)}", versions)
             store.fs.write_table(f"{L.partition_dir('market_state', market, day)}/"
                                  f"{L.day_name(day)}", state)
+            ensure_rollup(store, market, day)  # as `liqmap compact` writes it
         if d % 30 == 29:
             print(f"  wrote {d + 1} days ({time.perf_counter() - t0:.0f} s)", flush=True)
     (root / "DONE").write_text("ok")
+    (root / ROLLUPS_DONE).write_text("ok")
     print(f"wrote {days} days × 3 markets in {time.perf_counter() - t0:.0f} s", flush=True)
     return root
+
+
+def ensure_rollups(root: Path, days: int) -> None:
+    """Roll-ups for a store cached before they existed (each day's is written unless a valid
+    one is there, so an interrupted run resumes)."""
+    if (root / ROLLUPS_DONE).exists():
+        return
+    store = Store(str(root))
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for d in range(days):
+        for market in MARKETS:
+            ensure_rollup(store, market, FIRST_DAY + timedelta(days=d))
+        if d % 30 == 29:
+            print(f"  roll-ups of {d + 1} days ({time.perf_counter() - t0:.0f} s)", flush=True)
+    (root / ROLLUPS_DONE).write_text(f"{time.process_time() - cpu0:.1f}")
+    print(f"wrote the roll-ups of {days} days × 3 markets in {time.perf_counter() - t0:.0f} s "
+          f"(CPU {time.process_time() - cpu0:.0f} s)", flush=True)
 
 
 def ensure_row_day(cache: Path, root: Path) -> tuple[Path, float]:
