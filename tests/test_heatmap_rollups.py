@@ -193,7 +193,19 @@ def test_prices_on_edges_fall_in_the_same_bin_on_both_grids(decade: int, mult: i
     prices = prices[prices >= 0]
     fine = K.price_codes_nb(prices, fine_edges)
     fine = np.where(fine == K.NO_LIQ, R.NO_LIQ_CODE, fine)
-    np.testing.assert_array_equal(grid.codes(fine), binner.price_codes(prices))
+    sizes = rng.uniform(0.5, 2.0, prices.size)
+    is_long = rng.random(prices.size) < 0.5
+    rows = MatrixBinner(TimeGrid(0, 1, 60), binner.y_edges_usd, np.zeros(1, np.int64),
+                        side="split")
+    rows.add(np.zeros(prices.size, np.int64), prices, sizes, is_long)
+    cells = MatrixBinner(TimeGrid(0, 1, 60), binner.y_edges_usd, np.zeros(1, np.int64),
+                         side="split")
+    cells.add_rollup(np.zeros(prices.size, np.int64), is_long.astype(np.int64), 1, fine, sizes,
+                     np.ones(prices.size, np.int64), grid.j_lo, grid.m)
+    np.testing.assert_array_equal(cells._counts, rows._counts)
+    np.testing.assert_allclose(cells._acc, rows._acc, rtol=1e-12)
+    np.testing.assert_allclose(cells._amounts, rows._amounts, rtol=1e-12)
+    assert ((cells._acc == 0) == (rows._acc == 0)).all()
 
 
 def test_a_grid_the_bin_does_not_fit_is_refused() -> None:
@@ -207,7 +219,7 @@ def test_a_grid_the_bin_does_not_fit_is_refused() -> None:
 
 def _exact(root: Path, monkeypatch: pytest.MonkeyPatch, **kw: object) -> object:
     with monkeypatch.context() as m:
-        m.setattr(StoreSource, "_rollup_plan", lambda self, binner, days: {})
+        m.setattr(HR, "rollups_apply", lambda binner: False)
         return _heatmap(root, **kw)
 
 

@@ -343,36 +343,24 @@ class MatrixBinner:
                           snap.params, snap_slot, next_change, self._edges, self._acc,
                           self._counts, self._amounts)
 
-    def add_binned(self, col: np.ndarray, code: np.ndarray, layer: np.ndarray,
-                   amount: np.ndarray, n_rows: np.ndarray) -> None:
-        """Add pre-binned sums (roll-ups): `amount[i]` tokens summed over `n_rows[i]`
-        position-snapshots, all in column `col[i]` at price code `code[i]` (as
-        `price_codes` gives it) and layer `layer[i]` (-1: the side is not wanted). Only
-        with agg "mean", whose columns are such sums until `finish` divides them."""
+    def add_rollup(self, ts_us: np.ndarray, side_code: np.ndarray, long_code: int,
+                   fine_code: np.ndarray, amount: np.ndarray, n_rows: np.ndarray, j_lo: int,
+                   m: int) -> None:
+        """Add roll-up cells: `amount[i]` tokens summed over `n_rows[i]` position-snapshots of
+        the span starting at `ts_us[i]` (µs since the epoch; inside one column), side
+        `side_code[i]` (`long_code`: long), at fine price code `fine_code[i]` (-2: cannot be
+        liquidated); bin b holds fine codes [j_lo + b × m, j_lo + (b + 1) × m). Only with agg
+        "mean", whose columns are such sums until `finish` divides them."""
         self._check_tokens()
         if self.agg != "mean":
             raise ValueError("pre-binned sums add up only for agg 'mean'")
-        keep = np.asarray(layer) >= 0
-        col, code, layer = (np.asarray(a, np.int64)[keep] for a in (col, code, layer))
-        amount, n_rows = np.asarray(amount, np.float64)[keep], np.asarray(n_rows, np.int64)[keep]
-        if col.size and (col.min() < 0 or col.max() >= self.grid.n_cols):
-            raise ValueError("pre-binned sums outside the grid's columns")
-        no_liq, below, above = code == K.NO_LIQ, code == -1, code >= self.n_bins
-        inside = ~(no_liq | below | above)
-        c, a = self._counts, self._amounts
-        c[K.N_USED] += int(n_rows.sum())
-        c[K.N_NO_LIQ] += int(n_rows[no_liq].sum())
-        c[K.N_BELOW] += int(n_rows[below].sum())
-        c[K.N_ABOVE] += int(n_rows[above].sum())
-        c[K.N_IN] += int(n_rows[inside].sum())
-        a[K.A_BELOW] += float(amount[below].sum())
-        a[K.A_ABOVE] += float(amount[above].sum())
-        a[K.A_IN] += float(amount[inside].sum())
-        flat = (layer[inside] * self.grid.n_cols + col[inside]) * self.n_bins + code[inside]
-        if flat.size:
-            lo = int(flat.min())
-            sums = np.bincount(flat - lo, weights=amount[inside])
-            self._acc.reshape(-1)[lo:lo + sums.size] += sums
+        K.add_rollup_nb(np.ascontiguousarray(ts_us, np.int64),
+                        np.ascontiguousarray(side_code, np.int64), int(long_code),
+                        np.ascontiguousarray(fine_code, np.int64),
+                        np.ascontiguousarray(amount, np.float64),
+                        np.ascontiguousarray(n_rows, np.int64), int(j_lo), int(m),
+                        _SIDE_MODES[self.side], self.grid.start_min, self.grid.freq_min,
+                        self._acc, self._counts, self._amounts)
 
     def finish(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """(layers by name, each float64 [n_bins, n_cols]; gap mask bool [n_cols]).

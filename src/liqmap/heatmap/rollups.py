@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from liqmap import constants as C
 from liqmap.heatmap import _kernels as K
@@ -201,23 +202,55 @@ class RollupGrid:
         fine = rollup_edges(step_usd, grid.j_lo, grid.j_hi)[::m]
         return grid if np.array_equal(fine, edges) else None
 
-    def codes(self, fine: np.ndarray) -> np.ndarray:
-        """The binner's price code of each fine code: NO_LIQ, -1 below, n_bins above."""
-        fine = np.asarray(fine, np.int64)
-        out = np.where(fine < self.j_lo, -1, np.where(fine >= self.j_hi, self.n_bins,
-                                                      (fine - self.j_lo) // self.m))
-        return np.where(fine == R.NO_LIQ_CODE, K.NO_LIQ, out)
+
+def rollups_apply(binner: MatrixBinner) -> bool:
+    """Whether roll-ups can give this binner's matrix at all: token amounts, agg "mean",
+    columns of whole hours (the grid starts on a multiple of its width, so on an hour)."""
+    return binner.unit == "tokens" and binner.agg == "mean" and binner.grid.freq_min % 60 == 0
+
+
+def add_day_rollup(store: Store, market: str, binner: MatrixBinner, lo: pd.Timestamp,
+                   hi: pd.Timestamp, grids: dict[float, RollupGrid | None]) -> bool:
+    """Add the piece [lo, hi] of one day from its roll-up, if that gives the same matrix (the
+    piece is whole hours, the roll-up is valid, the bins sit on its grid within its top);
+    False (nothing added) otherwise. `grids` caches `RollupGrid.match` per step."""
+    after = hi + pd.Timedelta(microseconds=1)
+    if lo != lo.floor("h") or after != after.floor("h"):
+        return False  # a partial hour
+    found = R.open_valid(store, market, lo.date())
+    if found is None:
+        return False
+    meta, pf = found
+    if meta.step_usd not in grids:
+        grids[meta.step_usd] = RollupGrid.match(binner, meta.step_usd)
+    grid = grids[meta.step_usd]
+    if grid is None or grid.j_hi > meta.top_code:
+        return False
+    whole_day = lo == lo.normalize() and after == lo.normalize() + pd.Timedelta(days=1)
+    daily = whole_day and binner.grid.freq_min % R.DAY_MIN == 0
+    rows = R.read_rows(pf, meta, R.DAY_MIN if daily else R.HOUR_MIN)
+    if not whole_day:
+        ts = rows.column("ts")
+        rows = rows.filter(pc.and_(pc.greater_equal(ts, pa.scalar(lo, ts.type)),
+                                   pc.less_equal(ts, pa.scalar(hi, ts.type))))
+    add_rollup_rows(binner, grid, rows)
+    return True
 
 
 def add_rollup_rows(binner: MatrixBinner, grid: RollupGrid, rows: pa.Table) -> None:
     """Add roll-up rows (one span, inside the window) to `binner`'s columns."""
-    from liqmap.heatmap.binning import _segment_layers
-    from liqmap.heatmap.sources import _is_long, to_minutes
-
-    if rows.num_rows == 0:
-        return
-    col = (to_minutes(rows.column("ts")) - binner.grid.start_min) // binner.grid.freq_min
-    layer = _segment_layers(binner.side, _is_long(rows.column("side")))
-    binner.add_binned(col, grid.codes(np.asarray(rows.column("code"))), layer,
-                      np.asarray(rows.column("amount_tokens"), np.float64),
-                      np.asarray(rows.column("n_rows"), np.int64))
+    for batch in rows.to_batches():
+        if batch.num_rows == 0:
+            continue
+        side = batch.column("side")
+        if pa.types.is_dictionary(side.type):
+            names = side.dictionary.to_pylist()
+            codes = np.asarray(side.indices.fill_null(-1), np.int64)
+            long_code = names.index("long") if "long" in names else -3
+        else:
+            codes = np.asarray(pc.fill_null(pc.equal(side, "long"), False), np.int64)
+            long_code = 1
+        ts_us = np.asarray(batch.column("ts").cast(pa.int64()), np.int64)
+        binner.add_rollup(ts_us, codes, long_code, np.asarray(batch.column("code"), np.int64),
+                          np.asarray(batch.column("amount_tokens"), np.float64),
+                          np.asarray(batch.column("n_rows"), np.int64), grid.j_lo, grid.m)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,10 +26,6 @@ from liqmap.heatmap.binning import MatrixBinner, weighted_quantiles
 from liqmap.matrix import NS_PER_MINUTE
 from liqmap.pricecsv import read_price_csv
 from liqmap.validate import check_text_file
-
-if TYPE_CHECKING:
-    from liqmap.heatmap.rollups import RollupGrid
-    from liqmap.store.rollups import RollupMeta
 
 US_PER_MINUTE = 60_000_000
 #: `levels --at T` uses the newest snapshot at or before T, at most this long before it.
@@ -50,17 +46,6 @@ class RowBatch:
     liq_price_usd: np.ndarray
     size_tokens: np.ndarray
     is_long: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class RollupUse:
-    """A day binned from its roll-up: the grid mapping, the file's metadata, the span of the
-    rows used (60 or 1440 minutes) and whether the window holds the whole day."""
-
-    grid: RollupGrid
-    meta: RollupMeta
-    span_min: int
-    whole_day: bool
 
 
 @dataclass(frozen=True)
@@ -246,64 +231,28 @@ class StoreSource:
         (`heatmap.versions`), never as per-minute rows, up to `FEED_DAYS` days per read; with
         amounts in USD (they move every minute), and on days still in rows, the rows are read
         a day at a time."""
+        from liqmap.heatmap.rollups import RollupGrid, add_day_rollup, rollups_apply
+
         days = _days(start, through_minute(end))
-        rolled = self._rollup_plan(binner, days) if self.source != "legacy" else {}
+        use_rollups = self.source != "legacy" and rollups_apply(binner)
+        grids: dict[float, RollupGrid | None] = {}
         bar = tqdm(total=len(days), desc=f"reading {self.market} positions", unit="day",
                    disable=_tqdm_disable(progress), leave=False)
         with bar:
             for i in range(0, len(days), FEED_DAYS):
                 chunk = days[i:i + FEED_DAYS]
+                rolled = [lo for lo, hi in chunk if use_rollups and add_day_rollup(
+                    self.store, self.market, binner, lo, hi, grids)]
                 converted = ([lo for lo, _ in chunk if lo not in rolled
                               and self.store.has_versions(self.market, lo.date())]
                              if binner.unit == "tokens" else [])
                 if converted and self.source != "legacy":
                     self._feed_versions(binner, converted, chunk)
                 for lo, hi in chunk:
-                    if lo in rolled:
-                        self._feed_rollup(binner, lo, hi, rolled[lo])
-                    elif lo not in converted and self.source != "legacy":
+                    if lo not in rolled and lo not in converted and self.source != "legacy":
                         self._feed_rows(binner, lo, hi)
                     self._feed_legacy(binner, lo, hi)
                 bar.update(len(chunk))
-
-    def _rollup_plan(self, binner: MatrixBinner, days: list[tuple[pd.Timestamp, pd.Timestamp]]
-                     ) -> dict[pd.Timestamp, RollupUse]:
-        """The days (piece starts) binned from their roll-ups, and how."""
-        from liqmap.heatmap.rollups import RollupGrid
-        from liqmap.store import rollups as R
-
-        if binner.unit != "tokens" or binner.agg != "mean" or binner.grid.freq_min % 60:
-            return {}
-        grids: dict[float, RollupGrid | None] = {}
-        plan: dict[pd.Timestamp, RollupUse] = {}
-        for lo, hi in days:
-            after = hi + pd.Timedelta(microseconds=1)
-            if lo != lo.floor("h") or after != after.floor("h"):
-                continue  # a partial hour: the exact path
-            meta = R.valid_meta(self.store, self.market, lo.date())
-            if meta is None:
-                continue
-            if meta.step_usd not in grids:
-                grids[meta.step_usd] = RollupGrid.match(binner, meta.step_usd)
-            grid = grids[meta.step_usd]
-            if grid is None or grid.j_hi > meta.top_code:
-                continue
-            whole_day = lo == lo.normalize() and after == lo.normalize() + pd.Timedelta(days=1)
-            daily = whole_day and binner.grid.freq_min % R.DAY_MIN == 0
-            plan[lo] = RollupUse(grid, meta, R.DAY_MIN if daily else R.HOUR_MIN, whole_day)
-        return plan
-
-    def _feed_rollup(self, binner: MatrixBinner, lo: pd.Timestamp, hi: pd.Timestamp,
-                     use: RollupUse) -> None:
-        from liqmap.heatmap.rollups import add_rollup_rows
-        from liqmap.store import rollups as R
-
-        rows = R.read_rows(self.store, self.market, lo.date(), use.meta, use.span_min)
-        if not use.whole_day:
-            ts = rows.column("ts")
-            rows = rows.filter(pc.and_(pc.greater_equal(ts, pa.scalar(lo, ts.type)),
-                                       pc.less_equal(ts, pa.scalar(hi, ts.type))))
-        add_rollup_rows(binner, use.grid, rows)
 
     def _feed_versions(self, binner: MatrixBinner, converted: list[pd.Timestamp],
                        chunk: list[tuple[pd.Timestamp, pd.Timestamp]]) -> None:

@@ -28,6 +28,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from liqmap.store import layout as L
@@ -92,36 +93,48 @@ def write_rollup(store: Store, market: str, day: date, table: pa.Table, meta: Ro
                          row_group_size=max(meta.day_rows, 1))
 
 
-def read_meta(store: Store, market: str, day: date) -> RollupMeta | None:
-    """The metadata of a day's roll-up file, or None if there is none (or it is unreadable)."""
-    rel = rollup_rel(market, day)
+def _meta_of(pf: pq.ParquetFile) -> RollupMeta | None:
     try:
-        kv = pq.read_schema(store.fs.path(rel), filesystem=store.fs.fs).metadata or {}
-        doc = json.loads(kv[META_KEY])
+        doc = json.loads((pf.schema_arrow.metadata or {})[META_KEY])
         meta = RollupMeta(**doc)
-    except (OSError, pa.ArrowException, KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError):
         return None
     return meta if meta.format == FORMAT else None
 
 
-def valid_meta(store: Store, market: str, day: date) -> RollupMeta | None:
-    """The day's roll-up metadata when the roll-up matches the day's files as they are now."""
-    meta = read_meta(store, market, day)
+def open_valid(store: Store, market: str, day: date) -> tuple[RollupMeta, pq.ParquetFile] | None:
+    """The day's roll-up (metadata, open file) when it matches the day's files as they are
+    now; None when it is missing, unreadable or stale."""
+    try:
+        pf = pq.ParquetFile(store.fs.fs.open_input_file(store.fs.path(rollup_rel(market, day))))
+    except (OSError, pa.ArrowException):
+        return None
+    meta = _meta_of(pf)
     if meta is None:
         return None
     current = input_fingerprint(store, market, day)
-    return meta if current and current == meta.inputs else None
+    return (meta, pf) if current and current == meta.inputs else None
 
 
-def read_rows(store: Store, market: str, day: date, meta: RollupMeta, span_min: int
-              ) -> pa.Table:
-    """The rows of one span of a day's roll-up (DAY_MIN: the first row group only)."""
-    pf = pq.ParquetFile(store.fs.fs.open_input_file(store.fs.path(rollup_rel(market, day))))
+def valid_meta(store: Store, market: str, day: date) -> RollupMeta | None:
+    """The day's roll-up metadata when the roll-up matches the day's files as they are now."""
+    found = open_valid(store, market, day)
+    return found[0] if found else None
+
+
+#: the columns a heatmap reads
+READ_COLUMNS = ["ts", "side", "code", "amount_tokens", "n_rows"]
+
+
+def read_rows(pf: pq.ParquetFile, meta: RollupMeta, span_min: int) -> pa.Table:
+    """The rows of one span of a roll-up file (DAY_MIN: its first row group)."""
     n_groups = pf.metadata.num_row_groups
     if meta.day_rows == 0 or n_groups == 0:
-        return POSITION_ROLLUPS.empty_table()
+        return POSITION_ROLLUPS.empty_table().select(READ_COLUMNS)
+    if pf.metadata.row_group(0).num_rows != meta.day_rows:  # written otherwise: filter
+        table = pf.read(columns=[*READ_COLUMNS, "span_min"])
+        return table.filter(pc.equal(table.column("span_min"), span_min)).select(READ_COLUMNS)
     groups = [0] if span_min == DAY_MIN else list(range(1, n_groups))
     if not groups:
-        return POSITION_ROLLUPS.empty_table()
-    return pf.read_row_groups(groups, columns=["ts", "side", "code", "amount_tokens",
-                                                "n_rows"])
+        return POSITION_ROLLUPS.empty_table().select(READ_COLUMNS)
+    return pf.read_row_groups(groups, columns=READ_COLUMNS)
