@@ -140,6 +140,20 @@ def price_bin_index(price_usd: np.ndarray, y_edges_usd: np.ndarray) -> np.ndarra
                         np.ascontiguousarray(y_edges_usd, dtype=np.float64))
 
 
+def unique_int(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of an integer array, int64 (as `np.unique`, by sorting:
+    numpy 2's hash-based `np.unique` takes ~0.4 s for a year of minutes, a sort ~10 ms; an
+    already increasing array is returned as it is)."""
+    a = np.asarray(values, dtype=np.int64)
+    if a.size < 2:
+        return a.copy()
+    step = np.diff(a)
+    if (step > 0).all():
+        return a
+    a = np.sort(a)
+    return a[np.append(True, a[1:] != a[:-1])]
+
+
 @dataclass(frozen=True)
 class TimeGrid:
     """Time columns: column c holds minutes [start + c * freq, start + (c + 1) * freq).
@@ -242,7 +256,7 @@ class MatrixBinner:
         check_choice("--agg", self.agg, AGGS)
         check_choice("--side", self.side, SIDES)
         check_choice("--unit", self.unit, UNITS)
-        offset = np.unique(np.asarray(self.snapshot_min, dtype=np.int64)) - self.grid.start_min
+        offset = unique_int(self.snapshot_min) - self.grid.start_min
         offset = offset[(offset >= 0) & (offset < self.grid.n_minutes)]
         self._snap_offset = offset
         self._snap_col = offset // self.grid.freq_min

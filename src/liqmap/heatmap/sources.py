@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from liqmap import constants as C
 from liqmap.errors import DataGapError, InputError
-from liqmap.heatmap.binning import MatrixBinner, weighted_quantiles
+from liqmap.heatmap.binning import MatrixBinner, unique_int, weighted_quantiles
 from liqmap.matrix import NS_PER_MINUTE
 from liqmap.pricecsv import read_price_csv
 from liqmap.validate import check_text_file
@@ -166,15 +166,16 @@ class StoreSource:
             price = state.column("oracle_price").to_numpy(zero_copy_only=False).astype(
                 np.float64)
         if self.source != "collected":
-            minute = np.union1d(minute, self._legacy_minutes(start, end, minute))
+            minute = unique_int(np.concatenate([minute, self._legacy_minutes(start, end,
+                                                                              minute)]))
         return Snapshots(minute, price_minute, price)
 
     def _legacy_minutes(self, start: pd.Timestamp, end: pd.Timestamp,
                         collected: np.ndarray) -> np.ndarray:
         """Minutes of legacy rows in the window that have no collected snapshot."""
         t_bin = self.store.read_legacy(self.market, start, through_minute(end), ["t_bin"])
-        minutes = np.unique(to_minutes(t_bin.column("t_bin")))
-        return np.setdiff1d(minutes, collected)
+        minutes = unique_int(to_minutes(t_bin.column("t_bin")))
+        return minutes[~np.isin(minutes, collected)] if minutes.size else minutes
 
     def _feed_legacy(self, binner: MatrixBinner, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
         """Legacy rows of [lo, hi] at minutes without a collected snapshot ("auto")."""
