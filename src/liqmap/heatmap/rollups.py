@@ -47,9 +47,10 @@ def rollup_step_usd(market: str) -> float:
     return C.ROLLUP_STEP_USD_BY_MARKET.get(market, C.ROLLUP_STEP_USD_BY_MARKET["SOL"])
 
 
-def rollup_edges(step_usd: float, j_lo: int, j_hi: int) -> np.ndarray:
-    """Edges `j × step` for j in [j_lo, j_hi], rounded as `make_price_edges` rounds them."""
-    ks = np.arange(j_lo, j_hi + 1, dtype=np.float64)
+def rollup_edges(step_usd: float, j_lo: int, j_hi: int, every: int = 1) -> np.ndarray:
+    """Edges `j × step` for j = j_lo, j_lo + every, … up to j_hi, rounded as
+    `make_price_edges` rounds them (each edge depends on its j alone)."""
+    ks = np.arange(j_lo, j_hi + 1, every, dtype=np.float64)
     return np.round(ks * float(step_usd), bin_decimals(step_usd))
 
 
@@ -199,7 +200,7 @@ class RollupGrid:
         if m < 1 or j0 != j0.to_integral_value() or j0 < 0:
             return None
         grid = cls(float(step_usd), int(j0), m, binner.n_bins)
-        fine = rollup_edges(step_usd, grid.j_lo, grid.j_hi)[::m]
+        fine = rollup_edges(step_usd, grid.j_lo, grid.j_hi, m)
         return grid if np.array_equal(fine, edges) else None
 
 
