@@ -300,3 +300,24 @@ def test_other_readers_do_not_see_rollups(pristine: Path, tmp_path: Path) -> Non
     assert store.recover(now=NOW) == 1
     assert not stale.exists()
     assert R.valid_meta(store, "SOL", pd.Timestamp("2025-08-22").date()) is not None
+
+
+def test_rollups_on_an_object_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """memory:// (fsspec): compact writes the roll-ups, heatmaps use them, same matrix."""
+    from market_rows import write_market
+
+    root = "memory://liqmap-rollups-test"
+    store = Store(root)
+    write_market(store, MarketSim(seed=1, n_positions=30), "2025-08-22T22:30", 120)
+    assert store.compact(now=NOW).rollups == 2
+    assert R.valid_meta(store, "SOL", pd.Timestamp("2025-08-23").date()) is not None
+    kw = dict(t_start="2025-08-22T23:00", t_end="2025-08-23T00:59", bin_usd=0.1,
+              pmin_usd=120.0, pmax_usd=180.0, freq_min=60)
+    spy = _Spy(monkeypatch)
+    rolled = build_heatmap(StoreSource(root, "SOL"), HeatmapRequest(**kw))  # type: ignore[arg-type]
+    assert spy.rows > 0
+    with monkeypatch.context() as m:
+        m.setattr(HR, "rollups_apply", lambda binner: False)
+        exact = build_heatmap(StoreSource(root, "SOL"), HeatmapRequest(**kw))  # type: ignore[arg-type]
+    _assert_same(exact, rolled)
+    assert store.compact(now=NOW).rollups == 0
