@@ -25,8 +25,6 @@ import pandas as pd
 from liqmap import constants as C
 from liqmap.errors import InputError
 from liqmap.matrix import LiqMatrix, load_npz
-from liqmap.store import Store
-from liqmap.store import schema as S
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -118,6 +116,8 @@ class LiqStore(_HeatmapReader):
     and the stored column names, units in the names (see the README's schema)."""
 
     def __init__(self, root: str) -> None:
+        from liqmap.store import Store  # pyarrow.dataset: not for `open_legacy`
+
         self.root = root
         self.store = Store(root)
 
@@ -144,6 +144,8 @@ class LiqStore(_HeatmapReader):
 
     def _frame(self, dataset: str, market: str, start: TimeArg, end: TimeArg,
                columns: Sequence[str] | None) -> pd.DataFrame:
+        from liqmap.store import schema as S
+
         tcol = S.TIME_COLUMN[dataset]
         names = S.SCHEMAS[dataset].names
         wanted = None if columns is None else [tcol, *(c for c in columns if c != tcol)]

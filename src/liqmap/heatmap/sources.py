@@ -389,11 +389,13 @@ class LegacyCsvSource:
                 pd.Timestamp(max(int(t.max()) for t in parts) * 1000, tz="UTC"))
 
     def snapshots(self, start: pd.Timestamp, end: pd.Timestamp) -> Snapshots:
-        minutes = [np.unique(p.time_us // US_PER_MINUTE) for p in self._load(start, end)]
+        lo, hi = minute_of(start), minute_of(end)
+        held = np.zeros(hi - lo + 1, dtype=bool)  # one flag a minute: no sort of every row
+        for part in self._load(start, end):
+            held[part.time_us // US_PER_MINUTE - lo] = True
         empty = np.zeros(0, dtype=np.int64)
         price_minute, price = self.price if self.price is not None else (empty, empty * 0.0)
-        return Snapshots(np.unique(np.concatenate(minutes)) if minutes else empty,
-                         price_minute, price)
+        return Snapshots(np.flatnonzero(held) + lo, price_minute, price)
 
     def batches(self, start: pd.Timestamp, end: pd.Timestamp, progress: bool | None = False,
                 with_side: bool = True) -> Iterator[RowBatch]:
@@ -535,6 +537,12 @@ def _read_legacy_exact(path: Path, start_min: int | None, end_min: int | None,
 
 def _window(rows: RowBatch, start_min: int | None, end_min: int | None) -> RowBatch:
     """The rows with minute in [start_min, end_min] (None = open)."""
+    if not rows.time_us.size:
+        return rows
+    first, last = int(rows.time_us.min()), int(rows.time_us.max())
+    if ((start_min is None or first >= start_min * US_PER_MINUTE)
+            and (end_min is None or last < (end_min + 1) * US_PER_MINUTE)):
+        return rows  # the whole part is inside: no per-row test
     minute = rows.time_us // US_PER_MINUTE
     keep = np.ones(minute.size, dtype=bool)
     if start_min is not None:
