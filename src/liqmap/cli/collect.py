@@ -143,8 +143,9 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
 @click.pass_context
 def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
     """Compact closed hours into one file each, store closed days as position versions
-    (rows of a day a version cannot represent stay one day file), and clean up interrupted
-    writes. Safe to interrupt and to run again.
+    (rows of a day a version cannot represent stay one day file), write each converted day's
+    pre-binned roll-up (missing or stale ones), and clean up interrupted writes. Safe to
+    interrupt and to run again.
 
     The collector does this by itself every hour; run it after an import or an outage, or once
     to convert a store written by an older liqmap.
@@ -170,6 +171,7 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
     click.echo(f"compacted {report.hours} hour(s) and {report.days} day(s); "
                f"{report.converted} day(s) of positions stored as versions"
                + (f", {report.kept_rows} kept as rows" if report.kept_rows else "")
+               + (f"; {report.rollups} roll-up(s) written" if report.rollups else "")
                + f"; removed {report.files_removed + removed} file(s)")
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from liqmap import constants as C
 from liqmap.errors import DataGapError, InputError
-from liqmap.heatmap.binning import MatrixBinner, weighted_quantiles
+from liqmap.heatmap.binning import MatrixBinner, unique_int, weighted_quantiles
 from liqmap.matrix import NS_PER_MINUTE
 from liqmap.pricecsv import read_price_csv
 from liqmap.validate import check_text_file
@@ -166,15 +166,16 @@ class StoreSource:
             price = state.column("oracle_price").to_numpy(zero_copy_only=False).astype(
                 np.float64)
         if self.source != "collected":
-            minute = np.union1d(minute, self._legacy_minutes(start, end, minute))
+            minute = unique_int(np.concatenate([minute, self._legacy_minutes(start, end,
+                                                                              minute)]))
         return Snapshots(minute, price_minute, price)
 
     def _legacy_minutes(self, start: pd.Timestamp, end: pd.Timestamp,
                         collected: np.ndarray) -> np.ndarray:
         """Minutes of legacy rows in the window that have no collected snapshot."""
         t_bin = self.store.read_legacy(self.market, start, through_minute(end), ["t_bin"])
-        minutes = np.unique(to_minutes(t_bin.column("t_bin")))
-        return np.setdiff1d(minutes, collected)
+        minutes = unique_int(to_minutes(t_bin.column("t_bin")))
+        return minutes[~np.isin(minutes, collected)] if minutes.size else minutes
 
     def _feed_legacy(self, binner: MatrixBinner, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
         """Legacy rows of [lo, hi] at minutes without a collected snapshot ("auto")."""
@@ -225,23 +226,31 @@ class StoreSource:
 
     def feed(self, binner: MatrixBinner, start: pd.Timestamp, end: pd.Timestamp,
              progress: bool | None = False) -> None:
-        """Add the window's positions to `binner`. Days stored as versions are binned from the
-        versions (`heatmap.versions`), never as per-minute rows, up to `FEED_DAYS` days per
-        read; with amounts in USD (they move every minute), and on days still in rows, the
-        rows are read a day at a time."""
+        """Add the window's positions to `binner`. Days stored as versions are binned from
+        their roll-ups where those give the same matrix (`heatmap.rollups`: agg "mean",
+        columns of whole hours, a bin on the roll-up grid), else from the versions
+        (`heatmap.versions`), never as per-minute rows, up to `FEED_DAYS` days per read; with
+        amounts in USD (they move every minute), and on days still in rows, the rows are read
+        a day at a time."""
+        from liqmap.heatmap.rollups import RollupGrid, add_day_rollup, rollups_apply
+
         days = _days(start, through_minute(end))
+        use_rollups = self.source != "legacy" and rollups_apply(binner)
+        grids: dict[float, RollupGrid | None] = {}
         bar = tqdm(total=len(days), desc=f"reading {self.market} positions", unit="day",
                    disable=_tqdm_disable(progress), leave=False)
         with bar:
             for i in range(0, len(days), FEED_DAYS):
                 chunk = days[i:i + FEED_DAYS]
-                converted = ([lo for lo, _ in chunk
-                              if self.store.has_versions(self.market, lo.date())]
+                rolled = [lo for lo, hi in chunk if use_rollups and add_day_rollup(
+                    self.store, self.market, binner, lo, hi, grids)]
+                converted = ([lo for lo, _ in chunk if lo not in rolled
+                              and self.store.has_versions(self.market, lo.date())]
                              if binner.unit == "tokens" else [])
                 if converted and self.source != "legacy":
                     self._feed_versions(binner, converted, chunk)
                 for lo, hi in chunk:
-                    if lo not in converted and self.source != "legacy":
+                    if lo not in rolled and lo not in converted and self.source != "legacy":
                         self._feed_rows(binner, lo, hi)
                     self._feed_legacy(binner, lo, hi)
                 bar.update(len(chunk))
