@@ -8,7 +8,8 @@ done here; binning lives in `binning`. Window ends are whole minutes, both inclu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -249,10 +250,14 @@ class StoreSource:
                              if binner.unit == "tokens" else [])
                 if converted and self.source != "legacy":
                     self._feed_versions(binner, converted, chunk)
+                in_rows = [(lo, hi) for lo, hi in chunk if lo not in rolled
+                           and lo not in converted and self.source != "legacy"]
+                ahead = self._rows_read_ahead(in_rows, binner.side != "both")
                 for lo, hi in chunk:
-                    if lo not in rolled and lo not in converted and self.source != "legacy":
-                        self._feed_rows(binner, lo, hi)
+                    if (lo, hi) in in_rows:
+                        self._add_rows(binner, next(ahead))
                     self._feed_legacy(binner, lo, hi)
+                ahead.close()
                 bar.update(len(chunk))
 
     def _feed_versions(self, binner: MatrixBinner, converted: list[pd.Timestamp],
@@ -267,10 +272,30 @@ class StoreSource:
                                             columns=BIN_COLUMNS)
         add_versions(binner, versions, DayState.from_table(state))
 
-    def _feed_rows(self, binner: MatrixBinner, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
-        with_side = binner.side != "both"
+    def _rows_read_ahead(self, pieces: list[tuple[pd.Timestamp, pd.Timestamp]],
+                         with_side: bool) -> Generator[pa.Table, None, None]:
+        """The positions rows of each day piece in turn, the next piece read in a thread while
+        the caller bins this one (Parquet decoding and the binning kernel both release the
+        GIL), so memory holds at most two days of rows."""
         columns = ["ts", "liq_price", "size_tokens", *(["side"] if with_side else [])]
-        for batch in _row_batches(self.store.read_positions(self.market, lo, hi, columns)):
+
+        def read(piece: tuple[pd.Timestamp, pd.Timestamp]) -> pa.Table:
+            return self.store.read_positions(self.market, *piece, columns)
+
+        if not pieces:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="liqmap-read") as pool:
+            pending = pool.submit(read, pieces[0])
+            for following in [*pieces[1:], None]:
+                table = pending.result()
+                if following is not None:
+                    pending = pool.submit(read, following)
+                yield table
+                del table
+
+    @staticmethod
+    def _add_rows(binner: MatrixBinner, table: pa.Table) -> None:
+        for batch in _row_batches(table):
             binner.add(batch.time_us, batch.liq_price_usd, batch.size_tokens, batch.is_long)
 
     def snapshot_at(self, at: pd.Timestamp | None) -> tuple[pd.Timestamp, float, RowBatch]:
