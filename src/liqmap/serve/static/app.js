@@ -460,11 +460,11 @@
   function setPreset(p, priceRange) {
     S.preset = p; setOn("presets", p); S.zoomedPrice = !!priceRange;
     const bd = bounds();
-    if (!bd) { S.view = null; load(); return; }
+    if (!bd) { S.view = null; return load(); }
     const first = Math.floor(bd.first / MIN) * MIN, t1 = Math.floor(bd.last / MIN) * MIN;
     const t0 = p === "all" ? first : Math.max(first, t1 - (PRESETS[p] - 1) * MIN);
     const [p0, p1] = priceRange || [0, 1];
-    S.view = { t0, t1, p0, p1 }; S.live = true; load();
+    S.view = { t0, t1, p0, p1 }; S.live = true; return load();
   }
 
   $("markets").addEventListener("click", (ev) => { const m = ev.target.dataset.market; if (!m) return; S.market = m; setOn("markets", m); $("bin").value = ""; updateLive(); loadSignal(); setPreset(S.preset || "24h"); });
@@ -558,10 +558,11 @@
     setOn("markets", S.market); setOn("sides", S.side); setOn("scales", S.scale);
     await fetchStatus();
     const range = linked.pmin !== null && linked.pmax !== null && linked.pmax > linked.pmin ? [linked.pmin, linked.pmax] : null;
-    setPreset(linked.preset, range);
+    const first = setPreset(linked.preset, range);
     stream();
     setInterval(updateLive, 1000);
     setInterval(fetchStatus, 15000);
+    await first;  // the heatmap first: the signal's computation would share its CPU
     loadSignal();
 
   }
