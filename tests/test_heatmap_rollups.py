@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from heatmap_same import assert_same_heatmap, heatmap
 from liqmap.heatmap import _kernels as K
 from liqmap.heatmap import rollups as HR
 from liqmap.heatmap.binning import MatrixBinner, TimeGrid, make_price_edges
@@ -81,27 +82,6 @@ def stores(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     return pristine, converted
 
 
-def _heatmap(root: Path, **kw: object) -> object:
-    return build_heatmap(StoreSource(str(root), "SOL"), HeatmapRequest(**kw))  # type: ignore[arg-type]
-
-
-def _assert_same(rows: object, rolled: object) -> None:
-    """The matrix to 1e-9 relative, the counts exactly, the amounts to 1e-9."""
-    a, b = rows.matrix, rolled.matrix  # type: ignore[attr-defined]
-    np.testing.assert_array_equal(a.gap_mask, b.gap_mask)
-    np.testing.assert_array_equal(a.t_edges_ns, b.t_edges_ns)
-    np.testing.assert_array_equal(a.y_edges_usd, b.y_edges_usd)
-    scale = max(float(np.abs(a.z).max()), 1e-300)
-    np.testing.assert_allclose(b.z, a.z, rtol=1e-9, atol=1e-12 * scale)
-    assert ((a.z == 0) == (b.z == 0)).all()  # no float dust in empty cells
-    for name in a.extra:
-        np.testing.assert_allclose(b.extra[name], a.extra[name], rtol=1e-9, atol=1e-12 * scale)
-    sa, sb = rows.stats, rolled.stats  # type: ignore[attr-defined]
-    for field in ("n_rows", "n_rows_in_range", "n_rows_below", "n_rows_above", "n_rows_no_liq",
-                  "n_rows_unmatched", "n_snapshots"):
-        assert getattr(sa, field) == getattr(sb, field), field
-    for field in ("amount_in_range", "amount_below", "amount_above"):
-        assert getattr(sb, field) == pytest.approx(getattr(sa, field), rel=1e-9, abs=1e-12)
 
 
 class _Spy:
@@ -137,7 +117,7 @@ def test_rollups_give_the_matrix_of_the_rows(stores: tuple[Path, Path], side: st
     first = pd.Timestamp("2025-08-22T22:00Z") + pd.Timedelta(hours=start_h, minutes=start_min)
     kw = dict(t_start=first, t_end=first + pd.Timedelta(hours=hours, minutes=-1),
               bin_usd=bin_usd, pmin_usd=pmin, pmax_usd=pmax, freq_min=freq, agg=agg, side=side)
-    _assert_same(_heatmap(stores[0], **kw), _heatmap(stores[1], **kw))
+    assert_same_heatmap(heatmap(stores[0], **kw), heatmap(stores[1], **kw))
 
 
 @pytest.mark.parametrize("bin_usd", [0.01, 0.05, 0.1, 0.25, 1.0])
@@ -149,9 +129,9 @@ def test_aligned_windows_use_the_rollups(stores: tuple[Path, Path], bin_usd: flo
     spy = _Spy(monkeypatch)
     kw = dict(t_start="2025-08-22T00:00", t_end="2025-08-23T23:59", bin_usd=bin_usd,
               pmin_usd=120.0, pmax_usd=180.0, freq_min=freq, side="split")
-    rolled = _heatmap(stores[1], **kw)
+    rolled = heatmap(stores[1], **kw)
     assert spy.rows > 0
-    _assert_same(_heatmap(stores[0], **kw), rolled)
+    assert_same_heatmap(heatmap(stores[0], **kw), rolled)
 
 
 @pytest.mark.parametrize("kw", [
@@ -164,9 +144,9 @@ def test_other_requests_take_the_exact_path(stores: tuple[Path, Path], kw: dict[
     base: dict[str, object] = dict(t_start="2025-08-22T22:00", t_end="2025-08-22T23:59",
                                    bin_usd=0.1, pmin_usd=120.0, pmax_usd=180.0, freq_min=60)
     spy = _Spy(monkeypatch)
-    rolled = _heatmap(stores[1], **{**base, **kw})
+    rolled = heatmap(stores[1], **{**base, **kw})
     assert spy.rows == 0
-    _assert_same(_heatmap(stores[0], **{**base, **kw}), rolled)
+    assert_same_heatmap(heatmap(stores[0], **{**base, **kw}), rolled)
 
 
 @settings(max_examples=300, deadline=None)
@@ -220,7 +200,7 @@ def test_a_grid_the_bin_does_not_fit_is_refused() -> None:
 def _exact(root: Path, monkeypatch: pytest.MonkeyPatch, **kw: object) -> object:
     with monkeypatch.context() as m:
         m.setattr(HR, "rollups_apply", lambda binner: False)
-        return _heatmap(root, **kw)
+        return heatmap(root, **kw)
 
 
 @pytest.mark.parametrize("dataset", ["position_versions", "market_state"])
@@ -234,7 +214,7 @@ def test_a_changed_day_file_invalidates_its_rollup(pristine: Path, tmp_path: Pat
     assert R.valid_meta(store, "SOL", day) is not None
     kw = dict(t_start="2025-08-23T00:00", t_end="2025-08-23T01:59", bin_usd=0.1,
               pmin_usd=120.0, pmax_usd=180.0, freq_min=60)
-    before = _heatmap(tmp_path, **kw)
+    before = heatmap(tmp_path, **kw)
     rel = (f"{dataset}/market=SOL/date=2025-08-23/day-20250823.parquet")
     table = pq.read_table(tmp_path / rel, schema=None).cast(
         pq.read_schema(tmp_path / rel))
@@ -243,15 +223,15 @@ def test_a_changed_day_file_invalidates_its_rollup(pristine: Path, tmp_path: Pat
     store.fs.write_table(rel, table.filter(pa.array(keep)))
     assert R.valid_meta(store, "SOL", day) is None
     spy = _Spy(monkeypatch)
-    changed = _heatmap(tmp_path, **kw)
+    changed = heatmap(tmp_path, **kw)
     assert spy.rows == 0
-    _assert_same(_exact(tmp_path, monkeypatch, **kw), changed)
+    assert_same_heatmap(_exact(tmp_path, monkeypatch, **kw), changed)
     assert not np.allclose(changed.matrix.z, before.matrix.z)  # type: ignore[attr-defined]
     assert store.compact(now=NOW).rollups == 1
     assert R.valid_meta(store, "SOL", day) is not None
-    rolled = _heatmap(tmp_path, **kw)
+    rolled = heatmap(tmp_path, **kw)
     assert spy.rows > 0
-    _assert_same(changed, rolled)
+    assert_same_heatmap(changed, rolled)
     assert store.compact(now=NOW).rollups == 0  # idempotent
 
 
@@ -265,7 +245,7 @@ def test_a_damaged_or_missing_rollup_falls_back(pristine: Path, tmp_path: Path,
     (tmp_path / R.rollup_rel("SOL", pd.Timestamp("2025-08-22").date())).write_bytes(b"junk")
     (tmp_path / R.rollup_rel("SOL", pd.Timestamp("2025-08-23").date())).unlink()
     spy = _Spy(monkeypatch)
-    _assert_same(expected, _heatmap(tmp_path, **kw))
+    assert_same_heatmap(expected, heatmap(tmp_path, **kw))
     assert spy.rows == 0
     assert store.compact(now=NOW).rollups == 2
 
@@ -319,5 +299,5 @@ def test_rollups_on_an_object_store(monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as m:
         m.setattr(HR, "rollups_apply", lambda binner: False)
         exact = build_heatmap(StoreSource(root, "SOL"), HeatmapRequest(**kw))  # type: ignore[arg-type]
-    _assert_same(exact, rolled)
+    assert_same_heatmap(exact, rolled)
     assert store.compact(now=NOW).rollups == 0

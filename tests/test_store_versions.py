@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from heatmap_same import assert_same_heatmap, heatmap
 from liqmap.errors import StorageError
 from liqmap.store import Store
 from liqmap.store import versions as V
@@ -157,6 +158,7 @@ def _conform(table: pa.Table) -> pa.Table:
 KILL_SCRIPT = """
 import sys, pandas as pd
 from liqmap.store import Store
+
 Store(sys.argv[1]).compact(now=pd.Timestamp("2025-08-25T00:00:00Z"))
 """
 
@@ -195,28 +197,6 @@ def test_round_trip_any_market(tmp_path_factory: pytest.TempPathFactory, seed: i
 
 
 # ------------------------------------------------------------------ heatmaps from versions
-def _heatmap(root: Path, **kw: object) -> object:
-    from liqmap.heatmap.build import HeatmapRequest, build_heatmap
-    from liqmap.heatmap.sources import StoreSource
-
-    return build_heatmap(StoreSource(str(root), "SOL"), HeatmapRequest(**kw))  # type: ignore[arg-type]
-
-
-def _assert_same_heatmap(rows: object, versions: object) -> None:
-    a, b = rows.matrix, versions.matrix  # type: ignore[attr-defined]
-    np.testing.assert_array_equal(a.gap_mask, b.gap_mask)
-    np.testing.assert_array_equal(a.t_edges_ns, b.t_edges_ns)
-    scale = max(float(np.abs(a.z).max()), 1e-300)
-    np.testing.assert_allclose(b.z, a.z, rtol=1e-9, atol=1e-12 * scale)
-    assert ((a.z == 0) == (b.z == 0)).all()  # no float dust in empty cells
-    for name in a.extra:
-        np.testing.assert_allclose(b.extra[name], a.extra[name], rtol=1e-9, atol=1e-12 * scale)
-    sa, sb = rows.stats, versions.stats  # type: ignore[attr-defined]
-    for field in ("n_rows", "n_rows_in_range", "n_rows_below", "n_rows_above", "n_rows_no_liq",
-                  "n_rows_unmatched", "n_snapshots"):
-        assert getattr(sa, field) == getattr(sb, field), field
-    for field in ("amount_in_range", "amount_below", "amount_above"):
-        assert getattr(sb, field) == pytest.approx(getattr(sa, field), rel=1e-9, abs=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -246,15 +226,15 @@ def test_heatmap_from_versions_equals_heatmap_from_rows(twin_stores: tuple[Path,
     first = pd.Timestamp("2025-08-22T22:30Z") + pd.Timedelta(minutes=start)
     kw = dict(t_start=first, t_end=first + pd.Timedelta(minutes=length), bin_usd=bin_usd,
               pmin_usd=120.0, pmax_usd=180.0, freq_min=freq, agg=agg, side=side, unit=unit)
-    _assert_same_heatmap(_heatmap(twin_stores[0], **kw), _heatmap(twin_stores[1], **kw))
+    assert_same_heatmap(heatmap(twin_stores[0], **kw), heatmap(twin_stores[1], **kw))
 
 
 def test_borrow_fees_move_versions_across_bins(twin_stores: tuple[Path, Path]) -> None:
     """The fast path really bisects: some version changes bin inside its validity."""
     kw = dict(t_start="2025-08-22T22:30", t_end="2025-08-23T01:29", bin_usd=0.01,
               pmin_usd=100.0, pmax_usd=200.0)
-    rows, versions = _heatmap(twin_stores[0], **kw), _heatmap(twin_stores[1], **kw)
-    _assert_same_heatmap(rows, versions)
+    rows, versions = heatmap(twin_stores[0], **kw), heatmap(twin_stores[1], **kw)
+    assert_same_heatmap(rows, versions)
     store = Store(str(twin_stores[0]))
     table = store.read_positions("SOL", columns=["pubkey", "update_time", "liq_price"])
     moved = table.group_by(["pubkey", "update_time"]).aggregate([("liq_price", "count_distinct")])
