@@ -344,3 +344,36 @@ def test_a_late_cycle_on_the_chain_clock_is_a_miss_not_the_next_minute(surfnet, 
     assert store.snapshot_times("SOL").tolist() == [now]
     [miss] = store.read_misses("SOL").to_pylist()
     assert pd.Timestamp(miss["ts"]) == now - pd.Timedelta(minutes=1)
+
+
+def test_on_the_chain_clock_the_stream_reads_the_clock_when_the_slots_jump(surfnet, fx,
+                                                                          tmp_path,
+                                                                          monkeypatch) -> None:
+    """Stream mode on a chain clock does not read the Clock four times a second while nothing
+    moves: a simulator's time travel makes the slots jump, and that wakes it at once."""
+    monkeypatch.setattr(C, "STREAM_CLOCK_FALLBACK_S", 60.0)  # only a slot jump can wake it
+    chain = Chain(surfnet, fx)
+    for row in BOOK:
+        chain.position(*row)
+    minute_s = (surfnet.chain_time() // 60 + 2) * 60
+    surfnet.time_travel((minute_s + 1) * 1000)
+    store = Store(str(tmp_path / "stream"))
+    col = StreamCollector(settings(surfnet, tmp_path / "stream", clock="chain"), store)
+    runner = threading.Thread(target=col.run, daemon=True)
+    runner.start()
+
+    def requests() -> int:
+        return sum(r.requests for r in col.client.transport.report())
+
+    try:
+        assert col.feed.ready.wait(30), "stream never got in sync"
+        time.sleep(1.0)  # the first cycle (a miss: the book was loading) is over
+        before = requests()
+        time.sleep(3.0)
+        assert requests() - before <= 2  # polling at 4 Hz would be 12
+        surfnet.time_travel((minute_s + 61) * 1000)
+        next_minute = pd.Timestamp(minute_s + 60, unit="s", tz="UTC")
+        wait_for(lambda: next_minute in store.snapshot_times("SOL").tolist(), timeout_s=10)
+    finally:
+        col.stop.set()
+        runner.join(30)

@@ -104,6 +104,7 @@ class StreamFeed:
         self.books = {m: MarketBook(m, on_close=on_close) for m in addresses}
         self.lock = threading.Lock()
         self.ready = threading.Event()  # books in sync with the current connection
+        self.clock_jumped = threading.Event()  # a slot jump: the chain clock may have moved
         self.counters = FeedCounters()
         self.conn = WsConnection(ws_urls, self._on_open, self._on_notification, **ws_options)
         self._subs: dict[int, tuple[str, str]] = {}  # subscription -> (kind, market or key)
@@ -203,6 +204,8 @@ class StreamFeed:
         now = time.monotonic()
         with self.lock:
             if kind == "slot":
+                if note.slot - self._last_slot >= C.CLOCK_JUMP_SLOTS:
+                    self.clock_jumped.set()
                 self._last_slot = max(self._last_slot, note.slot)
                 self._share_bytes(list(self.books), n_bytes)
                 return
@@ -388,6 +391,22 @@ class StreamCollector(Collector):
                 log.warning("the book is not loaded after %.0fs; collecting anyway (misses "
                             "until it is)", C.STREAM_FIRST_LOAD_WAIT_S)
                 break
+
+    def _sleep_until(self, next_ts: pd.Timestamp, now: float) -> None:
+        """On a chain clock with the book in sync, wait for a slot jump (the clock moved:
+        a simulator's time travel) or `STREAM_CLOCK_FALLBACK_S`, instead of reading the Clock
+        four times a second: the slot stream says when the clock can have moved."""
+        if self.settings.clock != "chain" or not self.feed.ready.is_set():
+            super()._sleep_until(next_ts, now)
+            return
+        end = time.monotonic() + C.STREAM_CLOCK_FALLBACK_S
+        while not self.stop.is_set() and self.feed.ready.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self.feed.clock_jumped.wait(min(left, 0.5)):
+                self.feed.clock_jumped.clear()
+                return
 
     def _stream_main(self) -> None:
         try:
