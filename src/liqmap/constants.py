@@ -124,6 +124,10 @@ CLOCK_JUMP_SLOTS: Final = 150
 #: stream mode on a chain clock, between slot jumps: read the Clock at least this often
 #: (poll mode, which has no slot stream, reads it every 0.25 s)
 STREAM_CLOCK_FALLBACK_S: Final = 2.0
+#: on a chain clock, a read whose Clock is in the last this-many seconds of its interval is
+#: late: the simulator moves its clock there ("seals" the minute) before writing the next
+#: minute's accounts, so a read among those writes is never stored under the sealed minute
+CHAIN_CLOCK_SEALED_S: Final = 1
 #: longest wait between attempts of a failed book load (the transport has its own backoff)
 BOOK_LOAD_RETRY_MAX_S: Final = 2.0
 #: at startup, stream mode waits this long for the first book load before its first cycle

@@ -488,6 +488,10 @@ class StreamCollector(Collector):
         self._check_rotation(addr, fetched.accounts)
         return fetched
 
+    def _clock_after_read(self, fetched: FetchedMarket, deadline: float) -> bytes | None:
+        """None: `_copy_books` read the Clock after copying every book and checked it."""
+        return None
+
     def _check_rotation(self, addr: MarketAddresses, accounts: dict[str, bytes | None]) -> None:
         """An oracle address that rotated: read the new one now and subscribe to it."""
         data = accounts.get(addr.custody)
