@@ -96,6 +96,7 @@ class LatencyProbe:
 
     def close(self) -> None:
         self.stop.set()
+        self.feed.wake()
         self.thread.join(30)
         self.client.transport.close()
 

@@ -15,6 +15,7 @@ not in sync (connecting, reconnecting, loading) gives a recorded miss, never a s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -114,22 +115,33 @@ class StreamFeed:
         self._slot_at_data = 0
         self._last_data_s = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
 
     # ---------------------------------------------------------------- connection life
     async def run(self, stop: threading.Event) -> None:
         """Stream until `stop` is set."""
         self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
         tasks = [asyncio.create_task(self.conn.run()),
                  asyncio.create_task(self._watchdog()),
                  asyncio.create_task(self._periodic_resync())]
         try:
-            while not stop.is_set():
-                await asyncio.sleep(0.5)
+            while not stop.is_set():  # `wake()` ends the wait at once; few idle wake-ups
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 5.0)
         finally:
             self.conn.stop()
             for task in tasks[1:]:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def wake(self) -> None:
+        """After setting `run`'s stop (from another thread): end `run` now, not within 5 s."""
+        self.clock_jumped.set()
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(event.set)
 
     async def _on_open(self, conn: WsConnection) -> None:
         self.ready.clear()
@@ -312,7 +324,7 @@ class StreamFeed:
 
     async def _watchdog(self) -> None:
         while True:
-            await asyncio.sleep(min(1.0, self.slot_silence_s / 4))
+            await asyncio.sleep(min(5.0, self.slot_silence_s / 4, self.max_silence_s / 4))
             if not self.conn.connected or not self.ready.is_set():
                 continue
             with self.lock:
@@ -399,14 +411,8 @@ class StreamCollector(Collector):
         if self.settings.clock != "chain" or not self.feed.ready.is_set():
             super()._sleep_until(next_ts, now)
             return
-        end = time.monotonic() + C.STREAM_CLOCK_FALLBACK_S
-        while not self.stop.is_set() and self.feed.ready.is_set():
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            if self.feed.clock_jumped.wait(min(left, 0.5)):
-                self.feed.clock_jumped.clear()
-                return
+        if self.feed.clock_jumped.wait(C.STREAM_CLOCK_FALLBACK_S):  # `_finish` sets it too
+            self.feed.clock_jumped.clear()
 
     def _stream_main(self) -> None:
         try:
@@ -416,6 +422,7 @@ class StreamCollector(Collector):
 
     def _finish(self) -> None:
         self.stop.set()
+        self.feed.wake()
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.realized.stop_closes()
