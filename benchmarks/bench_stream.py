@@ -1,18 +1,25 @@
 """Stream mode against poll mode (the baseline) on the simulator at mainnet shape.
 
 A simulated market with many closed Position accounts (Jupiter never closes them) is written
-into a local surfnet; two `liqmap collect --clock chain` processes, one per mode, record the
-same simulated minutes. Reported per mode: bytes received per minute and collector CPU seconds
-per minute (steady state, after the first snapshot), the stream's write -> book latency
-(p50/p99, from a third WebSocket client in this process), and whether the two modes stored the
-same snapshots minute for minute.
+into a local surfnet; `liqmap collect --clock chain` processes record the same simulated
+minutes: one per mode, and one more per mode with liquidation confirmation off
+(`--confirm-rps 0`: work that is the same in both modes, so that pair shows what the mode
+itself costs). Reported per mode: bytes received per minute and collector CPU seconds per
+simulated minute (steady state, after the first snapshot), the stream's write -> book latency
+(p50/p99, from another WebSocket client in this process), and whether the two modes stored
+the same snapshots minute for minute.
 
     .venv/bin/python benchmarks/bench_stream.py [--closed N] [--minutes M] [--speed S]
 
 Targets (issue 9): stream >= 100x fewer bytes and >= 10x fewer CPU seconds per minute than
 poll; latency p99 < 500 ms (surfnet polls its subscription channels every ~50 ms: the floor);
-snapshots equal. Defaults are scaled for a shared 2-core machine; issue 9 aims for 300,000
-accounts (surfnet takes ~1-2 ms per account write, so loading them takes minutes).
+snapshots equal. Defaults are scaled for a shared 2-core machine. Issue 9 aims for 300,000
+accounts, which surfnet cannot load: each account write costs it time proportional to the
+accounts the owner program already holds (its owner index is a list, cloned and searched on
+every write; ~0.3-0.8 us per held account, 26-66 writes/s at 40,000-50,000 held; the same
+through the Node addon's in-process `setAccount`, which sends the same cheatcode), so 300,000
+would take 4-10 hours. Wall-time costs (slot notifications, Clock reads) count per simulated
+minute of `--speed` seconds: surfnet sends ~13 slots/s, mainnet 2.5.
 """
 
 from __future__ import annotations
