@@ -124,6 +124,9 @@ CLOCK_JUMP_SLOTS: Final = 150
 #: stream mode on a chain clock, between slot jumps: read the Clock at least this often
 #: (poll mode, which has no slot stream, reads it every 0.25 s)
 STREAM_CLOCK_FALLBACK_S: Final = 2.0
+#: after a slot jump, poll the Clock (every 0.25 s) this long: the jump's notification may
+#: arrive before the Clock read shows the new time
+STREAM_CLOCK_JUMP_POLL_S: Final = 1.0
 #: on a chain clock, a read whose Clock is in the last this-many seconds of its interval is
 #: late: the simulator moves its clock there ("seals" the minute) before writing the next
 #: minute's accounts, so a read among those writes is never stored under the sealed minute

@@ -356,6 +356,7 @@ class StreamCollector(Collector):
                                resync_s=settings.resync_s, on_close=self._position_closed,
                                **feed_options)
         self._thread: threading.Thread | None = None
+        self._poll_clock_until = 0.0  # after a slot jump, poll the Clock until then (monotonic)
         self._copies: dict[str, FetchedMarket] | str = {}
 
     def _position_closed(self, closed: PositionClosed) -> None:
@@ -408,11 +409,13 @@ class StreamCollector(Collector):
         """On a chain clock with the book in sync, wait for a slot jump (the clock moved:
         a simulator's time travel) or `STREAM_CLOCK_FALLBACK_S`, instead of reading the Clock
         four times a second: the slot stream says when the clock can have moved."""
-        if self.settings.clock != "chain" or not self.feed.ready.is_set():
-            super()._sleep_until(next_ts, now)
+        if (self.settings.clock != "chain" or not self.feed.ready.is_set()
+                or time.monotonic() < self._poll_clock_until):
+            super()._sleep_until(next_ts, now)  # poll: the Clock may lag its slot notification
             return
         if self.feed.clock_jumped.wait(C.STREAM_CLOCK_FALLBACK_S):  # `_finish` sets it too
             self.feed.clock_jumped.clear()
+            self._poll_clock_until = time.monotonic() + C.STREAM_CLOCK_JUMP_POLL_S
 
     def _stream_main(self) -> None:
         try:
