@@ -5,16 +5,25 @@
 Writes (once, cached) a store through the library, versions directly: 10,000 open SOL positions
 (ETH, BTC 3,000 each), about 0.5 % of them changing a minute (half change collateral or size,
 half close and are replaced by a new position), borrow counters accruing every minute, one
-market_state row a minute. Then, each in a fresh process (peak memory its own):
+market_state row a minute, and each day's roll-up (`heatmap.rollups.ensure_rollup`, as
+`liqmap compact` writes it; a store cached before roll-ups existed gets them on the next run,
+SOL first). Then, each in a fresh process (peak memory its own):
 
 - bytes per day per market (versions + market_state), against today's compacted day file of the
   same rows (one SOL day expanded to 14.4 M rows and written as `compact` did before);
 - heatmaps: any 24 h at 1-minute columns, 30 days at 60-minute, the whole store at daily
-  columns (SOL, 0.1 USD bins over 100-200 USD), and the 24 h window on today's layout;
+  columns (SOL, 0.1 USD bins over 100-200 USD, agg "mean"). Baselines, each with its CPU
+  ratio and a check that the matrix is the same to 1e-9: the 24 h window on today's layout
+  (the compacted day file); the 30-day and whole-store windows binned from the versions alone
+  (roll-ups switched off in that child process), which those two windows would take without
+  roll-ups;
+- the roll-up of one SOL day: bytes, and the time to write it;
 - conversion throughput: the SOL row day converted back to versions (`compact`).
 
 Targets (issue): ≤ 25 MB a day for SOL and ≥ 10x below today's files; 24 h < 0.5 s,
-30 days < 2 s, 365 days < 5 s. `--days 30` makes a quick run.
+30 days < 2 s, 365 days < 5 s. Times are printed as wall and CPU seconds of the cold
+process; on a shared machine the CPU seconds are the figure to compare. `--days 30` makes a
+quick run.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import pandas as pd
 import pyarrow as pa
 
 from liqmap import constants as C
+from liqmap.heatmap.rollups import ensure_rollup
 from liqmap.jupiter.base58 import encode_keys
 from liqmap.store import Store
 from liqmap.store import layout as L
@@ -47,6 +57,7 @@ MIN_PER_DAY = 1440
 PARAMS = (6, 1_250_000_000_000, 5_000_000)  # decrease bps, impact scalar, max leverage (500x)
 RATE_PER_MIN = (260, 190, 200)  # RATE-9 counter growth a minute: ~13.7 %, 10 %, 10.5 % a year
 CACHE_VERSION = "v1"
+ROLLUPS_DONE = "ROLLUPS-DONE-v1"  # marker: every day has its roll-up (format 1)
 BIN_USD, PMIN, PMAX = 0.1, 100.0, 200.0
 
 
@@ -201,6 +212,7 @@ def price_paths(days: int) -> dict[str, np.ndarray]:
 def ensure_store(cache: Path, days: int) -> Path:
     root = cache / f"store-{CACHE_VERSION}-{days}d"
     if (root / "DONE").exists():
+        ensure_rollups(root, days)
         return root
     shutil.rmtree(root, ignore_errors=True)
     store, paths = Store(str(root)), price_paths(days)
@@ -215,11 +227,31 @@ def ensure_store(cache: Path, days: int) -> Path:
                                  f"{L.day_name(day)}", versions)
             store.fs.write_table(f"{L.partition_dir('market_state', market, day)}/"
                                  f"{L.day_name(day)}", state)
+            ensure_rollup(store, market, day)  # as `liqmap compact` writes it
         if d % 30 == 29:
             print(f"  wrote {d + 1} days ({time.perf_counter() - t0:.0f} s)", flush=True)
     (root / "DONE").write_text("ok")
+    (root / ROLLUPS_DONE).write_text("ok")
     print(f"wrote {days} days × 3 markets in {time.perf_counter() - t0:.0f} s", flush=True)
     return root
+
+
+def ensure_rollups(root: Path, days: int) -> None:
+    """Roll-ups for a store cached before they existed (each day's is written unless a valid
+    one is there, so an interrupted run resumes)."""
+    if (root / ROLLUPS_DONE).exists():
+        return
+    store = Store(str(root))
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for market in MARKETS:  # SOL first: the heatmaps measured are SOL's
+        for d in range(days):
+            ensure_rollup(store, market, FIRST_DAY + timedelta(days=d))
+            if d % 30 == 29:
+                print(f"  {market} roll-ups of {d + 1} days ({time.perf_counter() - t0:.0f} s)",
+                      flush=True)
+    (root / ROLLUPS_DONE).write_text(f"{time.process_time() - cpu0:.1f}")
+    print(f"wrote the roll-ups of {days} days × 3 markets in {time.perf_counter() - t0:.0f} s "
+          f"(CPU {time.process_time() - cpu0:.0f} s)", flush=True)
 
 
 def ensure_row_day(cache: Path, root: Path) -> tuple[Path, float]:
@@ -249,7 +281,7 @@ def sizes(root: Path, days: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------ measurements (children)
-def child(job: str, root: Path, days: int) -> dict[str, float]:
+def child(job: str, root: Path, days: int, out: Path | None = None) -> dict[str, float]:
     from liqmap.heatmap.build import HeatmapRequest, build_heatmap
     from liqmap.heatmap.sources import StoreSource
 
@@ -260,6 +292,13 @@ def child(job: str, root: Path, days: int) -> dict[str, float]:
                "all": (first, days * MIN_PER_DAY, MIN_PER_DAY)}
     if job == "convert":
         return _convert(root)
+    if job == "rollup":
+        return _rollup_day(root)
+    if job.endswith("-exact"):  # the baseline: the same window binned from the versions
+        import liqmap.heatmap.rollups as HR
+
+        HR.rollups_apply = lambda binner: False
+        job = job.removesuffix("-exact")
     start, minutes, freq = windows[job]
     rss0 = _memory_mb("VmRSS")
     cpu0 = time.process_time()
@@ -268,9 +307,30 @@ def child(job: str, root: Path, days: int) -> dict[str, float]:
         t_start=start, t_end=start + pd.Timedelta(minutes=minutes - 1), bin_usd=BIN_USD,
         pmin_usd=PMIN, pmax_usd=PMAX, freq_min=freq))
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "cpu_s": time.process_time() - cpu0,
+    cpu = time.process_time() - cpu0
+    if out is not None:
+        np.save(out, hm.matrix.z)
+    return {"seconds": seconds, "cpu_s": cpu,
             "peak_mb": _memory_mb("VmHWM"), "rss0_mb": rss0,
             "sum": float(hm.matrix.z.sum()), "rows": float(hm.stats.n_rows)}
+
+
+def _rollup_day(root: Path) -> dict[str, float]:
+    """Write one SOL day's roll-up again (in a copy of its files): CPU and bytes."""
+    day = FIRST_DAY + timedelta(days=1)
+    work = Path(tempfile.mkdtemp(prefix="liqmap-bench-rollup-"))
+    try:
+        for dataset in ("position_versions", "market_state"):
+            rel = L.partition_dir(dataset, "SOL", day)
+            shutil.copytree(root / rel, work / rel)
+        store = Store(str(work))
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        ensure_rollup(store, "SOL", day)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        return {"seconds": seconds, "cpu_s": cpu, "bytes": float(store.size_bytes("SOL")[
+            "position_rollups"]), "peak_mb": _memory_mb("VmHWM")}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _convert(rows_root: Path) -> dict[str, float]:
@@ -298,10 +358,12 @@ def _memory_mb(field: str) -> float:
     return float("nan")
 
 
-def measure(job: str, root: Path, days: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", job, "--root", str(root),
-                          "--days", str(days)], check=True, capture_output=True, text=True)
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+def measure(job: str, root: Path, days: int, out: Path | None = None) -> dict[str, float]:
+    extra = ["--out", str(out)] if out is not None else []
+    done = subprocess.run([sys.executable, __file__, "--child", job, "--root", str(root),
+                           "--days", str(days), *extra], check=True, capture_output=True,
+                          text=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -312,14 +374,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.root, args.days)))
+        print(json.dumps(child(args.child, args.root, args.days, args.out)))
         return
     if args.days < 2:
         sys.exit("--days must be at least 2")
     root = ensure_store(args.cache, args.days)
     report(args.cache, root, args.days, args.repeat)
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two saved matrices are equal to 1e-9 relative (the exactness bound)."""
+    x, y = np.load(a), np.load(b)
+    scale = max(float(np.abs(x).max()), 1e-300)
+    return bool(x.shape == y.shape and np.allclose(x, y, rtol=1e-9, atol=1e-12 * scale)
+                and ((x == 0) == (y == 0)).all())
 
 
 def report(cache: Path, root: Path, days: int, repeat: int) -> None:
@@ -339,19 +410,30 @@ def report(cache: Path, root: Path, days: int, repeat: int) -> None:
               "30d": f"{min(30, days)} days, 60-minute columns (target < 2 s)",
               "all": f"{days} days, daily columns (target < 5 s)"}
     for job, label in labels.items():
-        best = min((measure(job, root, days) for _ in range(repeat)),
+        best = min((measure(job, root, days, cache / f"{job}.npy") for _ in range(repeat)),
                    key=lambda r: r["seconds"])
         print(f"heatmap {label:44s}: {best['seconds']:6.2f} s (CPU {best['cpu_s']:.2f} s)  "
               f"peak RSS {best['peak_mb']:5.0f}"
               f" MB (interpreter + imports {best['rss0_mb']:.0f} MB), "
               f"{best['rows']:,.0f} position-minutes")
         if job == "24h":
-            base = measure("24h", rows_root, days)
+            base = measure("24h", rows_root, days, cache / "24h-base.npy")
             print(f"  the same 24 h on today's layout (the compacted day file): "
                   f"{base['seconds']:6.2f} s (CPU {base['cpu_s']:.2f} s), "
                   f"peak RSS {base['peak_mb']:.0f} MB -> "
-                  f"{base['seconds'] / best['seconds']:.1f}x; same total: "
-                  f"{np.isclose(base['sum'], best['sum'], rtol=1e-9)}")
+                  f"{base['cpu_s'] / best['cpu_s']:.1f}x CPU; same matrix: "
+                  f"{_same(cache / '24h.npy', cache / '24h-base.npy')}")
+        if job in ("30d", "all"):
+            base = measure(f"{job}-exact", root, days, cache / f"{job}-base.npy")
+            print(f"  the same window from the versions alone (no roll-ups): "
+                  f"{base['seconds']:6.2f} s (CPU {base['cpu_s']:.2f} s), "
+                  f"peak RSS {base['peak_mb']:.0f} MB -> "
+                  f"{base['cpu_s'] / best['cpu_s']:.1f}x CPU; same matrix: "
+                  f"{_same(cache / f'{job}.npy', cache / f'{job}-base.npy')}")
+    roll = measure("rollup", root, days)
+    print(f"roll-up of one SOL day (written by compact beside its versions): "
+          f"{roll['bytes'] / 1e6:.2f} MB, {roll['seconds']:.1f} s (CPU {roll['cpu_s']:.1f} s), "
+          f"peak RSS {roll['peak_mb']:.0f} MB")
     conv = measure("convert", rows_root, days)
     print(f"conversion of one SOL row day ({conv['rows']:,.0f} rows, "
           f"{conv['rows_bytes'] / 1e6:.0f} MB) to versions: {conv['seconds']:.1f} s "

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -51,3 +55,39 @@ def surfnet():
 
     with Surfnet() as node:
         yield node
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One `liqmap demo` run as the README's offline table writes it: `cwd/demo-out`."""
+
+    cwd: Path
+    out: Path
+    stdout: str
+    stderr: str
+
+
+#: Appended to the README's demo command so the session's demo is quick: 31 snapshots a market.
+DEMO_FAST = ("--hours", "0.5", "--positions", "100")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without liqmap's settings (they would change what a command reads)."""
+    keep = {"LIQMAP_NODE_MODULES", "LIQMAP_SHARED"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_") or k in keep}
+    return {**env, **extra}
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The README's offline demo example (`liqmap demo --out-dir demo-out --no-serve`), run
+    once per session as a user runs it (a child process) with `DEMO_FAST` appended."""
+    skip_or_fail_without_surfnet()
+    from readme_examples import demo_command
+
+    cwd = tmp_path_factory.mktemp("readme")
+    args = [*shlex.split(demo_command())[1:], *DEMO_FAST]
+    done = subprocess.run([sys.executable, "-m", "liqmap", *args], cwd=cwd, env=clean_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return DemoRun(cwd, cwd / "demo-out", done.stdout, done.stderr)

@@ -17,9 +17,15 @@ import pandas as pd
 import pytest
 
 from liqmap import constants as C
+from liqmap.backtest.hedgelog import read_hedge_log
+from liqmap.heatmap.sources import read_legacy_csv
 from liqmap.jupiter.decode import decode_ag_price_feed
+from liqmap.matrix import load_npz
+from liqmap.sim.demo import DEMO_OUTPUTS, DESK_TZ, MARKER_FILE, prepare_out_dir
 from liqmap.sim.params import ASSETS
 from liqmap.store import Store
+
+from conftest import DemoRun
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -42,20 +48,17 @@ def node_available() -> None:
 
 @pytest.mark.slow
 @pytest.mark.surfnet
-def test_demo_writes_and_names_every_output(node_available, tmp_path: Path) -> None:
-    out = tmp_path / "demo-out"
-    started = time.monotonic()
-    proc = _demo("--out-dir", str(out), "--hours", "0.25", "--positions", "300", "--no-serve",
-                 cwd=tmp_path)
-    stdout, stderr = proc.communicate(timeout=240)
-    assert proc.returncode == 0, stderr
-    assert time.monotonic() - started < 120
-    assert "simulate + collect" in stderr  # progress bars on stderr
+def test_demo_writes_and_names_every_output(demo_run: DemoRun) -> None:
+    out, stdout = demo_run.out, demo_run.stdout  # `liqmap demo --out-dir demo-out --no-serve`
+    assert "simulate + collect" in demo_run.stderr  # progress bars on stderr
     files = {"heatmap PNG": out / "heatmap_SOL.png", "heatmap HTML": out / "heatmap_SOL.html",
              "liquidation levels": out / "levels_SOL.png", "backtest": out / "backtest",
-             "store (Parquet)": out / "store"}
+             "store (Parquet)": out / "store", "heatmap npz": out / "liq_matrix_SOL.npz",
+             "old tool's CSV log": out / "data-sol_snapshots" / "sol_positions_log.csv",
+             "desk hedge log": out / "desk.csv"}
     for label, path in files.items():
-        assert f"{label}:" in stdout and str(path) in stdout
+        assert f"{label}:" in stdout and str(path.relative_to(demo_run.cwd)) in stdout
+    assert (out / MARKER_FILE).is_file()
     for png in (files["heatmap PNG"], files["liquidation levels"]):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "plotly" in files["heatmap HTML"].read_text().lower()
@@ -64,7 +67,27 @@ def test_demo_writes_and_names_every_output(node_available, tmp_path: Path) -> N
     store = Store(str(out / "store"))
     for market in ("SOL", "ETH", "BTC"):
         times = store.snapshot_times(market)
-        assert len(times) == 16 and (times[1:] - times[:-1] == pd.Timedelta(minutes=1)).all()
+        assert len(times) == 31 and (times[1:] - times[:-1] == pd.Timedelta(minutes=1)).all()
+    _check_old_tool_files(out, store)
+
+
+def _check_old_tool_files(out: Path, store: Store) -> None:
+    """The legacy CSV holds the SOL store's positions, the npz the default heatmap's minutes,
+    the desk log one row per stored minute in Hong Kong time, read as a short."""
+    log = read_legacy_csv(out / "data-sol_snapshots" / "sol_positions_log.csv")
+    positions = store.read_positions("SOL", columns=["ts", "size_tokens"])
+    assert log.time_us.size == positions.num_rows
+    assert np.isclose(log.size_tokens.sum(), np.sum(positions.column("size_tokens")))
+    times = store.snapshot_times("SOL")
+    matrix = load_npz(out / "liq_matrix_SOL.npz")
+    assert pd.Timestamp(int(matrix.t_edges_ns[0]), tz="UTC") == times[0]
+    assert pd.Timestamp(int(matrix.t_edges_ns[-2]), tz="UTC") == times[-1]
+    desk = read_hedge_log(out / "desk.csv", tz=DESK_TZ)
+    assert desk["ts"].tolist() == list(times)
+    assert (desk["position_tokens"] < 0).all() and desk.attrs["short_written_as"] == "negative"
+    state = store.read_market_state("SOL", columns=["ts", "oracle_price"]).to_pandas()
+    prices = state.sort_values("ts")["oracle_price"].to_numpy()
+    assert np.allclose(desk["price_usd"].to_numpy(), prices, atol=1e-4)
 
 
 def _children(pid: int) -> list[int]:
@@ -124,6 +147,33 @@ def test_demo_without_node_says_how_to_fix(tmp_path: Path) -> None:
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert stderr.count("\n") == 1 and stderr.startswith("Error: ") and "npm ci" in stderr
+
+
+def test_a_rerun_replaces_only_the_previous_demos_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "demo-out"
+    assert prepare_out_dir(out) == out and (out / MARKER_FILE).is_file()
+    for name in DEMO_OUTPUTS:
+        target = out / name
+        if "." in name:
+            target.write_text("old")
+        else:
+            (target / "sub").mkdir(parents=True)
+            (target / "sub" / "f.parquet").write_text("old")
+    (out / "my-notes.txt").write_text("mine")
+    (out / "mine").mkdir()
+    prepare_out_dir(out)
+    assert sorted(p.name for p in out.iterdir()) == [MARKER_FILE, "mine", "my-notes.txt"]
+    assert (out / "my-notes.txt").read_text() == "mine"
+
+
+def test_demo_writes_into_demo_out_by_default(tmp_path: Path) -> None:
+    (tmp_path / "demo-out").mkdir()
+    (tmp_path / "demo-out" / "notes.txt").write_text("mine")  # not a demo's: refused
+    proc = _demo(cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and stderr.count("\n") == 1
+    assert stderr.startswith("Error: --out-dir demo-out is not an empty directory")
+    assert [p.name for p in (tmp_path / "demo-out").iterdir()] == ["notes.txt"]
 
 
 def test_demo_never_writes_into_a_used_directory(tmp_path: Path) -> None:

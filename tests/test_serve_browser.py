@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
 from browser_helpers import chromium, require_browser
 from serve_helpers import add_minute, serve_process, write_market
@@ -84,7 +85,11 @@ def test_canvas_is_drawn_with_empty_cells_distinct(page: tuple[str, Any, Path],
     assert probe["zero"] >= 0 and probe["small"] >= 0, probe
     assert probe["zeroPx"][:3] == [11, 13, 18]  # the empty colour, the page background
     assert probe["smallPx"][:3] != [11, 13, 18] and sum(probe["smallPx"][:3]) > 60
-    panels = {p: driver.find_element("css selector", f"#{p} span").text for p in ("signal", "liqs")}
+    def panels_loaded(d: Any) -> dict[str, str] | bool:  # each panel fills in on its own
+        text = {p: d.find_element("css selector", f"#{p} span").text for p in ("signal", "liqs")}
+        return text if all(t and t != "…" for t in text.values()) else False
+
+    panels = WebDriverWait(driver, 60).until(panels_loaded)
     assert "boost" in panels["signal"] and "ratio" in panels["signal"]  # the live rule's state
     assert panels["liqs"].startswith("0 in view")  # the route answers; this store has none
 

@@ -25,8 +25,6 @@ import pandas as pd
 from liqmap import constants as C
 from liqmap.errors import InputError
 from liqmap.matrix import LiqMatrix, load_npz
-from liqmap.store import Store
-from liqmap.store import schema as S
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -118,6 +116,8 @@ class LiqStore(_HeatmapReader):
     and the stored column names, units in the names (see the README's schema)."""
 
     def __init__(self, root: str) -> None:
+        from liqmap.store import Store  # pyarrow.dataset: not for `open_legacy`
+
         self.root = root
         self.store = Store(root)
 
@@ -144,6 +144,8 @@ class LiqStore(_HeatmapReader):
 
     def _frame(self, dataset: str, market: str, start: TimeArg, end: TimeArg,
                columns: Sequence[str] | None) -> pd.DataFrame:
+        from liqmap.store import schema as S
+
         tcol = S.TIME_COLUMN[dataset]
         names = S.SCHEMAS[dataset].names
         wanted = None if columns is None else [tcol, *(c for c in columns if c != tcol)]
@@ -213,21 +215,36 @@ class LiqStore(_HeatmapReader):
         size, per market (default: every market stored), as `liqmap status` prints it.
         `source` "auto" also counts minutes holding only rows imported with import-legacy."""
         from liqmap.store.status import market_status
-        from liqmap.timeutil import parse_time
 
         if market is None:  # markets with a snapshot or a recorded miss
             markets = sorted(set(self.store.markets()) | set(self.store.markets("misses"))
                              | set(self.store.markets("legacy")))
         else:
             markets = [_market(m) for m in ([market] if isinstance(market, str) else market)]
-        first = parse_time(start, what="--t-start") if start is not None else None
-        last = parse_time(end, what="--t-end") if end is not None else None
         if not markets:
             raise InputError(f"no snapshots in {self.root}; run `liqmap collect` first "
                              "or pass --data-dir")
-        return StoreStatus(self.root, [market_status(self.store, m, first, last, interval_s,
+        windows = {m: self._times(m, start, end, source) for m in markets}
+        return StoreStatus(self.root, [market_status(self.store, m, *windows[m], interval_s,
                                                      source=source)
                                        for m in markets], self.store.read_endpoint_report())
+
+    def _times(self, market: str, start: TimeArg, end: TimeArg, source: str = "auto"
+               ) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        """`start`, `end` parsed; a relative time (`-6h`) counts back from `market`'s newest
+        snapshot (of `source`: "auto", "collected" or "legacy")."""
+        from liqmap.heatmap.sources import StoreSource
+        from liqmap.timeutil import parse_window
+
+        def newest() -> pd.Timestamp | None:
+            bounds = StoreSource(self.root, market, source).time_bounds()
+            return None if bounds is None else bounds[1]
+
+        first, last = parse_window(start, end, anchor=newest)
+        if first is not None and last is not None and first > last:
+            raise InputError(f"--t-start {first:%Y-%m-%dT%H:%M}Z is after --t-end "
+                             f"{last:%Y-%m-%dT%H:%M}Z; swap them")
+        return first, last
 
     def export_legacy_csv(self, path: str | Path, market: str = "SOL", start: TimeArg = None,
                           end: TimeArg = None, source: str = "positions") -> int:
@@ -235,10 +252,9 @@ class LiqStore(_HeatmapReader):
         collected positions, or with `source="legacy"` the rows imported from the old log.
         `path` "-" writes to stdout. Returns the rows written (`size_sol` = `size_tokens`)."""
         from liqmap.store.legacy import export_legacy_csv
-        from liqmap.timeutil import parse_time
 
-        first = parse_time(start, what="--t-start") if start is not None else None
-        last = parse_time(end, what="--t-end") if end is not None else None
+        first, last = self._times(_market(market), start, end,
+                                  "legacy" if source == "legacy" else "collected")
         return export_legacy_csv(self.store, str(path), _market(market), source=source,
                                  start=first, end=last)
 

@@ -93,6 +93,12 @@ LEGACY_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 DEFAULT_BIN_FRACTION: Final = 0.0005
 #: The default bin (USD) when no price is known: 0.05 % of a typical 2025-26 price, 1-2-5 grid.
 DEFAULT_BIN_USD_BY_MARKET: Final[dict[str, float]] = {"SOL": 0.1, "ETH": 2.0, "BTC": 50.0}
+#: Price step (USD) of the pre-binned roll-ups beside position versions: a decade below the
+#: default bin's, so every 1-2-5 bin from the step up is a whole number of steps.
+ROLLUP_STEP_USD_BY_MARKET: Final[dict[str, float]] = {"SOL": 0.01, "ETH": 0.1, "BTC": 1.0}
+#: A roll-up's price grid reaches this multiple of the day's highest oracle or entry price;
+#: prices above it are kept as one "above" amount (a window reaching higher is binned exactly).
+ROLLUP_TOP_FACTOR: Final = 3.0
 #: Default heatmap window (hours) when --t-start/--t-end are missing.
 DEFAULT_WINDOW_HOURS_BY_MARKET: Final[dict[str, int]] = {"SOL": 24, "ETH": 24, "BTC": 24}
 #: Default price range: this fraction below the lowest and above the highest price of the

@@ -1,27 +1,104 @@
-"""Time parsing and minute arithmetic (UTC everywhere)."""
+"""Time parsing and minute arithmetic (UTC everywhere).
+
+Relative times: `-6h`, `-90min`, `-2d` (also `-1w`) mean that long BEFORE the newest snapshot of
+the data read (the market's newest stored minute, or the last column of a matrix); the sign is
+always minus, so `-6h` is earlier than the newest snapshot and `-0h` is the newest snapshot.
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 import pandas as pd
 
 from liqmap.errors import InputError
 
+#: `-<number><unit>`: minutes (`min`, `m`), hours (`h`), days (`d`) or weeks (`w`).
+_RELATIVE = re.compile(r"^\s*-\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)\s*$")
+_MINUTES = {"min": 1, "m": 1, "h": 60, "d": 1440, "w": 10080}
+#: The same without the minus (pandas would read `6h` as 06:00 today): refused.
+_UNSIGNED = re.compile(r"^\s*\+?\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)\s*$")
 
-def parse_time(value: str | pd.Timestamp, *, what: str = "time", tz: str = "UTC") -> pd.Timestamp:
-    """Parse ISO 8601 (or a Timestamp) to a tz-aware UTC Timestamp; naive means `tz`.
+#: The newest snapshot a relative time counts back from: a time, a function giving it (read
+#: only when a relative time is used), or None (no data to count from).
+Anchor = pd.Timestamp | Callable[[], pd.Timestamp | None] | None
+
+
+def relative_offset(value: object) -> pd.Timedelta | None:
+    """How long before the newest snapshot a relative time (`-6h`) lies, or None if `value` is
+    not a relative time.
+
+    >>> relative_offset("-90min")
+    Timedelta('0 days 01:30:00')
+    >>> relative_offset("2025-08-22") is None
+    True
+    """
+    if not isinstance(value, str):
+        return None
+    match = _RELATIVE.match(value)
+    if match is None:
+        return None
+    return pd.Timedelta(minutes=float(match.group(1)) * _MINUTES[match.group(2)])
+
+
+def is_relative(value: object) -> bool:
+    """True for a relative time such as `-6h`."""
+    return relative_offset(value) is not None
+
+
+def parse_time(value: str | pd.Timestamp, *, what: str = "time", tz: str = "UTC",
+               anchor: Anchor = None) -> pd.Timestamp:
+    """Parse ISO 8601 (or a Timestamp) to a tz-aware UTC Timestamp; naive means `tz`. A
+    relative time (`-6h`) is that long before `anchor`, the newest snapshot.
 
     >>> parse_time("2025-08-22T12:00:00")
     Timestamp('2025-08-22 12:00:00+0000', tz='UTC')
     >>> parse_time("2025-08-22T20:00:00+08:00")
     Timestamp('2025-08-22 12:00:00+0000', tz='UTC')
+    >>> parse_time("-6h", anchor=pd.Timestamp("2025-08-22T12:00Z"))
+    Timestamp('2025-08-22 06:00:00+0000', tz='UTC')
     """
+    offset = relative_offset(value)
+    if offset is not None:
+        return _newest(value, what, anchor) - offset
+    if isinstance(value, str) and (bare := _UNSIGNED.match(value)):
+        raise InputError(f"{what} {value.strip()!r} is ambiguous; a time before the newest "
+                         f"snapshot takes a minus: -{bare.group(1)}{bare.group(2)}")
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
         raise InputError(f"cannot parse {what} {value!r}; use ISO 8601 such as "
-                         "2025-08-22T12:00:00 (UTC) or 2025-08-22T20:00:00+08:00") from exc
+                         "2025-08-22T12:00:00 (UTC) or 2025-08-22T20:00:00+08:00, or a time "
+                         "before the newest snapshot such as -6h") from exc
     if ts is pd.NaT:
         raise InputError(f"{what} is empty; use ISO 8601 such as 2025-08-22T12:00:00")
     if ts.tzinfo is None:
         ts = ts.tz_localize(tz)
     return ts.tz_convert("UTC")
+
+
+def _newest(value: object, what: str, anchor: Anchor) -> pd.Timestamp:
+    newest = anchor() if callable(anchor) else anchor
+    if newest is None:
+        raise InputError(f"{what} {value} counts back from the newest snapshot, but there is "
+                         "no snapshot to count from; point --data-dir at a store holding "
+                         "snapshots, or give an ISO 8601 time such as 2025-08-22T12:00")
+    ts = pd.Timestamp(newest)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def parse_window(t_start: str | pd.Timestamp | None, t_end: str | pd.Timestamp | None, *,
+                 anchor: Anchor = None
+                 ) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """(`--t-start`, `--t-end`) parsed (None stays None), the anchor read at most once."""
+    cached: list[pd.Timestamp | None] = []
+
+    def once() -> pd.Timestamp | None:
+        if not cached:
+            cached.append(anchor() if callable(anchor) else anchor)
+        return cached[0]
+
+    start = parse_time(t_start, what="--t-start", anchor=once) if t_start is not None else None
+    end = parse_time(t_end, what="--t-end", anchor=once) if t_end is not None else None
+    return start, end

@@ -74,13 +74,15 @@ def load_inputs(data: Any, hedge_log: Any = None, *, market: str | None = None,
     Raises:
         InputError: every problem with the inputs, in one line.
     """
-    from liqmap.timeutil import parse_time
+    from liqmap.timeutil import parse_window
 
-    start = parse_time(t_start, what="--t-start") if t_start is not None else None
-    end = parse_time(t_end, what="--t-end") if t_end is not None else None
+    given = _given_matrix(data, market)
+    start, end = parse_window(t_start, t_end, anchor=lambda: _newest(given, data, market,
+                                                                     data_source))
     if start is not None and end is not None and end < start:
         raise InputError(f"--t-end {end} is before --t-start {start}; swap them")
-    matrix, source, store_root = _matrix(data, market, start, end, bin_usd, data_source)
+    matrix, source, store_root = (given if given is not None else
+                                  _matrix(data, market, start, end, bin_usd, data_source))
     market = matrix.market
     notes: dict[str, Any] = {}
     if hedge_log is not None:
@@ -117,9 +119,9 @@ def load_inputs(data: Any, hedge_log: Any = None, *, market: str | None = None,
     return Inputs(matrix=matrix, minutes=minutes, market=market, source=source, notes=notes)
 
 
-def _matrix(data: Any, market: str | None, start: pd.Timestamp | None,
-            end: pd.Timestamp | None, bin_usd: float | None, data_source: str = "auto"
-            ) -> tuple[LiqMatrix, str, str | None]:
+def _given_matrix(data: Any, market: str | None) -> tuple[LiqMatrix, str, None] | None:
+    """`data` as (matrix, description, None) when it is a LiqMatrix or an npz path, else None
+    (a store)."""
     if isinstance(data, LiqMatrix):
         m = data if market is None else replace(data, market=market.upper())
         return m, f"matrix ({m.market})", None
@@ -127,6 +129,27 @@ def _matrix(data: Any, market: str | None, start: pd.Timestamp | None,
         if not Path(data).is_file():
             raise InputError(f"--heatmap {data} does not exist; pass an npz file")
         return load_npz(data, market=(market or "SOL").upper()), str(data), None
+    return None
+
+
+def _newest(given: tuple[LiqMatrix, str, None] | None, data: Any, market: str | None,
+            data_source: str) -> pd.Timestamp | None:
+    """The newest minute of the data: a matrix's last column, or the store's newest
+    snapshot (what relative times such as `-6h` count back from)."""
+    if given is not None:
+        edges = given[0].t_edges_ns
+        return pd.Timestamp(int(edges[-2]), tz="UTC") if len(edges) >= 2 else None
+    from liqmap.heatmap.sources import StoreSource
+
+    bounds = StoreSource(str(getattr(data, "root", data)), (market or "SOL").upper(),
+                         data_source).time_bounds()
+    return None if bounds is None else bounds[1]
+
+
+def _matrix(data: Any, market: str | None, start: pd.Timestamp | None,
+            end: pd.Timestamp | None, bin_usd: float | None, data_source: str = "auto"
+            ) -> tuple[LiqMatrix, str, str | None]:
+    """The matrix built from the store `data` (a path/URI or an object with `.root`)."""
     root = str(getattr(data, "root", data))
     market = (market or "SOL").upper()
     from liqmap.heatmap import build_matrix_from_store, default_bin_usd

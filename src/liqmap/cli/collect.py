@@ -22,7 +22,7 @@ from liqmap.cli.options import (
     settings_from,
     window_options,
 )
-from liqmap.errors import InputError, StorageError
+from liqmap.errors import StorageError
 
 
 def _install_stop_handlers(stop: threading.Event) -> None:
@@ -127,19 +127,14 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
 
     \b
         liqmap status --market SOL --t-start 2026-11-23T00:00
+        liqmap status --market SOL --t-start -6h   # from 6 h before the newest snapshot
     """
     from liqmap.api import open_store
-    from liqmap.timeutil import parse_time
 
     settings = settings_from(ctx, data_dir=data_dir, markets=markets)
     root = open_store_dir(ctx, data_dir)
-    start = parse_time(t_start, what="--t-start") if t_start else None
-    end = parse_time(t_end, what="--t-end") if t_end else None
-    if start is not None and end is not None and start > end:
-        raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
-                         f"{end:%Y-%m-%dT%H:%M}Z; swap them")
-    status = open_store(root).status(settings.markets if markets else None, t_start, t_end,
-                                     interval_s, source=data_source)
+    status = open_store(root).status(settings.markets if markets else None, t_start or None,
+                                     t_end or None, interval_s, source=data_source)
     click.echo(str(status))
 
 
@@ -148,8 +143,9 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
 @click.pass_context
 def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
     """Compact closed hours into one file each, store closed days as position versions
-    (rows of a day a version cannot represent stay one day file), and clean up interrupted
-    writes. Safe to interrupt and to run again.
+    (rows of a day a version cannot represent stay one day file), write each converted day's
+    pre-binned roll-up (missing or stale ones), and clean up interrupted writes. Safe to
+    interrupt and to run again.
 
     The collector does this by itself every hour; run it after an import or an outage, or once
     to convert a store written by an older liqmap.
@@ -175,6 +171,7 @@ def compact_cmd(ctx: click.Context, data_dir: str | None) -> None:
     click.echo(f"compacted {report.hours} hour(s) and {report.days} day(s); "
                f"{report.converted} day(s) of positions stored as versions"
                + (f", {report.kept_rows} kept as rows" if report.kept_rows else "")
+               + (f"; {report.rollups} roll-up(s) written" if report.rollups else "")
                + f"; removed {report.files_removed + removed} file(s)")
 
 

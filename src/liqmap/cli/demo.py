@@ -131,9 +131,10 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
 
 
 @click.command("demo")
-@click.option("--out-dir", type=PathParam("dir", "write"), default=None, metavar="DIR",
-              help="New or empty directory for every output (default: a fresh temporary "
-                   "directory, printed at the end).")
+@click.option("--out-dir", type=PathParam("dir", "write"), default="demo-out", show_default=True,
+              metavar="DIR",
+              help="Directory for every output: new, empty, or a previous demo's (its outputs "
+                   "are replaced; nothing else in it is touched).")
 @click.option("--hours", type=Number(low=0, low_open=True, high=MAX_DEMO_HOURS, unit="hours"),
               default=3.0, show_default=True,
               help="Simulated hours to collect (one snapshot per simulated minute).")
@@ -145,19 +146,23 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
               help="Stop after the outputs instead of serving the live page.")
 @click.option("--port", type=click.IntRange(0, 65535), default=C.SERVE_DEFAULT_PORT,
               show_default=True, help="Port of the live page on 127.0.0.1 (0: any free port).")
-def demo_cmd(out_dir: str | None, hours: float, seed: int | None,
+def demo_cmd(out_dir: str, hours: float, seed: int | None,
              positions: int | None, no_serve: bool, port: int) -> None:
     """The whole tool offline in about a minute: simulate a market on a local Solana node,
     collect it, draw the heatmap (PNG, HTML) and the liquidation levels, run a backtest,
     then serve the live page on the store while the simulated market goes on.
 
+    Writes into ./demo-out (--out-dir): the store (demo-out/store, for every command's
+    --data-dir), the pictures, the backtest and score, and the old tool's files: its CSV log
+    (demo-out/data-sol_snapshots), an npz matrix and a desk hedge log. A re-run replaces them.
     Needs Node.js and `npm ci` (the local node), no network and no RPC key. Ctrl-C stops it
     and ends the node and the server.
 
     \b
     Examples:
       liqmap demo
-      liqmap demo --out-dir demo-out --hours 6 --seed 7 --no-serve
+      liqmap heatmap --data-dir demo-out/store --t-start -2h --out h.html
+      liqmap demo --out-dir demo6 --hours 6 --seed 7 --no-serve
     """
     from liqmap.sim.demo import DEMO_SEED, DemoOutputs, check_node, check_out_dir, run_demo
 
@@ -165,8 +170,7 @@ def demo_cmd(out_dir: str | None, hours: float, seed: int | None,
     if not no_serve:  # the port is taken before the long run, so a busy one fails at once
         from liqmap.serve import bind
 
-        if out_dir is not None:
-            check_out_dir(out_dir)
+        check_out_dir(out_dir)
         check_node()
         sock = bind(C.SERVE_DEFAULT_HOST, port)
 

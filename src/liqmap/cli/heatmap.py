@@ -30,7 +30,7 @@ from liqmap.heatmap.levels import LiqLevels
 from liqmap.heatmap.sources import DATA_SOURCES
 from liqmap.heatmap.text import format_usd, summary_line
 from liqmap.matrix import LiqMatrix
-from liqmap.timeutil import parse_time
+from liqmap.timeutil import is_relative, parse_time
 
 
 def _reader(ctx: click.Context, data_dir: str | None, folder: str | None,
@@ -117,12 +117,19 @@ def heatmap_cmd(ctx: click.Context, data_dir: str | None, market: str, folder: s
     click.echo(summary_line(Heatmap.from_matrix(matrix), written))
 
 
+def _asked(at: str) -> str:
+    """`--at` as asked: a time, or a relative one as typed."""
+    if is_relative(at):
+        return f"{at.strip()} before the newest snapshot"
+    return f"{parse_time(at):%Y-%m-%d %H:%M}"
+
+
 def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
     """One line: snapshot, price, positions per side, amounts in range, output."""
     unit = levels.market
     lo, hi = format_usd(levels.y_edges_usd[0]), format_usd(levels.y_edges_usd[-1])
     lines = [f"{levels.market} levels at {levels.ts:%Y-%m-%d %H:%M} UTC"
-             + (f" (asked {parse_time(asked):%Y-%m-%d %H:%M})" if asked else ""),
+             + (f" (asked {_asked(asked)})" if asked else ""),
              f"price {levels.price_usd:,.2f} USD"]
     for name, side in (("longs", levels.long), ("shorts", levels.short)):
         inside = float(side.tokens.sum())
@@ -139,7 +146,8 @@ def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
 @data_dir_option
 @market_option
 @click.option("--at", default=None, metavar="TIME",
-              help="Moment shown, ISO 8601 (UTC unless an offset is given); the newest snapshot "
+              help="Moment shown, ISO 8601 (UTC unless an offset is given), or relative to "
+                   "the newest snapshot (-30min: half an hour before it); the newest snapshot "
                    "at or before it is used (default: the newest snapshot).")
 @click.option("--bin", "bin_usd", type=USD, default=None, metavar="USD",
               help=bin_help() + ".")
@@ -158,6 +166,7 @@ def levels_cmd(ctx: click.Context, data_dir: str | None, market: str, at: str | 
     \b
     Example:
       liqmap levels --at 2025-08-22T14:30 --bin 0.25 --out levels.html
+      liqmap levels --at -30min     # half an hour before the newest snapshot
     """
     out_path = check_output_path(out, OUTPUT_SUFFIXES, "--out") if out else None
     store = open_store(open_store_dir(ctx, data_dir))

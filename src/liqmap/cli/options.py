@@ -27,6 +27,8 @@ from liqmap.validate import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Relative times (`liqmap.timeutil`; not imported here: it loads pandas).
+RELATIVE_HELP = "or a time before the newest snapshot: -6h, -90min, -2d"
 
 
 def data_dir_option(f: F) -> F:
@@ -51,9 +53,11 @@ def _check_market(ctx: click.Context, param: click.Parameter, value: str) -> str
 
 def window_options(f: F) -> F:
     f = click.option("--t-end", default=None, metavar="TIME",
-                     help="Last minute included, ISO 8601 (UTC unless an offset is given).")(f)
+                     help="Last minute included, ISO 8601 (UTC unless an offset is given), "
+                          f"{RELATIVE_HELP}.")(f)
     f = click.option("--t-start", default=None, metavar="TIME",
-                     help="First minute included, ISO 8601 (UTC unless an offset is given).")(f)
+                     help="First minute included, ISO 8601 (UTC unless an offset is given), "
+                          f"{RELATIVE_HELP}.")(f)
     return f
 
 

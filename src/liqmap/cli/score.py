@@ -27,6 +27,7 @@ def score_cmd(ctx: click.Context, data_dir: str | None, market: str, t_start: st
     \b
     Example:
       liqmap score --market SOL --t-start 2026-11-23T00:00 --t-end 2026-11-23T23:59
+      liqmap score --market ETH --t-start -6h --t-end -1h
     """
     from liqmap.score.report import score_store, table_text, write_outputs
     from liqmap.store import Store

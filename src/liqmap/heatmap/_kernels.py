@@ -216,3 +216,44 @@ def add_versions_nb(i0: np.ndarray, i1: np.ndarray, size: np.ndarray, entry: np.
                 top += 1
                 stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3] = a, m, ca, before
             s = e
+
+
+#: fine price code of a roll-up cell holding positions that cannot be liquidated
+ROLLUP_NO_LIQ = -2
+
+
+@numba.njit(cache=True, nogil=True)
+def add_rollup_nb(ts_us: np.ndarray, side_code: np.ndarray, long_code: int, fine: np.ndarray,
+                  amount: np.ndarray, n_rows: np.ndarray, j_lo: int, m: int, side_mode: int,
+                  start_min: int, freq_min: int, acc: np.ndarray, counts: np.ndarray,
+                  amounts: np.ndarray) -> None:
+    """Add roll-up cells (sums over their span's snapshots) into `acc` [layers, cols, bins]:
+    fine code j is bin (j - j_lo) // m, below j_lo, at or above j_lo + n_bins × m above."""
+    n_bins = acc.shape[2]
+    j_hi = j_lo + n_bins * m
+    for i in range(ts_us.size):
+        is_long = side_code[i] == long_code
+        layer = 0
+        if side_mode == LONGS_ONLY and not is_long:
+            continue
+        if side_mode == SHORTS_ONLY and is_long:
+            continue
+        if side_mode == SPLIT and not is_long:
+            layer = 1
+        col = (ts_us[i] // US_PER_MINUTE - start_min) // freq_min
+        if col < 0 or col >= acc.shape[1]:
+            raise ValueError("a roll-up cell outside the grid's columns")
+        cnt, amt, j = n_rows[i], amount[i], fine[i]
+        counts[N_USED] += cnt
+        if j == ROLLUP_NO_LIQ:
+            counts[N_NO_LIQ] += cnt
+        elif j < j_lo:
+            counts[N_BELOW] += cnt
+            amounts[A_BELOW] += amt
+        elif j >= j_hi:
+            counts[N_ABOVE] += cnt
+            amounts[A_ABOVE] += amt
+        else:
+            counts[N_IN] += cnt
+            amounts[A_IN] += amt
+            acc[layer, col, (j - j_lo) // m] += amt

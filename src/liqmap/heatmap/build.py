@@ -37,7 +37,7 @@ from liqmap.heatmap.defaults import default_bin_usd, default_price_margin, defau
 from liqmap.heatmap.levels import LiqLevels, compute_levels
 from liqmap.heatmap.sources import Source, StoreSource, minute_of
 from liqmap.matrix import BuildInfo, LiqMatrix
-from liqmap.timeutil import parse_time
+from liqmap.timeutil import parse_time, parse_window
 
 TimeArg = str | pd.Timestamp | None
 
@@ -118,19 +118,33 @@ def resolve_window(t_start: TimeArg, t_end: TimeArg, source: Source
     Both given: used as they are (minutes without data become gaps). Otherwise the missing end
     is the newest snapshot and the missing start lies 24 h before the end, clipped to the oldest
     snapshot when neither was given (the window length is the market's `default_window`).
+    A relative time (`-6h`, `timeutil`) counts back from the newest snapshot.
     """
-    start = parse_time(t_start, what="--t-start").floor("min") if t_start is not None else None
-    end = parse_time(t_end, what="--t-end").floor("min") if t_end is not None else None
+    held: list[tuple[pd.Timestamp, pd.Timestamp] | None] = []
+
+    def bounds() -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        if not held:
+            found = source.time_bounds()
+            held.append(None if found is None else (found[0].floor("min"),
+                                                    found[1].floor("min")))
+        return held[0]
+
+    def newest() -> pd.Timestamp | None:
+        found = bounds()
+        return None if found is None else found[1]
+
+    start, end = (t if t is None else t.floor("min")
+                  for t in parse_window(t_start, t_end, anchor=newest))
     if start is not None and end is not None:
         if start > end:
             raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
                              f"{end:%Y-%m-%dT%H:%M}Z; swap them")
         return start, end
-    bounds = source.time_bounds()
-    if bounds is None:
+    found = bounds()
+    if found is None:
         raise DataGapError(f"no {source.market} snapshots in {source.description}; run "
                            "`liqmap collect` or point --data-dir/--folder at collected data")
-    first, last = (b.floor("min") for b in bounds)
+    first, last = found
     if end is None:
         end = last
     if start is None:
@@ -306,6 +320,11 @@ def _empty_window_message(source: Source, start: pd.Timestamp, end: pd.Timestamp
             f"{end:%Y-%m-%dT%H:%M}Z in {source.description} ({held}); pick a window inside it")
 
 
+def _newest(source: Source) -> pd.Timestamp | None:
+    bounds = source.time_bounds()
+    return None if bounds is None else bounds[1]
+
+
 def build_levels(source: StoreSource, at: TimeArg = None, *, bin_usd: float | None = None,
                  pmin_usd: float | None = None, pmax_usd: float | None = None) -> LiqLevels:
     """The liquidation levels of the newest snapshot at or before `at` (None: the newest).
@@ -315,7 +334,8 @@ def build_levels(source: StoreSource, at: TimeArg = None, *, bin_usd: float | No
     """
     if bin_usd is not None:
         check_bin(bin_usd)
-    asked = parse_time(at, what="--at") if at is not None else None
+    asked = (parse_time(at, what="--at", anchor=lambda: _newest(source))
+             if at is not None else None)
     if pmin_usd is not None and pmax_usd is not None:
         check_price_range(pmin_usd, pmax_usd, bin_usd)
     ts, price, rows = source.snapshot_at(asked)

@@ -7,13 +7,13 @@ price re-priced to that time), its area proportional to its size in USD.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from liqmap.collect.liquidations import LIQUIDATED
-from liqmap.store import Store
+if TYPE_CHECKING:  # the renderers import this module; only a store reads markers
+    from liqmap.store import Store
 
 MARKER_COLUMNS = ("ts", "price_usd", "size_usd", "side", "confirmed", "pubkey", "signature")
 #: marker area in points² for the smallest and the largest liquidation of a picture
@@ -26,12 +26,16 @@ def liquidation_markers(store: Store, market: str, start: Any = None, end: Any =
                         ) -> pd.DataFrame:
     """Liquidated positions of `market` with `ts` in [start, end] as marker rows:
     `ts` (UTC), `price_usd`, `size_usd`, `side`, `confirmed`, `pubkey`, `signature`."""
+    from liqmap.collect.liquidations import LIQUIDATED
+
     rows = store.read_liquidations(market, start, end, kind=LIQUIDATED)
     return markers_from_rows(rows)
 
 
 def markers_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Marker rows from `liquidations` rows (the liquidated ones)."""
+    from liqmap.collect.liquidations import LIQUIDATED
+
     if not len(rows):
         return pd.DataFrame({c: pd.Series(dtype=float) for c in MARKER_COLUMNS})
     rows = rows[rows["kind"] == LIQUIDATED]

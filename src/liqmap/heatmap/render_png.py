@@ -21,8 +21,10 @@ import pandas as pd
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
 from matplotlib.colors import Colormap, LinearSegmentedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
 from liqmap.heatmap.build import Heatmap
@@ -106,16 +108,31 @@ def _style_axes(ax: Axes) -> None:
 
 
 def _draw_gaps(ax: Axes, matrix: LiqMatrix, x_edges: np.ndarray) -> None:
-    for first, last in gap_runs(matrix.gap_mask):
-        ax.axvspan(x_edges[first], x_edges[last + 1], facecolor=GAP_FACE, edgecolor=GAP_HATCH,
-                   hatch="////", linewidth=0, zorder=0)
+    """Gap runs as hatched full-height spans, all in one collection (one draw call: a span
+    each cost ~3 ms of hatching on a 72 h window with 150 gap runs)."""
+    runs = gap_runs(matrix.gap_mask)
+    if not runs:
+        return
+    spans = [Rectangle((x_edges[first], 0.0), x_edges[last + 1] - x_edges[first], 1.0)
+             for first, last in runs]
+    ax.add_collection(PatchCollection(spans, facecolor=GAP_FACE, edgecolor=GAP_HATCH,
+                                      hatch="////", linewidth=0, zorder=0,
+                                      transform=ax.get_xaxis_transform()),
+                      autolim=False)
 
 
-def _draw_empty(ax: Axes, matrix: LiqMatrix, x_edges: np.ndarray) -> None:
-    """The EMPTY colour under every column that has a snapshot (cells drawn over it)."""
-    rgba = np.zeros((1, matrix.n_columns, 4))
-    rgba[0, ~matrix.gap_mask] = mpl.colors.to_rgba(EMPTY)
-    ax.imshow(rgba, origin="lower", aspect="auto", interpolation="nearest", zorder=0.5,
+def _with_empty(rgba: np.ndarray, matrix: LiqMatrix, filled: np.ndarray) -> np.ndarray:
+    """`rgba` (uint8 [n_bins, n_cols, 4]) with the EMPTY colour in every cell not `filled`
+    of a column that has a snapshot (gap columns stay transparent over their hatching)."""
+    empty = ~filled & ~matrix.gap_mask[None, :]
+    rgba[empty] = np.round(np.array(mpl.colors.to_rgba(EMPTY)) * 255).astype(np.uint8)
+    return rgba
+
+
+def _draw_cells(ax: Axes, matrix: LiqMatrix, rgba: np.ndarray, x_edges: np.ndarray) -> None:
+    """The cells as one RGBA image (colour-mapped here once: matplotlib would resample the
+    float matrix and its mask, then map the colours, at every draw)."""
+    ax.imshow(rgba, origin="lower", aspect="auto", interpolation="nearest", zorder=1,
               extent=(x_edges[0], x_edges[-1], matrix.y_edges_usd[0], matrix.y_edges_usd[-1]))
 
 
@@ -125,12 +142,11 @@ def _draw_single(fig: Figure, ax: Axes, heatmap: Heatmap, scale: ColorScale,
     m = heatmap.matrix
     base: Colormap = mpl.colormaps[CMAP]
     cmap = base.with_extremes(under=base(0.0), bad=(0, 0, 0, 0))
-    mask = (m.z <= 0) | np.broadcast_to(m.gap_mask, m.z.shape)
-    cells = np.ma.masked_array(m.z, mask=mask)
-    image = ax.imshow(cells, cmap=cmap, norm=scale.norm(), origin="lower", aspect="auto",
-                      interpolation="nearest", zorder=1,
-                      extent=(x_edges[0], x_edges[-1], m.y_edges_usd[0], m.y_edges_usd[-1]))
-    bar = fig.colorbar(image, ax=ax, pad=0.015, fraction=0.04,
+    filled = m.z > 0
+    cells = np.ma.masked_array(m.z, mask=~filled | np.broadcast_to(m.gap_mask, m.z.shape))
+    mappable = mpl.cm.ScalarMappable(norm=scale.norm(), cmap=cmap)
+    _draw_cells(ax, m, _with_empty(mappable.to_rgba(cells, bytes=True), m, filled), x_edges)
+    bar = fig.colorbar(mappable, ax=ax, pad=0.015, fraction=0.04,
                        extend="both" if scale.log else "max")
     _style_colorbar(bar, colorbar_label(m, heatmap.agg))
 
@@ -141,8 +157,8 @@ def _ramp(colors: tuple[str, ...]) -> LinearSegmentedColormap:
 
 def _draw_split(fig: Figure, ax: Axes, heatmap: Heatmap, scale: ColorScale,
                 x_edges: np.ndarray, bar_axes: tuple[Axes, Axes]) -> None:
-    """Longs and shorts as two colour ramps added into one RGB image (empty cells left to the
-    EMPTY layer below); shorts' colour bar on top, longs' below, as they sit around the price,
+    """Longs and shorts as two colour ramps added into one RGB image (empty cells in the
+    EMPTY colour); shorts' colour bar on top, longs' below, as they sit around the price,
     each titled with its side and labelled with the short unit (the column aggregation is in
     the subtitle), so the labels fit beside half-height bars."""
     m = heatmap.matrix
@@ -156,8 +172,8 @@ def _draw_split(fig: Figure, ax: Axes, heatmap: Heatmap, scale: ColorScale,
     rgb[..., :3] = np.clip(rgb[..., :3], 0, 1)
     filled = (m.extra["Z_long"] > 0) | (m.extra["Z_short"] > 0)
     rgb[..., 3] = np.where(filled & ~m.gap_mask[None, :], 1.0, 0.0)
-    ax.imshow(rgb, origin="lower", aspect="auto", interpolation="nearest", zorder=1,
-              extent=(x_edges[0], x_edges[-1], m.y_edges_usd[0], m.y_edges_usd[-1]))
+    rgba = mpl.cm.ScalarMappable().to_rgba(rgb, bytes=True)  # as imshow makes them bytes
+    _draw_cells(ax, m, _with_empty(rgba, m, filled), x_edges)
     for cax, key, name in zip(bar_axes, ("Z_short", "Z_long"), ("Shorts", "Longs"),
                               strict=True):
         mappable = mpl.cm.ScalarMappable(norm=scale.norm(), cmap=ramps[key])
@@ -225,7 +241,6 @@ def heatmap_figure(heatmap: Heatmap, *, log_color: bool = False, vmin: float | N
     scale = color_scale(np.concatenate(layers, axis=0), np.tile(m.gap_mask, 1),
                         log_color=log_color, vmin=vmin, vmax=vmax)
     _draw_gaps(ax, m, x_edges)
-    _draw_empty(ax, m, x_edges)
     if grid is not None:
         bar_axes = (fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1]))
         _draw_split(fig, ax, heatmap, scale, x_edges, bar_axes)
@@ -244,10 +259,14 @@ def heatmap_figure(heatmap: Heatmap, *, log_color: bool = False, vmin: float | N
 
 
 def png_bytes(fig: Figure) -> bytes:
-    """The PNG file of `fig`."""
-    FigureCanvasAgg(fig)
+    """The PNG file of `fig` (at its dpi, on its face colour).
+
+    The Agg canvas draws the figure once, its layout included; `savefig` would draw it twice
+    when a layout engine is set (a first pass for the layout that still resamples every
+    image: +0.5 s on a 72 h × 500-bin heatmap).
+    """
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", facecolor=fig.get_facecolor())
+    FigureCanvasAgg(fig).print_png(buffer)
     return buffer.getvalue()
 
 

@@ -8,7 +8,8 @@ done here; binning lives in `binning`. Window ends are whole minutes, both inclu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from liqmap import constants as C
 from liqmap.errors import DataGapError, InputError
-from liqmap.heatmap.binning import MatrixBinner, weighted_quantiles
+from liqmap.heatmap.binning import MatrixBinner, unique_int, weighted_quantiles
 from liqmap.matrix import NS_PER_MINUTE
 from liqmap.pricecsv import read_price_csv
 from liqmap.validate import check_text_file
@@ -166,15 +167,16 @@ class StoreSource:
             price = state.column("oracle_price").to_numpy(zero_copy_only=False).astype(
                 np.float64)
         if self.source != "collected":
-            minute = np.union1d(minute, self._legacy_minutes(start, end, minute))
+            minute = unique_int(np.concatenate([minute, self._legacy_minutes(start, end,
+                                                                              minute)]))
         return Snapshots(minute, price_minute, price)
 
     def _legacy_minutes(self, start: pd.Timestamp, end: pd.Timestamp,
                         collected: np.ndarray) -> np.ndarray:
         """Minutes of legacy rows in the window that have no collected snapshot."""
         t_bin = self.store.read_legacy(self.market, start, through_minute(end), ["t_bin"])
-        minutes = np.unique(to_minutes(t_bin.column("t_bin")))
-        return np.setdiff1d(minutes, collected)
+        minutes = unique_int(to_minutes(t_bin.column("t_bin")))
+        return minutes[~np.isin(minutes, collected)] if minutes.size else minutes
 
     def _feed_legacy(self, binner: MatrixBinner, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
         """Legacy rows of [lo, hi] at minutes without a collected snapshot ("auto")."""
@@ -225,25 +227,37 @@ class StoreSource:
 
     def feed(self, binner: MatrixBinner, start: pd.Timestamp, end: pd.Timestamp,
              progress: bool | None = False) -> None:
-        """Add the window's positions to `binner`. Days stored as versions are binned from the
-        versions (`heatmap.versions`), never as per-minute rows, up to `FEED_DAYS` days per
-        read; with amounts in USD (they move every minute), and on days still in rows, the
-        rows are read a day at a time."""
+        """Add the window's positions to `binner`. Days stored as versions are binned from
+        their roll-ups where those give the same matrix (`heatmap.rollups`: agg "mean",
+        columns of whole hours, a bin on the roll-up grid), else from the versions
+        (`heatmap.versions`), never as per-minute rows, up to `FEED_DAYS` days per read; with
+        amounts in USD (they move every minute), and on days still in rows, the rows are read
+        a day at a time."""
+        from liqmap.heatmap.rollups import RollupGrid, add_day_rollup, rollups_apply
+
         days = _days(start, through_minute(end))
+        use_rollups = self.source != "legacy" and rollups_apply(binner)
+        grids: dict[float, RollupGrid | None] = {}
         bar = tqdm(total=len(days), desc=f"reading {self.market} positions", unit="day",
                    disable=_tqdm_disable(progress), leave=False)
         with bar:
             for i in range(0, len(days), FEED_DAYS):
                 chunk = days[i:i + FEED_DAYS]
-                converted = ([lo for lo, _ in chunk
-                              if self.store.has_versions(self.market, lo.date())]
+                rolled = [lo for lo, hi in chunk if use_rollups and add_day_rollup(
+                    self.store, self.market, binner, lo, hi, grids)]
+                converted = ([lo for lo, _ in chunk if lo not in rolled
+                              and self.store.has_versions(self.market, lo.date())]
                              if binner.unit == "tokens" else [])
                 if converted and self.source != "legacy":
                     self._feed_versions(binner, converted, chunk)
+                in_rows = [(lo, hi) for lo, hi in chunk if lo not in rolled
+                           and lo not in converted and self.source != "legacy"]
+                ahead = self._rows_read_ahead(in_rows, binner.side != "both")
                 for lo, hi in chunk:
-                    if lo not in converted and self.source != "legacy":
-                        self._feed_rows(binner, lo, hi)
+                    if (lo, hi) in in_rows:
+                        self._add_rows(binner, next(ahead))
                     self._feed_legacy(binner, lo, hi)
+                ahead.close()
                 bar.update(len(chunk))
 
     def _feed_versions(self, binner: MatrixBinner, converted: list[pd.Timestamp],
@@ -258,10 +272,30 @@ class StoreSource:
                                             columns=BIN_COLUMNS)
         add_versions(binner, versions, DayState.from_table(state))
 
-    def _feed_rows(self, binner: MatrixBinner, lo: pd.Timestamp, hi: pd.Timestamp) -> None:
-        with_side = binner.side != "both"
+    def _rows_read_ahead(self, pieces: list[tuple[pd.Timestamp, pd.Timestamp]],
+                         with_side: bool) -> Generator[pa.Table, None, None]:
+        """The positions rows of each day piece in turn, the next piece read in a thread while
+        the caller bins this one (Parquet decoding and the binning kernel both release the
+        GIL), so memory holds at most two days of rows."""
         columns = ["ts", "liq_price", "size_tokens", *(["side"] if with_side else [])]
-        for batch in _row_batches(self.store.read_positions(self.market, lo, hi, columns)):
+
+        def read(piece: tuple[pd.Timestamp, pd.Timestamp]) -> pa.Table:
+            return self.store.read_positions(self.market, *piece, columns)
+
+        if not pieces:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="liqmap-read") as pool:
+            pending = pool.submit(read, pieces[0])
+            for following in [*pieces[1:], None]:
+                table = pending.result()
+                if following is not None:
+                    pending = pool.submit(read, following)
+                yield table
+                del table
+
+    @staticmethod
+    def _add_rows(binner: MatrixBinner, table: pa.Table) -> None:
+        for batch in _row_batches(table):
             binner.add(batch.time_us, batch.liq_price_usd, batch.size_tokens, batch.is_long)
 
     def snapshot_at(self, at: pd.Timestamp | None) -> tuple[pd.Timestamp, float, RowBatch]:
@@ -380,11 +414,13 @@ class LegacyCsvSource:
                 pd.Timestamp(max(int(t.max()) for t in parts) * 1000, tz="UTC"))
 
     def snapshots(self, start: pd.Timestamp, end: pd.Timestamp) -> Snapshots:
-        minutes = [np.unique(p.time_us // US_PER_MINUTE) for p in self._load(start, end)]
+        lo, hi = minute_of(start), minute_of(end)
+        held = np.zeros(hi - lo + 1, dtype=bool)  # one flag a minute: no sort of every row
+        for part in self._load(start, end):
+            held[part.time_us // US_PER_MINUTE - lo] = True
         empty = np.zeros(0, dtype=np.int64)
         price_minute, price = self.price if self.price is not None else (empty, empty * 0.0)
-        return Snapshots(np.unique(np.concatenate(minutes)) if minutes else empty,
-                         price_minute, price)
+        return Snapshots(np.flatnonzero(held) + lo, price_minute, price)
 
     def batches(self, start: pd.Timestamp, end: pd.Timestamp, progress: bool | None = False,
                 with_side: bool = True) -> Iterator[RowBatch]:
@@ -526,6 +562,12 @@ def _read_legacy_exact(path: Path, start_min: int | None, end_min: int | None,
 
 def _window(rows: RowBatch, start_min: int | None, end_min: int | None) -> RowBatch:
     """The rows with minute in [start_min, end_min] (None = open)."""
+    if not rows.time_us.size:
+        return rows
+    first, last = int(rows.time_us.min()), int(rows.time_us.max())
+    if ((start_min is None or first >= start_min * US_PER_MINUTE)
+            and (end_min is None or last < (end_min + 1) * US_PER_MINUTE)):
+        return rows  # the whole part is inside: no per-row test
     minute = rows.time_us // US_PER_MINUTE
     keep = np.ones(minute.size, dtype=bool)
     if start_min is not None:

@@ -12,6 +12,8 @@ give, to float rounding (a sum of n equal amounts is amount × n).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,23 +32,47 @@ def add_versions(binner: MatrixBinner, versions: pa.Table, state: V.DayState) ->
     """Add what `versions` hold at the snapshots of `state` (one day or less) to `binner`."""
     if state.n == 0 or versions.num_rows == 0:
         return
-    v = V.VersionArrays.from_table(versions)
-    i0, i1 = v.snapshot_ranges(state)
-    held = i1 > i0
-    is_long = v.side == C.SIDE_LONG
-    minute = state.ts_us // 60_000_000
-    fixed = np.flatnonzero(held & (v.source == V.FIXED))
-    if fixed.size:
+    HeldVersions.from_table(versions).add_to(binner, state)
+
+
+@dataclass(frozen=True)
+class HeldVersions:
+    """The columns of versions the binning reads, decoded once (several windows may bin them:
+    the roll-up writer bins one day hour by hour)."""
+
+    v: V.VersionArrays
+    is_long: np.ndarray
+    stored_liq: np.ndarray  # USD, the stored liq_price (only `interest_source` -1 rows use it)
+
+    @classmethod
+    def from_table(cls, versions: pa.Table) -> HeldVersions:
+        v = V.VersionArrays.from_table(versions)
         stored = np.asarray(pc.fill_null(versions.column("liq_price"), np.nan), np.float64)
-        binner.add_segments(minute, i0[fixed], i1[fixed], binner.price_codes(stored[fixed]),
-                            v.size_tokens[fixed], is_long[fixed])
-    live = np.flatnonzero(held & (v.source != V.FIXED))
-    snap = SnapshotTerms(minute, np.ascontiguousarray(state.cum),
-                         np.ascontiguousarray(state.params), run_ends(state))
-    binner.add_versions(snap, VersionTerms(
-        i0[live].astype(np.int64), i1[live].astype(np.int64), v.size_usd6[live],
-        v.entry_usd6[live], v.collateral_usd6[live], v.interest_snapshot[live], is_long[live],
-        v.source[live].astype(np.int64), v.size_tokens[live]))
+        return cls(v, v.side == C.SIDE_LONG, stored)
+
+    def add_to(self, binner: MatrixBinner, state: V.DayState,
+               amount: np.ndarray | None = None) -> None:
+        """Add the versions at the snapshots of `state`; `amount` (float64 per version)
+        replaces `size_tokens` (ones count the position-snapshots)."""
+        if state.n == 0 or self.is_long.size == 0:
+            return
+        v, is_long = self.v, self.is_long
+        tokens = v.size_tokens if amount is None else amount
+        i0, i1 = v.snapshot_ranges(state)
+        held = i1 > i0
+        minute = state.ts_us // 60_000_000
+        fixed = np.flatnonzero(held & (v.source == V.FIXED))
+        if fixed.size:
+            binner.add_segments(minute, i0[fixed], i1[fixed],
+                                binner.price_codes(self.stored_liq[fixed]), tokens[fixed],
+                                is_long[fixed])
+        live = np.flatnonzero(held & (v.source != V.FIXED))
+        snap = SnapshotTerms(minute, np.ascontiguousarray(state.cum),
+                             np.ascontiguousarray(state.params), run_ends(state))
+        binner.add_versions(snap, VersionTerms(
+            i0[live].astype(np.int64), i1[live].astype(np.int64), v.size_usd6[live],
+            v.entry_usd6[live], v.collateral_usd6[live], v.interest_snapshot[live],
+            is_long[live], v.source[live].astype(np.int64), tokens[live]))
 
 
 def run_ends(state: V.DayState) -> np.ndarray:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from liqmap import constants as C
-from liqmap.jupiter.decode import Custody
+from liqmap.jupiter.accounts import Custody  # not decode: that imports solders (0.2-0.4 s)
 from liqmap.jupiter.wide import mul_div_capped
 
 U64 = np.uint64

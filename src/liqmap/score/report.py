@@ -27,8 +27,8 @@ def score_store(store: Store, market: str, t_start: str | pd.Timestamp | None = 
     if bounds is None:
         raise DataGapError(f"the store {store.root} holds no {market} snapshots; collect first "
                            "or fix --data-dir/--market")
-    end = _time(t_end, "--t-end") if t_end is not None else bounds[1]
-    start = (_time(t_start, "--t-start") if t_start is not None
+    end = _time(t_end, "--t-end", bounds[1]) if t_end is not None else bounds[1]
+    start = (_time(t_start, "--t-start", bounds[1]) if t_start is not None
              else max(bounds[0], end - pd.Timedelta(hours=DEFAULT_HOURS)))
     if start >= end:
         raise DataGapError(f"--t-start {start} is not before --t-end {end}; swap or widen them")
@@ -41,10 +41,11 @@ def score_store(store: Store, market: str, t_start: str | pd.Timestamp | None = 
     return score_map(market, positions, states, realized)
 
 
-def _time(value: str | pd.Timestamp, flag: str) -> pd.Timestamp:
+def _time(value: str | pd.Timestamp, flag: str, newest: pd.Timestamp) -> pd.Timestamp:
+    """`value` in UTC; a relative time (`-6h`) counts back from `newest`."""
     if isinstance(value, pd.Timestamp):
         return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
-    return parse_time(value, what=flag)
+    return parse_time(value, what=flag, anchor=newest)
 
 
 def _pct(value: float | None) -> str:

@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from liqmap.errors import InputError
 from liqmap.serve.app import ServeConfig, create_app
@@ -55,24 +56,30 @@ def run_server(config: ServeConfig, *, sock: socket.socket | None = None,
 
     app = create_app(config)
     sock = sock or bind(config.host, config.port)
-    if on_ready is not None:
-        on_ready(url_of(sock))
     server = uvicorn.Server(uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=2,
         limit_concurrency=512, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
         lifespan="on"))
-    with _signals_swallowed():
+    with _signals_swallowed(server):
+        if on_ready is not None:
+            on_ready(url_of(sock))
         server.run(sockets=[sock])
 
 
 @contextmanager
-def _signals_swallowed() -> Iterator[None]:
+def _signals_swallowed(server: Any) -> Iterator[None]:
     """uvicorn re-raises the SIGINT/SIGTERM that stopped it once it is done; a stopped server
-    is the expected end, so those are absorbed here (outside the main thread: nothing to do)."""
+    is the expected end, so those are absorbed here (outside the main thread: nothing to do).
+    A signal before uvicorn's own handlers are in place (Ctrl-C as soon as the URL is shown,
+    while it starts) stops the server too, instead of being lost."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:

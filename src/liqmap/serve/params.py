@@ -16,7 +16,7 @@ import pandas as pd
 from liqmap import constants as C
 from liqmap.errors import InputError
 from liqmap.heatmap.binning import AGGS, SIDES, UNITS
-from liqmap.timeutil import parse_time
+from liqmap.timeutil import parse_time, relative_offset
 
 #: Largest accepted bin width (USD) and column width (minutes): beyond any market's range.
 MAX_BIN_USD = 1_000_000.0
@@ -53,7 +53,7 @@ class Param:
         if self.kind == "choice":
             out: dict[str, Any] = {"type": "string", "enum": list(self.choices)}
         elif self.kind == "time":
-            out = {"type": "string", "format": "date-time"}
+            out = {"type": "string"}  # ISO 8601 date-time, or relative (-6h)
         else:
             out = {"type": "number" if self.kind == "float" else "integer"}
             if self.low is not None:
@@ -79,11 +79,19 @@ class Param:
         return ApiError(400, f"parameter {self.name} {what}")
 
 
-def _parse_time(param: Param, raw: str) -> pd.Timestamp:
+def _parse_time(param: Param, raw: str) -> pd.Timestamp | str:
+    """A UTC time, or a relative time (`-6h`) kept as text: it counts back from the newest
+    snapshot, read when the answer is built (answers are cached per newest snapshot)."""
+    offset = relative_offset(raw)
+    if offset is not None:
+        if offset > TIME_MAX - TIME_MIN:
+            raise param.error(f"must lie between {TIME_MIN:%Y} and {TIME_MAX:%Y}")
+        return raw.strip()
     try:
         ts = parse_time(raw, what=param.name)
     except (InputError, OverflowError, ValueError) as exc:
-        raise param.error("must be an ISO 8601 time such as 2026-11-23T12:00Z") from exc
+        raise param.error("must be an ISO 8601 time such as 2026-11-23T12:00Z, or a time "
+                          "before the newest snapshot such as -6h") from exc
     if not TIME_MIN <= ts <= TIME_MAX:
         raise param.error(f"must lie between {TIME_MIN:%Y} and {TIME_MAX:%Y}")
     return ts
@@ -106,8 +114,10 @@ def _parse_number(param: Param, raw: str) -> float | int:
 
 MARKET = Param("market", "choice", "Market (traded asset).", C.MARKETS, default="SOL")
 START = Param("start", "time", "First minute included, ISO 8601 (UTC unless an offset is "
-              "given). Default: 24 h before `end`.")
-END = Param("end", "time", "Last minute included, ISO 8601. Default: the newest snapshot.")
+              "given), or a time before the newest snapshot (-6h, -90min, -2d). Default: 24 h "
+              "before `end`.")
+END = Param("end", "time", "Last minute included, ISO 8601, or a time before the newest "
+            "snapshot (-2h). Default: the newest snapshot.")
 BIN = Param("bin", "float", "Price bin width in USD (default: per market, from the price). "
             "Coarsened when the range would exceed the bin limit.", low=1e-6, high=MAX_BIN_USD)
 FREQ = Param("freq", "int", "Minutes per time column (default 1). Coarsened when the window "

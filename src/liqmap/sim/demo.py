@@ -9,6 +9,7 @@ and a default backtest through the `liqmap` commands. No network is needed.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -42,6 +44,21 @@ BACKTEST_BIN_USD = 0.5
 LIVE_SPEED_S = 3.0
 #: the simulator's ground truth (its liquidations and trader closes), in the output directory
 TRUTH_FILE = "ground_truth.csv"
+#: Written first into the output directory: a re-run may replace what a demo wrote there.
+MARKER_FILE = ".liqmap-demo"
+MARKER_TEXT = ("liqmap demo outputs: `liqmap demo --out-dir` on this directory replaces the "
+               "files it wrote (and nothing else)\n")
+#: The old tool's CSV log of the demo's SOL store, in the folder layout `--folder` reads.
+LEGACY_DIR = "data-sol_snapshots"
+#: The default heatmap as an npz matrix (`heatmap --npz-out`), for `backtest --heatmap`.
+NPZ_FILE = "liq_matrix_SOL.npz"
+#: A sample desk hedge log over the demo's minutes, for `backtest --hedge-log`.
+DESK_FILE = "desk.csv"
+#: The desk's time zone: its log has local wall-clock times (`backtest --tz`).
+DESK_TZ = "Asia/Hong_Kong"
+#: Everything the demo writes in its output directory (a re-run removes exactly these).
+DEMO_OUTPUTS = ("store", "heatmap_SOL.png", "heatmap_SOL.html", "levels_SOL.png", "backtest",
+                "score", TRUTH_FILE, LEGACY_DIR, NPZ_FILE, DESK_FILE)
 Echo = Callable[[str], object]
 
 
@@ -67,25 +84,45 @@ class DemoOutputs:
                 f"liquidation levels:  {self.levels_png}",
                 f"backtest:            {self.backtest_dir}",
                 f"score:               {self.out_dir / 'score'}",
-                f"ground truth (sim):  {self.out_dir / TRUTH_FILE}"]
+                f"ground truth (sim):  {self.out_dir / TRUTH_FILE}",
+                f"old tool's CSV log:  {self.out_dir / LEGACY_DIR / C.LEGACY_CSV_NAME}",
+                f"heatmap npz:         {self.out_dir / NPZ_FILE}",
+                f"desk hedge log:      {self.out_dir / DESK_FILE} ({DESK_TZ} times)"]
 
 
 def prepare_out_dir(out_dir: str | Path | None) -> Path:
-    """A fresh temporary directory, or `out_dir` if it is new or empty (never overwritten)."""
+    """A fresh temporary directory, or `out_dir` if it is new, empty or a previous demo's
+    (whose outputs, and only those, are removed). The marker file is written first."""
     if out_dir is None:
-        return Path(tempfile.mkdtemp(prefix="liqmap-demo-"))
-    path = check_out_dir(out_dir)
-    path.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="liqmap-demo-"))
+    else:
+        path = check_out_dir(out_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        if (path / MARKER_FILE).is_file():
+            _remove_previous(path)
+    (path / MARKER_FILE).write_text(MARKER_TEXT)
     return path
 
 
 def check_out_dir(out_dir: str | Path) -> Path:
-    """`out_dir` as a Path, or a one-line LiqmapError if it exists and is not empty."""
+    """`out_dir` as a Path, or a one-line LiqmapError if it exists, is not empty and holds no
+    previous demo (no marker file)."""
     path = Path(out_dir)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.exists() and (not path.is_dir() or (any(path.iterdir())
+                                                and not (path / MARKER_FILE).is_file())):
         raise LiqmapError(f"--out-dir {path} is not an empty directory; choose a new one or "
                           "remove it (the demo never overwrites)")
     return path
+
+
+def _remove_previous(path: Path) -> None:
+    """Remove a previous demo's outputs from `path`: the names the demo writes, nothing else."""
+    for name in DEMO_OUTPUTS:
+        target = path / name
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
 
 
 def check_node() -> None:
@@ -232,7 +269,8 @@ def _render(out: Path, store_dir: Path, echo: Echo) -> tuple[Path, Path, Path, P
     levels, backtest = out / "levels_SOL.png", out / "backtest"
     data = ["--data-dir", str(store_dir), "--market", DEMO_MARKET]
     steps = [
-        ("heatmap PNG", ["heatmap", *data, "--out", str(png)]),
+        ("heatmap PNG and npz", ["heatmap", *data, "--out", str(png),
+                                 "--npz-out", str(out / NPZ_FILE)]),
         ("heatmap HTML", ["heatmap", *data, "--out", str(html)]),
         ("liquidation levels", ["levels", *data, "--at", _iso(last), "--out", str(levels)]),
         ("backtest", ["backtest", *data, "--bin", str(BACKTEST_BIN_USD),
@@ -243,7 +281,45 @@ def _render(out: Path, store_dir: Path, echo: Echo) -> tuple[Path, Path, Path, P
     for label, args in steps:
         echo(f"--- {label}: liqmap {' '.join(args)}")
         _run_command(args)
+    _write_old_tool_files(out, store_dir, echo)
     return png, html, levels, backtest
+
+
+def _write_old_tool_files(out: Path, store_dir: Path, echo: Echo) -> None:
+    """The files the old tool worked with, from the demo's store: its CSV log of SOL
+    positions (`liqmap export --format legacy-csv`, in the folder `heatmap --folder` reads) and
+    a desk hedge log over the collected minutes (`backtest --hedge-log`)."""
+    from liqmap.api import open_store
+
+    log = out / LEGACY_DIR / C.LEGACY_CSV_NAME
+    log.parent.mkdir(exist_ok=True)
+    echo(f"--- the old tool's CSV log: liqmap export --format legacy-csv --data-dir {store_dir} "
+         f"--out {log}")
+    open_store(str(store_dir)).export_legacy_csv(log, DEMO_MARKET)
+    echo(f"--- a sample desk hedge log ({DESK_TZ} times): {out / DESK_FILE}")
+    write_desk_log(Store(str(store_dir)), DEMO_MARKET, out / DESK_FILE)
+
+
+def write_desk_log(store: Store, market: str, path: Path, *, tz: str = DESK_TZ,
+                   exposure_tokens: float = 10_000.0) -> int:
+    """Write a sample desk hedge log (the desk export's SOL column names, wall-clock times in
+    `tz`, one row per stored minute of `market`): price = the stored oracle price (USD), a
+    target ratio of 1, a current ratio drifting between 0.90 and 1.00, and the short of
+    `exposure_tokens` x the current ratio written as negative tokens. Returns the rows."""
+    from liqmap.files import write_bytes
+
+    state = store.read_market_state(market, columns=["ts", "oracle_price"]).to_pandas()
+    state = state.dropna().sort_values("ts")
+    i = np.arange(len(state))
+    current = np.round(0.95 + 0.05 * np.sin(i / 17.0), 4)
+    wall = pd.DatetimeIndex(state["ts"]).tz_convert(tz).tz_localize(None)
+    frame = pd.DataFrame({
+        "@timestamp per minute": wall.strftime("%Y-%m-%d %H:%M:%S"),
+        "SOL_HYPE_perpPrice": np.round(state["oracle_price"].to_numpy(float), 4),
+        "SOLCurrentPos": np.round(-exposure_tokens * current, 2),
+        "CurrentSOL_Pct": current, "TargetSOL_Pct": 1.0})
+    write_bytes(path, frame.to_csv(index=False).encode())
+    return len(frame)
 
 
 def _run_command(args: list[str]) -> None:

@@ -54,7 +54,11 @@ def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
         total = (sum(b.n for b in sim.books.values()) + 2 * len(SP.POOL_ASSETS) + 1
                  + config.closed_accounts)
         with progress_bar(total, "writing accounts", "acct", progress) as bar:
-            count = publish_initial(sim, writer, bar.update)
+            try:
+                count = publish_initial(sim, writer, _until(stop, bar.update))
+            except _Stopped:  # Ctrl-C while loading (100,000 closed accounts take minutes)
+                echo("stopped (stop): while writing the accounts of minute 0")
+                return RunSummary(0, 0, 0, "stop")
         echo(f"ready: minute 0 at chain time {_iso(sim.chain_time(0))}, {count} accounts "
              f"({_open_counts(sim)})")
         truth = TruthLog(truth_path, sim) if truth_path is not None else None
@@ -64,6 +68,22 @@ def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
     echo(f"stopped ({summary.ended_by}): {summary.minutes} simulated minutes, "
          f"{summary.liquidations} liquidations, {summary.accounts_written} account writes")
     return summary
+
+
+class _Stopped(Exception):
+    """`stop` was set while minute 0 was being written."""
+
+
+def _until(stop: threading.Event, progress: Callable[[int], object]
+           ) -> Callable[[int], object]:
+    """`progress`, raising `_Stopped` once `stop` is set (between writes)."""
+
+    def update(n: int) -> object:
+        if stop.is_set():
+            raise _Stopped
+        return progress(n)
+
+    return update
 
 
 def collect_command(rpc_url: str, ws_url: str, markets: tuple[str, ...]) -> str:

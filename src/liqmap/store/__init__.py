@@ -61,6 +61,7 @@ class CompactionReport:
     hours: int = 0
     days: int = 0
     converted: int = 0  # closed days of positions now stored as versions
+    rollups: int = 0  # roll-ups written (missing or stale) beside converted days
     kept_rows: int = 0  # closed days left as rows (a row no version can represent)
     files_removed: int = 0
     orphans_dropped: int = 0
@@ -362,7 +363,7 @@ class Store:
     def size_bytes(self, market: str | None = None) -> dict[str, int]:
         """Bytes on disk per dataset (for one market, or all)."""
         out = {}
-        for dataset in S.SCHEMAS:
+        for dataset in (*S.SCHEMAS, "position_rollups"):
             rel = L.market_dir(dataset, market) if market else dataset
             out[dataset] = self.fs.size(rel)
         return out
@@ -412,9 +413,11 @@ class Store:
 
     # ---------------------------------------------------------------- maintenance
     def compact(self, now: TimeLike = None, *, grace_s: float = C.COMPACTION_GRACE_S,
-                versions: bool = True) -> CompactionReport:
+                versions: bool = True, rollups: bool = True) -> CompactionReport:
         """Compact closed hours into hour files and closed days into one day file each; with
-        `versions`, a closed day's positions become position versions (`store.versions`).
+        `versions`, a closed day's positions become position versions (`store.versions`);
+        with `rollups`, each converted day gets its pre-binned roll-up (`store.rollups`) if
+        it lacks a valid one.
 
         Readers see the same rows before and after. Positions are compacted before their
         market_state, and only snapshots whose market_state row exists are kept.
@@ -422,7 +425,7 @@ class Store:
         from liqmap.store.compact import compact_store
 
         return compact_store(self, _utc(now) or pd.Timestamp.now(tz="UTC"), grace_s,
-                             versions=versions)
+                             versions=versions, rollups=rollups)
 
     def recover(self, now: TimeLike = None) -> int:
         """Remove leftovers of interrupted writes; returns the number of files removed."""

@@ -34,7 +34,7 @@ COMPACT_ORDER = ("positions", "market_state", "misses", "liquidations")
 
 
 def compact_store(store: Store, now: pd.Timestamp, grace_s: float, *,
-                  versions: bool = True) -> CompactionReport:
+                  versions: bool = True, rollups: bool = True) -> CompactionReport:
     from liqmap.store import CompactionReport
 
     report = CompactionReport()
@@ -48,7 +48,18 @@ def compact_store(store: Store, now: pd.Timestamp, grace_s: float, *,
                         _compact_partition(store, dataset, market, day, cutoff, report)
                     continue
                 _compact_partition(store, dataset, market, day, cutoff, report, versions)
+            if rollups:
+                _ensure_rollup(store, market, day, report)
     return report
+
+
+def _ensure_rollup(store: Store, market: str, day: date, report: CompactionReport) -> None:
+    """After the day's files are compacted (its market_state too): the roll-up of a converted
+    day, unless a valid one exists (`heatmap.rollups`)."""
+    from liqmap.heatmap.rollups import ensure_rollup
+
+    if store.has_versions(market, day) and ensure_rollup(store, market, day):
+        report.rollups += 1
 
 
 def _compact_partition(store: Store, dataset: str, market: str, day: date,
@@ -191,7 +202,7 @@ def _drop_uncommitted(store: Store, market: str, table: pa.Table) -> tuple[pa.Ta
 def recover_store(store: Store, now: pd.Timestamp) -> int:
     """Delete stale temporary files, files covered by a compacted file, and old orphans."""
     removed = 0
-    for dataset in (*COMPACT_ORDER, "legacy", "position_versions"):
+    for dataset in (*COMPACT_ORDER, "legacy", "position_versions", "position_rollups"):
         for market in store.markets(dataset):
             for day, pdir in store.partitions(dataset, market):
                 names = store.fs.listdir(pdir)
