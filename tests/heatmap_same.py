@@ -33,3 +33,17 @@ def assert_same_heatmap(rows: object, other: object) -> None:
         assert getattr(sa, field) == getattr(sb, field), field
     for field in ("amount_in_range", "amount_below", "amount_above"):
         assert getattr(sb, field) == pytest.approx(getattr(sa, field), rel=1e-9, abs=1e-12)
+
+
+def assert_same_heatmap_of(rows_root: Path, other_root: Path, **kw: object) -> None:
+    """The two stores' heatmaps for `kw` are the same, or both stores say the window holds no
+    snapshot (a window inside a gap)."""
+    from liqmap.errors import DataGapError
+
+    try:
+        rows = heatmap(rows_root, **kw)
+    except DataGapError:
+        with pytest.raises(DataGapError):
+            heatmap(other_root, **kw)
+        return
+    assert_same_heatmap(rows, heatmap(other_root, **kw))

@@ -23,9 +23,9 @@ from liqmap.store import Store
 
 MINUTES = 20
 #: seconds per simulated minute. The simulator writes minute m+1's accounts `SPEED_S` after it
-#: moved the clock to m, and a snapshot of m must be copied before: 2 s leaves a busy CI machine
+#: moved the clock to m, and a snapshot of m must be copied before: 3 s leaves a busy CI machine
 #: (both cores on the suite) room for the clock poll, the stream's catch-up and the copy.
-SPEED_S = 2.0
+SPEED_S = 3.0
 SEED = 1  # liquidates in 8 of its 20 minutes (the test of liquidated positions needs some)
 POSITIONS = 400
 MARKETS = ("SOL", "ETH", "BTC")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from heatmap_same import assert_same_heatmap, heatmap
+from heatmap_same import assert_same_heatmap, assert_same_heatmap_of, heatmap
 from liqmap.errors import StorageError
 from liqmap.store import Store
 from liqmap.store import versions as V
@@ -226,7 +226,7 @@ def test_heatmap_from_versions_equals_heatmap_from_rows(twin_stores: tuple[Path,
     first = pd.Timestamp("2025-08-22T22:30Z") + pd.Timedelta(minutes=start)
     kw = dict(t_start=first, t_end=first + pd.Timedelta(minutes=length), bin_usd=bin_usd,
               pmin_usd=120.0, pmax_usd=180.0, freq_min=freq, agg=agg, side=side, unit=unit)
-    assert_same_heatmap(heatmap(twin_stores[0], **kw), heatmap(twin_stores[1], **kw))
+    assert_same_heatmap_of(twin_stores[0], twin_stores[1], **kw)
 
 
 def test_borrow_fees_move_versions_across_bins(twin_stores: tuple[Path, Path]) -> None:
