@@ -1,25 +1,18 @@
 """Stream mode against poll mode (the baseline) on the simulator at mainnet shape.
 
 A simulated market with many closed Position accounts (Jupiter never closes them) is written
-into a local surfnet; `liqmap collect --clock chain` processes record the same simulated
-minutes: one per mode, and one more per mode with liquidation confirmation off
-(`--confirm-rps 0`: work that is the same in both modes, so that pair shows what the mode
-itself costs). Reported per mode: bytes received per minute and collector CPU seconds per
-simulated minute (steady state, after the first snapshot), the stream's write -> book latency
-(p50/p99, from another WebSocket client in this process), and whether the two modes stored
-the same snapshots minute for minute.
+into a local surfnet; two `liqmap collect --clock chain` processes, one per mode, record the
+same simulated minutes. Reported per mode: bytes received per minute and collector CPU seconds
+per minute (steady state, after the first snapshot), the stream's write -> book latency
+(p50/p99, from a third WebSocket client in this process), and whether the two modes stored the
+same snapshots minute for minute.
 
     .venv/bin/python benchmarks/bench_stream.py [--closed N] [--minutes M] [--speed S]
 
 Targets (issue 9): stream >= 100x fewer bytes and >= 10x fewer CPU seconds per minute than
 poll; latency p99 < 500 ms (surfnet polls its subscription channels every ~50 ms: the floor);
-snapshots equal. Defaults are scaled for a shared 2-core machine. Issue 9 aims for 300,000
-accounts, which surfnet cannot load: each account write costs it time proportional to the
-accounts the owner program already holds (its owner index is a list, cloned and searched on
-every write; ~0.3-0.8 us per held account, 26-66 writes/s at 40,000-50,000 held; the same
-through the Node addon's in-process `setAccount`, which sends the same cheatcode), so 300,000
-would take 4-10 hours. Wall-time costs (slot notifications, Clock reads) count per simulated
-minute of `--speed` seconds: surfnet sends ~13 slots/s, mainnet 2.5.
+snapshots equal. Defaults are scaled for a shared 2-core machine; issue 9 aims for 300,000
+accounts (surfnet takes ~1-2 ms per account write, so loading them takes minutes).
 """
 
 from __future__ import annotations
@@ -51,7 +44,6 @@ MARKETS = ("SOL", "ETH", "BTC")
 HOW = ["slot", "positions_slot", "latency_ms", "response_bytes", "retries", "mode", "rpc_bytes",
        "stream_updates", "book_age_ms", "missed_updates"]
 TICKS = os.sysconf("SC_CLK_TCK")
-COLLECTORS = ("poll", "stream", "poll-bare", "stream-bare")
 
 
 def cpu_s(pid: int) -> float:
@@ -60,15 +52,11 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def collector(name: str, node: Surfnet, data: Path) -> subprocess.Popen[bytes]:
-    """`liqmap collect` of `name`: 'poll' or 'stream', '-bare' for liquidation confirmation off
-    (the same work in both modes, so the bare pair shows what the mode itself costs)."""
+def collector(mode: str, node: Surfnet, data: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIQMAP_")}
-    cmd = [sys.executable, "-m", "liqmap", "collect", "--mode", name.split("-")[0],
-           "--clock", "chain", "--rpc-url", node.rpc_url, "--ws-url", node.ws_url,
-           "--markets", ",".join(MARKETS), "--data-dir", str(data), "--gpa-timeout", "600"]
-    if name.endswith("-bare"):
-        cmd += ["--confirm-rps", "0"]
+    cmd = [sys.executable, "-m", "liqmap", "collect", "--mode", mode, "--clock", "chain",
+           "--rpc-url", node.rpc_url, "--ws-url", node.ws_url, "--markets", ",".join(MARKETS),
+           "--data-dir", str(data), "--gpa-timeout", "600"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(data.with_suffix(".log"), "wb"))
 
@@ -103,7 +91,6 @@ class LatencyProbe:
 
     def close(self) -> None:
         self.stop.set()
-        self.feed.wake()
         self.thread.join(30)
         self.client.transport.close()
 
@@ -127,11 +114,9 @@ class TimedWriter(ChainWriter):
 
 
 def step(sim: MarketSim, writer: ChainWriter, node: Surfnet, wait_s: float) -> None:
-    """One simulated minute: the sealed clock, its writes, then the clock (the simulator's
-    protocol, `liqmap.sim.writer`)."""
+    """One simulated minute: its writes, then the clock (the simulator's protocol)."""
     time.sleep(wait_s)
     sim.step()
-    writer.seal(sim.chain_time(sim.minute))
     writer.write(sim.changed_writes())
     writer.set_time(sim.chain_time(sim.minute))
 
@@ -176,10 +161,10 @@ def run(closed: int, minutes: int, speed_s: float, positions: int | None) -> Non
         probe = LatencyProbe(node)
         probe.start()
         writer.probe = probe
-        procs = {name: collector(name, node, tmp / name) for name in COLLECTORS}
-        for mode in procs:  # all ready: poll stored minute 0, stream loaded its book
+        procs = {mode: collector(mode, node, tmp / mode) for mode in ("poll", "stream")}
+        for mode in procs:  # both ready: poll stored minute 0, stream loaded its book
             log = (tmp / mode).with_suffix(".log")
-            marker = "stored positions" if mode.startswith("poll") else "stream in sync"
+            marker = "stored positions" if mode == "poll" else "stream in sync"
             end = time.monotonic() + 900
             while marker not in (log.read_text() if log.exists() else ""):
                 if time.monotonic() > end or procs[mode].poll() is not None:
@@ -238,11 +223,8 @@ def report(tmp: Path, cpu: dict[str, float], latency_ms: list[float], minutes: i
     print(f"bytes received per minute: poll {per_minute['poll']:,.0f}  stream "
           f"{per_minute['stream']:,.0f}  ratio {per_minute['poll'] / per_minute['stream']:.0f}x"
           "  (target >= 100x)")
-    print(f"collector CPU s per minute: poll {cpu['poll']:.3f}  stream {cpu['stream']:.3f}  "
-          f"ratio {cpu['poll'] / max(cpu['stream'], 1e-3):.1f}x  (target >= 10x)")
-    bare = cpu["poll-bare"] / max(cpu["stream-bare"], 1e-3)
-    print(f"  the same, liquidation confirmation off: poll {cpu['poll-bare']:.3f}  stream "
-          f"{cpu['stream-bare']:.3f}  ratio {bare:.1f}x")
+    print(f"collector CPU s per minute: poll {cpu['poll']:.2f}  stream {cpu['stream']:.3f}  "
+          f"ratio {cpu['poll'] / max(cpu['stream'], 1e-3):.0f}x  (target >= 10x)")
     print(f"write -> book latency: p50 {p50:.0f} ms  p99 {p99:.0f} ms  over {len(lat)} writes "
           "(surfnet floor ~50 ms; target p99 < 500 ms)")
     print(f"snapshots equal minute for minute: {'yes' if equal and compared else 'NO'}")

@@ -12,13 +12,7 @@ import pytest
 from liqmap import constants as C
 from liqmap.jupiter.decode import decode_custody
 from liqmap.sim.market import MarketSim, SimConfig
-from liqmap.sim.writer import (
-    ChainWriter,
-    publish_initial,
-    publish_minute,
-    run_paced,
-    start_time_s,
-)
+from liqmap.sim.writer import ChainWriter, publish_initial, run_paced, start_time_s
 
 pytestmark = pytest.mark.surfnet
 SMALL = {"SOL": 60, "ETH": 30, "BTC": 30}
@@ -61,30 +55,6 @@ def test_paced_minutes_take_speed_seconds_and_move_the_clock(surfnet) -> None:
     assert seen == [sim.chain_time(m) for m in range(1, 5)]
     assert elapsed >= 1.0  # minute 0 and minutes 1-3 each held 0.25 s
 
-
-
-def test_a_minute_is_written_under_the_sealed_clock_of_the_minute_before(surfnet) -> None:
-    """Every account of minute m is written while the clock sits in the last second of m-1
-    (a collector's read that sees it there is late), then the clock moves into m."""
-    sim = _sim(surfnet)
-    writer = ChainWriter(surfnet)
-    publish_initial(sim, writer)
-    clocks: set[int] = set()
-    real = surfnet.set_account
-
-    def noting(*args, **kwargs):  # type: ignore[no-untyped-def]
-        clocks.add(surfnet.chain_time())
-        return real(*args, **kwargs)
-
-    surfnet.set_account = noting  # type: ignore[method-assign]
-    try:
-        report = publish_minute(sim, writer)
-    finally:
-        surfnet.set_account = real  # type: ignore[method-assign]
-    assert report is not None and sim.chain_time(1) == sim.chain_time(0) + 60
-    boundary = sim.chain_time(1) - sim.chain_time(1) % 60
-    assert clocks == {boundary - C.CHAIN_CLOCK_SEALED_S}
-    assert surfnet.chain_time() == sim.chain_time(1)
 
 def test_stop_event_ends_an_unbounded_run(surfnet) -> None:
     sim = _sim(surfnet)

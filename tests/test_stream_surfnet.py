@@ -20,7 +20,6 @@ from liqmap.collect.book import PositionClosed
 from liqmap.collect.loop import Collector
 from liqmap.collect.stream import StreamCollector
 from liqmap.config import load_settings
-from liqmap.sim.writer import ChainWriter
 from liqmap.store import Store
 
 from tcp_proxy import TcpProxy
@@ -345,89 +344,3 @@ def test_a_late_cycle_on_the_chain_clock_is_a_miss_not_the_next_minute(surfnet, 
     assert store.snapshot_times("SOL").tolist() == [now]
     [miss] = store.read_misses("SOL").to_pylist()
     assert pd.Timestamp(miss["ts"]) == now - pd.Timedelta(minutes=1)
-
-
-
-def chain_minute(surfnet, fx) -> int:
-    """A book on chain and the clock just past a minute's start; that minute (unix s)."""
-    chain = Chain(surfnet, fx)
-    for row in BOOK:
-        chain.position(*row)
-    minute_s = (surfnet.chain_time() // 60 + 2) * 60
-    surfnet.time_travel((minute_s + 1) * 1000)
-    return minute_s
-
-
-@pytest.mark.parametrize("mode", ["stream", "poll"])
-def test_a_read_in_a_sealed_minute_is_a_miss(surfnet, fx, tmp_path, mode) -> None:
-    """The simulator seals minute m (clock in its last second) before writing minute m+1's
-    accounts: a cycle of m that reads then may see m+1's accounts under m's clock."""
-    minute_s = chain_minute(surfnet, fx)
-    store = Store(str(tmp_path / mode))
-    options = settings(surfnet, tmp_path / mode, clock="chain", mode=mode)
-    col = (StreamCollector if mode == "stream" else Collector)(options, store)
-    col._start()
-    try:
-        if mode == "stream":
-            assert col.feed.ready.wait(30), "stream never got in sync"
-        ChainWriter(surfnet).seal(minute_s + 60 + 1)
-        [sealed] = col.collect_once(pd.Timestamp(minute_s, unit="s", tz="UTC"))
-    finally:
-        col._finish()
-    assert not sealed.stored and "the cycle ran late" in (sealed.error or ""), sealed
-    assert store.snapshot_times("SOL").tolist() == []
-
-
-def test_a_poll_scan_that_runs_into_the_next_minutes_writes_is_a_miss(surfnet, fx, tmp_path,
-                                                                      monkeypatch) -> None:
-    """Poll mode reads the Clock with the market's accounts, then scans: the simulator may
-    seal the minute and write the next one during the scan. The Clock read after the scan
-    catches it."""
-    from liqmap.collect import loop
-
-    minute_s = chain_minute(surfnet, fx)
-    real = loop.fetch_market
-
-    def fetch_then_seal(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        fetched = real(*args, **kwargs)  # type: ignore[arg-type]
-        ChainWriter(surfnet).seal(minute_s + 60 + 1)  # the simulator moved on meanwhile
-        return fetched
-
-    monkeypatch.setattr(loop, "fetch_market", fetch_then_seal)
-    store = Store(str(tmp_path / "poll"))
-    col = Collector(settings(surfnet, tmp_path / "poll", clock="chain", mode="poll"), store)
-    [result] = col.collect_once(pd.Timestamp(minute_s, unit="s", tz="UTC"))
-    assert not result.stored and "the cycle ran late" in (result.error or ""), result
-    assert store.snapshot_times("SOL").tolist() == []
-
-def test_on_the_chain_clock_the_stream_reads_the_clock_when_the_slots_jump(surfnet, fx,
-                                                                          tmp_path,
-                                                                          monkeypatch) -> None:
-    """Stream mode on a chain clock does not read the Clock four times a second while nothing
-    moves: a simulator's time travel makes the slots jump, and that wakes it at once."""
-    monkeypatch.setattr(C, "STREAM_CLOCK_FALLBACK_S", 60.0)  # only a slot jump can wake it
-    chain = Chain(surfnet, fx)
-    for row in BOOK:
-        chain.position(*row)
-    minute_s = (surfnet.chain_time() // 60 + 2) * 60
-    surfnet.time_travel((minute_s + 1) * 1000)
-    store = Store(str(tmp_path / "stream"))
-    col = StreamCollector(settings(surfnet, tmp_path / "stream", clock="chain"), store)
-    runner = threading.Thread(target=col.run, daemon=True)
-    runner.start()
-
-    def requests() -> int:
-        return sum(r.requests for r in col.client.transport.report())
-
-    try:
-        assert col.feed.ready.wait(30), "stream never got in sync"
-        time.sleep(1.0)  # the first cycle (a miss: the book was loading) is over
-        before = requests()
-        time.sleep(3.0)
-        assert requests() - before <= 2  # polling at 4 Hz would be 12
-        surfnet.time_travel((minute_s + 61) * 1000)
-        next_minute = pd.Timestamp(minute_s + 60, unit="s", tz="UTC")
-        wait_for(lambda: next_minute in store.snapshot_times("SOL").tolist(), timeout_s=10)
-    finally:
-        col.stop.set()
-        runner.join(30)

@@ -124,19 +124,6 @@ WS_STABLE_AFTER_S: Final = 30.0
 GPA_V2_PAGE_LIMIT: Final = 10_000  # accounts per getProgramAccountsV2 page
 #: a snapshot waits at most this long for the stream to pass the slot of its Clock read
 STREAM_CATCH_UP_S: Final = 2.0
-#: a slot notification this far past the previous one means the chain clock jumped (a
-#: simulator's time travel; a minute of mainnet slots at 0.4 s): read the Clock at once
-CLOCK_JUMP_SLOTS: Final = 150
-#: stream mode on a chain clock, between slot jumps: read the Clock at least this often
-#: (poll mode, which has no slot stream, reads it every 0.25 s)
-STREAM_CLOCK_FALLBACK_S: Final = 2.0
-#: after a slot jump, poll the Clock (every 0.25 s) this long: the jump's notification may
-#: arrive before the Clock read shows the new time
-STREAM_CLOCK_JUMP_POLL_S: Final = 1.0
-#: on a chain clock, a read whose Clock is in the last this-many seconds of its interval is
-#: late: the simulator moves its clock there ("seals" the minute) before writing the next
-#: minute's accounts, so a read among those writes is never stored under the sealed minute
-CHAIN_CLOCK_SEALED_S: Final = 1
 #: longest wait between attempts of a failed book load (the transport has its own backoff)
 BOOK_LOAD_RETRY_MAX_S: Final = 2.0
 #: at startup, stream mode waits this long for the first book load before its first cycle

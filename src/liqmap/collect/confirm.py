@@ -288,7 +288,7 @@ class RealizedLiquidations:
     def _run_closes(self, context: CloseContext) -> None:
         while not self.stop.is_set():
             try:
-                batch = [self._closes.get(timeout=5.0)]  # stop_closes() wakes it at once
+                batch = [self._closes.get(timeout=0.5)]
             except queue.Empty:
                 continue
             while len(batch) < C.CLOSE_BATCH_MAX and batch[-1] is not None:

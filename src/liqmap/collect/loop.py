@@ -84,26 +84,11 @@ class Collector:
         node) is a miss, never a later chain state stored under an earlier time."""
         if self.settings.clock != "chain" or clock is None:
             return
-        now_s = decode_clock(clock).unix_timestamp
-        read_at = self.boundary(now_s)
+        read_at = self.boundary(decode_clock(clock).unix_timestamp)
         if read_at != ts:
             raise LiqmapError(f"the chain clock was at {_fmt(read_at)} when the accounts were "
                               f"read, outside the interval of {_fmt(ts)} (the cycle ran late); "
                               "not stored under the wrong time")
-        if now_s >= ts.timestamp() + self.settings.interval_s - C.CHAIN_CLOCK_SEALED_S:
-            raise LiqmapError(f"the chain clock was in the sealed last second of {_fmt(ts)} "
-                              "when the accounts were read: the next minute's writes may have "
-                              "begun (the cycle ran late); not stored under the wrong time")
-
-    def _clock_after_read(self, fetched: FetchedMarket, deadline: float) -> bytes | None:
-        """On a chain clock, the Clock read again after the market's accounts (poll mode's
-        scan comes after its Clock read: a scan among the next minute's writes must fail the
-        check too); its bytes count in the snapshot's."""
-        if self.settings.clock != "chain":
-            return None
-        clock, stats = self.client.get_multiple_accounts([C.CLOCK_SYSVAR], deadline=deadline)
-        fetched.stats.append(stats)
-        return clock.data.get(C.CLOCK_SYSVAR)
 
     def boundary(self, now_s: float) -> pd.Timestamp:
         """The cycle boundary at or before `now_s` (unix seconds)."""
@@ -134,7 +119,6 @@ class Collector:
             previous = self._previous_slot(market)
             fetched = self._fetch(addr, ts, deadline, previous)
             self.check_chain_interval(ts, fetched.accounts.get(C.CLOCK_SYSVAR))
-            self.check_chain_interval(ts, self._clock_after_read(fetched, deadline))
             snapshot = build_snapshot(fetched, ts.to_pydatetime(), addr, previous)
             stored = self.store.write_snapshot(market, snapshot.positions, snapshot.state)
             self._last_slot[market] = max(previous or 0, fetched.positions_slot)

@@ -15,7 +15,6 @@ not in sync (connecting, reconnecting, loading) gives a recorded miss, never a s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -105,7 +104,6 @@ class StreamFeed:
         self.books = {m: MarketBook(m, on_close=on_close) for m in addresses}
         self.lock = threading.Lock()
         self.ready = threading.Event()  # books in sync with the current connection
-        self.clock_jumped = threading.Event()  # a slot jump: the chain clock may have moved
         self.counters = FeedCounters()
         self.conn = WsConnection(ws_urls, self._on_open, self._on_notification, **ws_options)
         self._subs: dict[int, tuple[str, str]] = {}  # subscription -> (kind, market or key)
@@ -115,33 +113,22 @@ class StreamFeed:
         self._slot_at_data = 0
         self._last_data_s = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
 
     # ---------------------------------------------------------------- connection life
     async def run(self, stop: threading.Event) -> None:
         """Stream until `stop` is set."""
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         tasks = [asyncio.create_task(self.conn.run()),
                  asyncio.create_task(self._watchdog()),
                  asyncio.create_task(self._periodic_resync())]
         try:
-            while not stop.is_set():  # `wake()` ends the wait at once; few idle wake-ups
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 5.0)
+            while not stop.is_set():
+                await asyncio.sleep(0.5)
         finally:
             self.conn.stop()
             for task in tasks[1:]:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    def wake(self) -> None:
-        """After setting `run`'s stop (from another thread): end `run` now, not within 5 s."""
-        self.clock_jumped.set()
-        loop, event = self._loop, self._wake
-        if loop is not None and event is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                loop.call_soon_threadsafe(event.set)
 
     async def _on_open(self, conn: WsConnection) -> None:
         self.ready.clear()
@@ -216,8 +203,6 @@ class StreamFeed:
         now = time.monotonic()
         with self.lock:
             if kind == "slot":
-                if note.slot - self._last_slot >= C.CLOCK_JUMP_SLOTS:
-                    self.clock_jumped.set()
                 self._last_slot = max(self._last_slot, note.slot)
                 self._share_bytes(list(self.books), n_bytes)
                 return
@@ -324,7 +309,7 @@ class StreamFeed:
 
     async def _watchdog(self) -> None:
         while True:
-            await asyncio.sleep(min(5.0, self.slot_silence_s / 4, self.max_silence_s / 4))
+            await asyncio.sleep(min(1.0, self.slot_silence_s / 4))
             if not self.conn.connected or not self.ready.is_set():
                 continue
             with self.lock:
@@ -356,7 +341,6 @@ class StreamCollector(Collector):
                                resync_s=settings.resync_s, on_close=self._position_closed,
                                **feed_options)
         self._thread: threading.Thread | None = None
-        self._poll_clock_until = 0.0  # after a slot jump, poll the Clock until then (monotonic)
         self._copies: dict[str, FetchedMarket] | str = {}
 
     def _position_closed(self, closed: PositionClosed) -> None:
@@ -405,18 +389,6 @@ class StreamCollector(Collector):
                             "until it is)", C.STREAM_FIRST_LOAD_WAIT_S)
                 break
 
-    def _sleep_until(self, next_ts: pd.Timestamp, now: float) -> None:
-        """On a chain clock with the book in sync, wait for a slot jump (the clock moved:
-        a simulator's time travel) or `STREAM_CLOCK_FALLBACK_S`, instead of reading the Clock
-        four times a second: the slot stream says when the clock can have moved."""
-        if (self.settings.clock != "chain" or not self.feed.ready.is_set()
-                or time.monotonic() < self._poll_clock_until):
-            super()._sleep_until(next_ts, now)  # poll: the Clock may lag its slot notification
-            return
-        if self.feed.clock_jumped.wait(C.STREAM_CLOCK_FALLBACK_S):  # `_finish` sets it too
-            self.feed.clock_jumped.clear()
-            self._poll_clock_until = time.monotonic() + C.STREAM_CLOCK_JUMP_POLL_S
-
     def _stream_main(self) -> None:
         try:
             asyncio.run(self.feed.run(self.stop))
@@ -425,7 +397,6 @@ class StreamCollector(Collector):
 
     def _finish(self) -> None:
         self.stop.set()
-        self.feed.wake()
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.realized.stop_closes()
@@ -497,10 +468,6 @@ class StreamCollector(Collector):
         fetched = copies[addr.market]
         self._check_rotation(addr, fetched.accounts)
         return fetched
-
-    def _clock_after_read(self, fetched: FetchedMarket, deadline: float) -> bytes | None:
-        """None: `_copy_books` read the Clock after copying every book and checked it."""
-        return None
 
     def _check_rotation(self, addr: MarketAddresses, accounts: dict[str, bytes | None]) -> None:
         """An oracle address that rotated: read the new one now and subscribe to it."""

@@ -1,14 +1,11 @@
 """The simulator's I/O: accounts into a local surfnet, and its clock moved minute by minute.
 
-Protocol per simulated minute m (what a collector with `--clock chain` relies on): move the
-Clock sysvar into the last second of minute m-1 ("seal" it: a collector's read that sees the
-clock there is late, `constants.CHAIN_CLOCK_SEALED_S`), write every account that changed in
-minute m (feeds stamped with minute m's chain time), THEN time-travel the clock into minute m,
-then wait until the minute has taken `speed_s` seconds of wall time. A collector polling the
-clock sees each minute once, with all of its accounts in place; a read that runs into the
-next minute's writes sees the sealed clock and is recorded as a miss, never stored under the
-wrong minute (`speed_s` >= 1 leaves ample margin: a 3-market snapshot of ~10,000 accounts
-reads in ~0.3 s).
+Protocol per simulated minute m (what a collector with `--clock chain` relies on): write every
+account that changed in minute m (feeds stamped with minute m's chain time), THEN time-travel
+the Clock sysvar into minute m, then wait until the minute has taken `speed_s` seconds of wall
+time. A collector polling the clock sees each minute once, with all of its accounts in place;
+its reads must finish before the next minute's writes start (`speed_s` >= 1 leaves ample
+margin: a 3-market snapshot of ~10,000 accounts reads in ~0.3 s).
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from liqmap import constants as C
 from liqmap.config import redact_url
 from liqmap.errors import LiqmapError
 from liqmap.sim import params as SP
@@ -77,12 +73,6 @@ class ChainWriter:
         """Move the chain clock to `unix_s` (forward only)."""
         self.node.time_travel(unix_s * 1000)
 
-    def seal(self, next_minute_s: int) -> None:
-        """Before writing the minute of chain time `next_minute_s`: move the clock into the
-        sealed last second of the minute before it (collectors treat reads there as late)."""
-        boundary = next_minute_s - next_minute_s % SP.SECONDS_PER_MINUTE
-        self.set_time(boundary - C.CHAIN_CLOCK_SEALED_S)
-
 
 @dataclass
 class RunSummary:
@@ -107,7 +97,6 @@ def publish_minute(sim: MarketSim, writer: ChainWriter) -> MinuteReport | None:
     report = sim.step()
     if report is None:
         return None
-    writer.seal(report.chain_time_s)
     writer.write(sim.changed_writes())
     writer.set_time(report.chain_time_s)
     return report
