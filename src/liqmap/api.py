@@ -233,14 +233,11 @@ class LiqStore(_HeatmapReader):
                ) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """`start`, `end` parsed; a relative time (`-6h`) counts back from `market`'s newest
         snapshot (of `source`: "auto", "collected" or "legacy")."""
-        from liqmap.heatmap.sources import StoreSource
+        from liqmap.heatmap.sources import StoreSource, newest_time
         from liqmap.timeutil import parse_window
 
-        def newest() -> pd.Timestamp | None:
-            bounds = StoreSource(self.root, market, source).time_bounds()
-            return None if bounds is None else bounds[1]
-
-        first, last = parse_window(start, end, anchor=newest)
+        first, last = parse_window(
+            start, end, anchor=lambda: newest_time(StoreSource(self.root, market, source)))
         if first is not None and last is not None and first > last:
             raise InputError(f"--t-start {first:%Y-%m-%dT%H:%M}Z is after --t-end "
                              f"{last:%Y-%m-%dT%H:%M}Z; swap them")

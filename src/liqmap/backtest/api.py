@@ -139,11 +139,10 @@ def _newest(given: tuple[LiqMatrix, str, None] | None, data: Any, market: str | 
     if given is not None:
         edges = given[0].t_edges_ns
         return pd.Timestamp(int(edges[-2]), tz="UTC") if len(edges) >= 2 else None
-    from liqmap.heatmap.sources import StoreSource
+    from liqmap.heatmap.sources import StoreSource, newest_time
 
-    bounds = StoreSource(str(getattr(data, "root", data)), (market or "SOL").upper(),
-                         data_source).time_bounds()
-    return None if bounds is None else bounds[1]
+    return newest_time(StoreSource(str(getattr(data, "root", data)), (market or "SOL").upper(),
+                                   data_source))
 
 
 def _matrix(data: Any, market: str | None, start: pd.Timestamp | None,

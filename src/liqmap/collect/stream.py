@@ -416,7 +416,8 @@ class StreamCollector(Collector):
 
     def _copy_books(self, ts: pd.Timestamp, deadline: float) -> dict[str, FetchedMarket]:
         """Read the Clock, wait until the stream passed its slot, copy every book; on a chain
-        clock, read it again after the copy: both reads must be in `ts`'s interval."""
+        clock, read it again after the copy: both reads must be in `ts`'s interval (the first
+        is checked with each market's accounts, as in poll mode, by `_collect_market`)."""
         if not self.feed.ready.is_set():
             raise LiqmapError("stream not in sync (connecting, reconnecting or loading the "
                               "book); no snapshot from a book that may be stale")
@@ -434,7 +435,6 @@ class StreamCollector(Collector):
         if self.settings.clock == "chain":  # a simulator writes a minute, then moves the clock
             after, more = self.client.get_multiple_accounts([C.CLOCK_SYSVAR], deadline=deadline)
             stats.response_bytes += more.response_bytes
-            self.check_chain_interval(ts, clock_data)
             self.check_chain_interval(ts, after.data.get(C.CLOCK_SYSVAR))
         first = next(iter(copies.values()), None)
         if first is not None:  # the Clock reads are shared: counted once, on the first market

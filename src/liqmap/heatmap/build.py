@@ -35,7 +35,7 @@ from liqmap.heatmap.binning import (
 )
 from liqmap.heatmap.defaults import default_bin_usd, default_price_margin, default_window
 from liqmap.heatmap.levels import LiqLevels, compute_levels
-from liqmap.heatmap.sources import Source, StoreSource, minute_of
+from liqmap.heatmap.sources import Source, StoreSource, minute_of, newest_time
 from liqmap.matrix import BuildInfo, LiqMatrix
 from liqmap.timeutil import parse_time, parse_window
 
@@ -320,11 +320,6 @@ def _empty_window_message(source: Source, start: pd.Timestamp, end: pd.Timestamp
             f"{end:%Y-%m-%dT%H:%M}Z in {source.description} ({held}); pick a window inside it")
 
 
-def _newest(source: Source) -> pd.Timestamp | None:
-    bounds = source.time_bounds()
-    return None if bounds is None else bounds[1]
-
-
 def build_levels(source: StoreSource, at: TimeArg = None, *, bin_usd: float | None = None,
                  pmin_usd: float | None = None, pmax_usd: float | None = None) -> LiqLevels:
     """The liquidation levels of the newest snapshot at or before `at` (None: the newest).
@@ -334,7 +329,7 @@ def build_levels(source: StoreSource, at: TimeArg = None, *, bin_usd: float | No
     """
     if bin_usd is not None:
         check_bin(bin_usd)
-    asked = (parse_time(at, what="--at", anchor=lambda: _newest(source))
+    asked = (parse_time(at, what="--at", anchor=lambda: newest_time(source))
              if at is not None else None)
     if pmin_usd is not None and pmax_usd is not None:
         check_price_range(pmin_usd, pmax_usd, bin_usd)

@@ -77,6 +77,13 @@ class Source(Protocol):
     def liq_price_range(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[float, float]: ...
 
 
+def newest_time(source: Source) -> pd.Timestamp | None:
+    """The newest snapshot of `source` (what relative times such as `-6h` count back from),
+    or None when it holds none."""
+    bounds = source.time_bounds()
+    return None if bounds is None else bounds[1]
+
+
 def to_micros(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Microseconds since the epoch (int64) of an Arrow timestamp column."""
     return np.asarray(pc.cast(ts, pa.timestamp("us", tz="UTC")).cast(pa.int64()))
