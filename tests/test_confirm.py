@@ -199,6 +199,38 @@ def test_collector_detects_then_confirms_in_the_background(tmp_path) -> None:
     assert server.times[-1] - server.times[0] >= 3 / 10 - 0.05
 
 
+def test_confirmations_of_one_detection_are_stored_in_one_write(tmp_path) -> None:
+    """The confirmer rewrites a liquidations file once for the rows it confirmed together,
+    not once per row (each rewrite reads and writes the whole file)."""
+    chain = ChainScript()
+    chain.add(POS, "sig-liq", transaction([_liq_event(POS)]), IN_WINDOW)
+    chain.add(OTHER, "sig-close", transaction([_decrease_event(OTHER)]), IN_WINDOW)
+    store = Store(str(tmp_path))
+    writes: list[str] = []
+    write_table = store.fs.write_table
+
+    def counted(rel: str, *args: Any, **kwargs: Any) -> bool:
+        if rel.startswith("liquidations/"):
+            writes.append(rel)
+        return write_table(rel, *args, **kwargs)
+
+    store.fs.write_table = counted  # type: ignore[method-assign]
+    with scripted([], chain) as server:
+        stop = threading.Event()
+        realized = RealizedLiquidations(
+            store, Settings(rpc_urls=(server.url,), confirm_rps=20.0), stop)
+        realized.start()
+        try:
+            realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
+            realized.after_snapshot("SOL", _snapshot(T1, 142.0, []))
+            _wait_for(lambda: store.read_liquidations("SOL")["confirmed"].all())
+        finally:
+            stop.set()
+            realized.stop_and_join()
+    assert len(writes) == 2 and len(set(writes)) == 1  # the detection, then both confirmed
+    assert set(store.read_liquidations("SOL")["signature"]) == {"sig-liq", "sig-close"}
+
+
 def test_without_transaction_access_rows_stay_unconfirmed_and_say_so(tmp_path) -> None:
     store = Store(str(tmp_path))
     with scripted([], ChainScript(refuse=True)) as server:

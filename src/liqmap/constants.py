@@ -188,3 +188,7 @@ CONFIRM_TIME_SLACK_S: Final = 120
 CONFIRM_QUEUE_MAX: Final = 10_000
 #: closes seen by the stream classified and stored together at most (a liquidation cascade)
 CLOSE_BATCH_MAX: Final = 1000
+#: Confirmations are stored together (one rewrite per liquidations file, not one per row):
+#: when the queue is empty, or this many rows or seconds after the first unsaved one.
+CONFIRM_WRITE_BATCH: Final = 200
+CONFIRM_WRITE_AFTER_S: Final = 5.0

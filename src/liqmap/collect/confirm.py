@@ -435,35 +435,67 @@ class RealizedLiquidations:
             result, _ = transport.call(method, params, lambda raw: parse_result(raw, method))
             return result
 
+        unsaved = _Unsaved()
         while not self.stop.is_set():
             try:
                 market, row = self.queue.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if not market:
-                continue
-            self._confirm(call, market, row)
+            if market:
+                found = self._confirm(call, market, row)
+                if found is not None:
+                    unsaved.add(market, apply(row, found))
+            if unsaved.due(self.queue.empty()):
+                self._save(unsaved.take())
+        self._save(unsaved.take())  # what was confirmed before the stop
 
-    def _confirm(self, call: Any, market: str, row: dict[str, Any]) -> None:
+    def _confirm(self, call: Any, market: str, row: dict[str, Any]) -> Confirmation | None:
+        """What the chain says about `row` (None: stopped before it answered)."""
         try:
-            found = (Confirmation(None, status=NO_TRANSACTIONS) if self.no_access
-                     else confirm_row(call, row))
+            return (Confirmation(None, status=NO_TRANSACTIONS) if self.no_access
+                    else confirm_row(call, row))
         except Stopped:
-            return
+            return None
         except RpcError as exc:
             if not refused(exc):
                 log.warning("%s: cannot confirm %s now: %s", market, row["pubkey"],
                             scrub(str(exc)))
-                found = Confirmation(None, status=f"rpc error: {scrub(str(exc))[:200]}")
-            else:
-                log.warning("%s: the RPC endpoint serves no transactions (%s); liquidations "
-                            "stay unconfirmed", market, scrub(str(exc)))
-                self.no_access = True
-                found = Confirmation(None, status=NO_TRANSACTIONS)
-        try:
-            updated = apply(row, found)
-            self.store.write_liquidations(market, pa.Table.from_pylist([updated],
-                                                                      schema=S.LIQUIDATIONS))
-        except LiqmapError as exc:
-            log.error("%s: could not store the confirmation of %s: %s", market, row["pubkey"],
-                      exc)
+                return Confirmation(None, status=f"rpc error: {scrub(str(exc))[:200]}")
+            log.warning("%s: the RPC endpoint serves no transactions (%s); liquidations "
+                        "stay unconfirmed", market, scrub(str(exc)))
+            self.no_access = True
+            return Confirmation(None, status=NO_TRANSACTIONS)
+
+    def _save(self, rows_by_market: dict[str, list[dict[str, Any]]]) -> None:
+        """Store confirmed rows, one write per market (one rewrite per file they touch)."""
+        for market, rows in rows_by_market.items():
+            try:
+                self.store.write_liquidations(market, pa.Table.from_pylist(
+                    rows, schema=S.LIQUIDATIONS))
+            except LiqmapError as exc:
+                log.error("%s: could not store the confirmation of %d row(s) (%s ...): %s",
+                          market, len(rows), rows[0]["pubkey"], exc)
+
+
+class _Unsaved:
+    """Confirmed rows not stored yet, per market, and when the first of them came."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.count = 0
+        self.since = 0.0
+
+    def add(self, market: str, row: dict[str, Any]) -> None:
+        if not self.count:
+            self.since = time.monotonic()
+        self.rows.setdefault(market, []).append(row)
+        self.count += 1
+
+    def due(self, queue_empty: bool) -> bool:
+        """Store now: nothing else is waiting, or enough rows or seconds piled up."""
+        return self.count > 0 and (queue_empty or self.count >= C.CONFIRM_WRITE_BATCH
+                                   or time.monotonic() - self.since >= C.CONFIRM_WRITE_AFTER_S)
+
+    def take(self) -> dict[str, list[dict[str, Any]]]:
+        taken, self.rows, self.count = self.rows, {}, 0
+        return taken
