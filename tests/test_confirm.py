@@ -333,3 +333,63 @@ def test_stream_closes_are_recorded_once_whatever_the_order(tmp_path, mainnet_ac
     df = store.read_liquidations("SOL").set_index("pubkey")
     assert dict(df["kind"]) == {POS: LIQUIDATED, OTHER: CLOSED}
     assert df.loc[POS, "ts"] == at and df.loc[POS, "ts_before"] == T0
+
+
+def test_closes_seen_together_are_classified_in_one_pass(tmp_path, mainnet_accounts_path,
+                                                         monkeypatch) -> None:
+    """Closes of one market seen at one time and slot (a cascade) become one table in one
+    classification, with the rows classifying them one at a time gives."""
+    from dataclasses import replace
+
+    from liqmap.collect import confirm
+    from liqmap.collect.liquidations import classify_gone
+
+    at = T0 + pd.Timedelta(seconds=20)
+    a = _seen(mainnet_accounts_path, POS, 140.0, at)
+    b = replace(a, pubkey=OTHER)  # same slot, same copy of the accounts
+    alone = []
+    for seen in (a, b):
+        store = Store(str(tmp_path / f"alone-{seen.pubkey}"))
+        one = RealizedLiquidations(store, Settings(confirm_rps=0.0), threading.Event())
+        one.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
+        alone.append(one.record_closes([(seen, at)]))
+    sizes: list[int] = []
+
+    def counted(gone: pa.Table, **kwargs: Any) -> pa.Table:
+        sizes.append(gone.num_rows)
+        return classify_gone(gone, **kwargs)
+
+    monkeypatch.setattr(confirm, "classify_gone", counted)
+    realized = RealizedLiquidations(Store(str(tmp_path / "together")),
+                                    Settings(confirm_rps=0.0), threading.Event())
+    realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
+    together = realized.record_closes([(a, at), (b, at)])
+    assert sizes == [2]
+    assert together.sort_by("pubkey").equals(pa.concat_tables(alone).sort_by("pubkey"))
+    assert dict(zip(together.column("pubkey").to_pylist(), together.column("kind").to_pylist(),
+                    strict=True)) == {POS: LIQUIDATED, OTHER: CLOSED}
+
+
+def test_a_burst_of_stream_closes_costs_one_clock_read(tmp_path, mainnet_accounts_path
+                                                        ) -> None:
+    """The close thread gathers a burst before it asks for the chain's time and the book's
+    accounts (a Clock read, a wait for the stream) and stores it."""
+    store = Store(str(tmp_path))
+    realized = RealizedLiquidations(store, Settings(confirm_rps=0.0), threading.Event())
+    realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
+    at = T0 + pd.Timedelta(seconds=20)
+    contexts: list[set[str]] = []
+
+    def context(markets: set[str]) -> tuple[float, float, dict[str, Any]]:
+        contexts.append(markets)
+        return at.timestamp(), time.monotonic(), {}
+
+    realized.start_closes(context)
+    try:
+        realized.position_closed(_seen(mainnet_accounts_path, POS, 140.0, at))
+        time.sleep(0.1)
+        realized.position_closed(_seen(mainnet_accounts_path, OTHER, 140.0, at))
+        _wait_for(lambda: len(store.read_liquidations("SOL")) == 2)
+    finally:
+        realized.stop_closes()
+    assert contexts == [{"SOL"}]

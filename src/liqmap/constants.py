@@ -124,6 +124,8 @@ WS_STABLE_AFTER_S: Final = 30.0
 GPA_V2_PAGE_LIMIT: Final = 10_000  # accounts per getProgramAccountsV2 page
 #: a snapshot waits at most this long for the stream to pass the slot of its Clock read
 STREAM_CATCH_UP_S: Final = 2.0
+#: while waiting for a slot notification, how often the wait checks that the book is in sync
+STREAM_READY_CHECK_S: Final = 0.25
 #: longest wait between attempts of a failed book load (the transport has its own backoff)
 BOOK_LOAD_RETRY_MAX_S: Final = 2.0
 #: at startup, stream mode waits this long for the first book load before its first cycle
@@ -188,6 +190,9 @@ CONFIRM_TIME_SLACK_S: Final = 120
 CONFIRM_QUEUE_MAX: Final = 10_000
 #: closes seen by the stream classified and stored together at most (a liquidation cascade)
 CLOSE_BATCH_MAX: Final = 1000
+#: after a close, the stream's close thread waits this long for the rest of a burst, so a
+#: cascade costs one Clock read and one write (the close keeps the time the book saw it)
+CLOSE_GATHER_S: Final = 0.5
 #: Confirmations are stored together (one rewrite per liquidations file, not one per row):
 #: when the queue is empty, or this many rows or seconds after the first unsaved one.
 CONFIRM_WRITE_BATCH: Final = 200

@@ -291,6 +291,8 @@ class RealizedLiquidations:
                 batch = [self._closes.get(timeout=0.5)]
             except queue.Empty:
                 continue
+            if batch[-1] is not None:
+                self.stop.wait(C.CLOSE_GATHER_S)
             while len(batch) < C.CLOSE_BATCH_MAX and batch[-1] is not None:
                 try:  # a burst (a cascade) is classified and stored in one write
                     batch.append(self._closes.get_nowait())
@@ -314,24 +316,31 @@ class RealizedLiquidations:
         """Classify and store closes the stream saw (each with the time it saw it), against
         the last stored snapshot. Skipped: positions that snapshot did not hold (nothing was
         predicted), a snapshot too old, disappearances already recorded. Returns the rows."""
-        by_market: dict[str, list[pa.Table]] = {}
         claimed: dict[str, list[tuple[str, Any]]] = {}
+        groups: dict[tuple[Any, ...], list[tuple[SeenClose, Observation, pa.Table]]] = {}
         for seen, ts in closes:
             picked = self._claim(seen, ts)
             if picked is None:
                 continue
             last, row, key, at = picked
             claimed.setdefault(seen.market, []).append(key)
+            # closes seen at one time and slot against one snapshot and one copy of the
+            # market's accounts are classified together (a cascade: one table, not one each)
+            group = (seen.market, id(last), at, seen.slot, id(seen.accounts))
+            groups.setdefault(group, []).append((seen, last, row))
+        by_market: dict[str, list[pa.Table]] = {}
+        for (market, _, at, slot, _), items in groups.items():
+            seen, last, _ = items[0]
             try:
                 price, interest, params = close_state(seen, int(at.timestamp()))
-                by_market.setdefault(seen.market, []).append(classify_gone(
-                    row, ts_before=last.ts, price_before=last.oracle_price, ts=at,
-                    slot=seen.slot, price_after=price, interest_now=interest,
-                    fee_params=params, status=self._status()))
+                by_market.setdefault(market, []).append(classify_gone(
+                    pa.concat_tables([row for _, _, row in items]), ts_before=last.ts,
+                    price_before=last.oracle_price, ts=at, slot=slot, price_after=price,
+                    interest_now=interest, fee_params=params, status=self._status()))
             except Exception:  # undecodable bytes: left to the next snapshot's comparison
-                log.exception("%s: classifying the close of %s failed", seen.market,
-                              seen.pubkey)
-                self._unclaim(seen.market, [key])
+                log.exception("%s: classifying the close of %s failed", market,
+                              ", ".join(s.pubkey for s, _, _ in items))
+                self._unclaim(market, [_key(s, row) for s, _, row in items])
         out = [S.LIQUIDATIONS.empty_table()]
         for market, parts in by_market.items():
             rows = pa.concat_tables(parts)
@@ -365,7 +374,7 @@ class RealizedLiquidations:
             row = last.positions.filter(pc.equal(last.positions.column("pubkey"), seen.pubkey))
             if (ts - last.ts).total_seconds() > C.LIQUIDATION_MAX_GAP_S or row.num_rows == 0:
                 return None
-            key = (seen.pubkey, row.column("open_time")[0].as_py())
+            key = _key(seen, row)
             streamed = self._streamed.setdefault(market, set())
             if key in streamed:
                 return None
@@ -475,6 +484,11 @@ class RealizedLiquidations:
             except LiqmapError as exc:
                 log.error("%s: could not store the confirmation of %d row(s) (%s ...): %s",
                           market, len(rows), rows[0]["pubkey"], exc)
+
+
+def _key(seen: SeenClose, row: pa.Table) -> tuple[str, Any]:
+    """A disappearance's key: the position and its open time in the stored row."""
+    return seen.pubkey, row.column("open_time")[0].as_py()
 
 
 class _Unsaved:

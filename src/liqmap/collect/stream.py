@@ -102,7 +102,9 @@ class StreamFeed:
         self.max_silence_s = max_silence_s
         self.slot_silence_s = slot_silence_s
         self.books = {m: MarketBook(m, on_close=on_close) for m in addresses}
+        self._all_markets = list(self.books)
         self.lock = threading.Lock()
+        self._slot_moved = threading.Condition(self.lock)  # notified by slot notifications
         self.ready = threading.Event()  # books in sync with the current connection
         self.counters = FeedCounters()
         self.conn = WsConnection(ws_urls, self._on_open, self._on_notification, **ws_options)
@@ -203,8 +205,10 @@ class StreamFeed:
         now = time.monotonic()
         with self.lock:
             if kind == "slot":
-                self._last_slot = max(self._last_slot, note.slot)
-                self._share_bytes(list(self.books), n_bytes)
+                if note.slot > self._last_slot:
+                    self._last_slot = note.slot
+                    self._slot_moved.notify_all()
+                self._share_bytes(self._all_markets, n_bytes)
                 return
             self._last_data_s = now
             self._slot_at_data = self._last_slot
@@ -272,7 +276,7 @@ class StreamFeed:
                     book = self.books[market]
                     book.resync_accounts(book.begin_resync(), gma.slot, {key: gma.data[key]},
                                          now)
-            self._share_bytes(list(self.books), stats.response_bytes)
+            self._share_bytes(self._all_markets, stats.response_bytes)
 
     @property
     def last_slot(self) -> int:
@@ -283,11 +287,13 @@ class StreamFeed:
         """Wait until a slot notification newer than `slot` arrived (then notifications of
         writes up to `slot` have been delivered); False after `timeout_s`."""
         end = time.monotonic() + timeout_s
-        while self._last_slot <= slot:
-            if time.monotonic() >= end or not self.ready.is_set():
-                log.debug("stream did not pass slot %d within %.1fs", slot, timeout_s)
-                return False
-            time.sleep(0.005)
+        with self.lock:
+            while self._last_slot <= slot:
+                left = end - time.monotonic()
+                if left <= 0 or not self.ready.is_set():
+                    log.debug("stream did not pass slot %d within %.1fs", slot, timeout_s)
+                    return False
+                self._slot_moved.wait(min(left, C.STREAM_READY_CHECK_S))
         return True
 
     def want(self, keys: list[str]) -> None:
