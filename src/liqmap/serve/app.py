@@ -126,6 +126,7 @@ class Server:
         self.inflight: dict[Hashable, asyncio.Future[bytes]] = {}
         self.queued = 0
         self.subscribers: set[asyncio.Queue[str]] = set()
+        self.closing = False
         self.static = _load_static()
 
     async def compute(self, key: Hashable, work: Callable[[], bytes]) -> bytes:
@@ -186,6 +187,14 @@ class Server:
             except LiqmapError as exc:
                 log.debug("warm-up skipped: %s", exc)
             return
+
+    def close_streams(self) -> None:
+        """End every open event stream now (the server is stopping): an open page must not
+        hold the shutdown until its graceful timeout runs out."""
+        self.closing = True
+        for queue in list(self.subscribers):
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue sees the flag soon
+                queue.put_nowait("")
 
     def broadcast(self, event: str, payload: dict[str, Any]) -> None:
         message = f"event: {event}\ndata: {json.dumps(payload)}\n\n"
@@ -327,12 +336,14 @@ async def stream(request: Request) -> Response:
         try:
             yield "retry: 2000\n\n"
             yield f"event: hello\ndata: {json.dumps(server.status())}\n\n"
-            while True:
+            while not server.closing:
                 try:
                     message = await asyncio.wait_for(queue.get(), C.SERVE_KEEPALIVE_S)
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
+                if server.closing:
+                    return
                 if market is None or f'"market": "{market}"' in message:
                     yield message
         finally:
