@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,8 +75,9 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def gpa_response(n: int) -> bytes:
-    """A realistic raw getProgramAccounts response: n open positions, 40 % shorts on USDC."""
+def gpa_response(n: int) -> tuple[bytes, np.ndarray]:
+    """A realistic raw getProgramAccounts response: n open positions, 40 % shorts on USDC;
+    and its records."""
     rng = np.random.default_rng(0)
     rec = empty_positions(n)
     owners = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
@@ -99,13 +101,21 @@ def gpa_response(n: int) -> bytes:
                                           "rentEpoch": 18446744073709551615, "space": 216}}
                 for k, b in zip(keys, encode_positions(rec), strict=True)]
     return json.dumps(separators=(",", ":"), obj={"jsonrpc": "2.0", "id": 1, "result": {
-        "context": {"apiVersion": "2.3.6", "slot": 450_000_000}, "value": accounts}}).encode()
+        "context": {"apiVersion": "2.3.6", "slot": 450_000_000}, "value": accounts}}).encode(), rec
 
 
-def other_accounts() -> dict[str, bytes | None]:
+def sol_custody(rec: np.ndarray) -> Custody:
+    """The SOL custody with the open interest of `rec` (the collector cross-checks the two)."""
+    longs, shorts = rec[rec["side"] == C.SIDE_LONG], rec[rec["side"] == C.SIDE_SHORT]
+    guaranteed = int(longs["size_usd"].sum()) - int(longs["collateral_usd"].sum())
+    return replace(SOL_CUSTODY, guaranteed_usd6=guaranteed,
+                   global_short_sizes_usd6=int(shorts["size_usd"].sum()))
+
+
+def other_accounts(sol: Custody) -> dict[str, bytes | None]:
     clock = struct.pack("<QqQQq", 450_000_000, NOW - 10**6, 1000, 1001, NOW)
     feed = AgPriceFeed(price=18_000_000_000, expo=-8, timestamp=NOW - 1)
-    return {SOL: encode_custody(SOL_CUSTODY), USDC: encode_custody(USDC_CUSTODY),
+    return {SOL: encode_custody(sol), USDC: encode_custody(USDC_CUSTODY),
             FEED: encode_ag_price_feed(feed), C.CLOCK_SYSVAR: clock}
 
 
@@ -161,8 +171,8 @@ def struct_rows(raw: bytes, cum_now: dict[bytes, int]) -> pa.Table:
 def bench_decode() -> None:
     from liqmap.jupiter.perps import accrue_cumulative_interest
 
-    raw = gpa_response(N_DECODE)
-    accounts = other_accounts()
+    raw, rec = gpa_response(N_DECODE)
+    accounts = other_accounts(sol_custody(rec))
     cum_now = {key_bytes(SOL): accrue_cumulative_interest(SOL_CUSTODY, NOW),
                key_bytes(USDC): accrue_cumulative_interest(USDC_CUSTODY, NOW)}
     ours_rows, base_rows = liqmap_rows(raw, accounts), struct_rows(raw, cum_now)

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bench_collect import N_DECODE, NOW, gpa_response, other_accounts
+from bench_collect import N_DECODE, NOW, gpa_response, other_accounts, sol_custody
 from liqmap.collect.cycle import FetchedMarket, MarketAddresses, Snapshot, build_snapshot
 from liqmap.collect.liquidations import Observation, detect
 from liqmap.collect.rpc.responses import parse_program_accounts
@@ -84,8 +84,8 @@ def plain_kinds(prev: Observation, cur: Observation) -> dict[str, str]:
 
 
 def main() -> None:
-    raw = gpa_response(N_DECODE)
-    accounts = other_accounts()
+    raw, rec = gpa_response(N_DECODE)
+    accounts = other_accounts(sol_custody(rec))
     with tempfile.TemporaryDirectory() as root:
         store = Store(root)
         minute = iter(range(1, 1000))

@@ -54,21 +54,30 @@ def test_empty_cells_differ_from_small_ones(store: Path, side: str, log_color: b
         assert np.abs(tiny - empty).sum() > 0.15, (tiny, empty)
 
 
-def test_split_colour_bar_labels_neither_collide_nor_clip(store: Path) -> None:
+@pytest.mark.parametrize(("pmin_usd", "pmax_usd"), [(None, None), (160.0, 200.0),
+                                                    (175.0, 185.0), (179.0, 240.0)])
+def test_split_colour_bar_labels_neither_collide_nor_clip(store: Path, pmin_usd: float | None,
+                                                          pmax_usd: float | None) -> None:
+    """Whatever the height of the price in the range (its tag sits at the right edge, where
+    the bars are), no two of: the price tag, each bar's tick labels, each bar's side and unit
+    label, collide or leave the figure."""
     heatmap = build_heatmap(StoreSource(str(store), "SOL"),
-                            HeatmapRequest(bin_usd=0.5, freq_min=5, side="split", unit="usd"))
+                            HeatmapRequest(bin_usd=0.5, freq_min=5, side="split", unit="usd",
+                                           pmin_usd=pmin_usd, pmax_usd=pmax_usd))
     fig = heatmap_figure(heatmap, log_color=True)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()
     figure_box = fig.bbox
-    boxes = []  # per bar: its title, and its drawn tick labels with the axis label
-    for cax in fig.axes[1:]:
-        boxes += [cax.title.get_window_extent(renderer), cax.yaxis.get_tightbbox(renderer)]
-    assert len(boxes) == 4
+    (tag,) = fig.axes[0].child_axes  # the price tag's axis, right of the heatmap
+    (price_label,) = [t for t in tag.get_yticklabels() if t.get_visible()]
+    assert price_label.get_text() == "180.00"
+    boxes = [price_label.get_bbox_patch().get_window_extent(renderer)]
+    boxes += [cax.yaxis.get_tightbbox(renderer) for cax in fig.axes[1:]]
     for box in boxes:
         assert (box.x0 >= figure_box.x0 and box.x1 <= figure_box.x1
                 and box.y0 >= figure_box.y0 and box.y1 <= figure_box.y1), box
     for a, b in combinations(boxes, 2):
         assert not a.overlaps(b), (a, b)
-    assert [cax.title.get_text() for cax in fig.axes[1:]] == ["Shorts", "Longs"]
+    labels = [cax.yaxis.label.get_text() for cax in fig.axes[1:]]
+    assert [label.split(" · ")[0] for label in labels] == ["Shorts", "Longs"], labels

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liqmap.jupiter import perps
 from liqmap.jupiter.accounts import Custody
 from liqmap.jupiter.decode import decode_custody
 from liqmap.jupiter.encode import empty_positions
-from liqmap.jupiter.wide import mul_div
 
 U64_MAX = 2**64 - 1
 
@@ -152,26 +151,3 @@ def test_absurd_accounts_are_capped_not_fatal(custodies: dict[str, Custody]) -> 
     out = perps.liquidation_prices(rec, custodies["sol"], cum)
     assert out.liq_price_usd6[0] == 150_000_000 + perps.USD6_CAP  # a short that never liquidates
     assert out.borrow_fee_usd6[1] == perps.USD6_CAP
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.integers(0, U64_MAX), st.integers(0, U64_MAX), st.integers(1, U64_MAX),
-       st.booleans())
-def test_mul_div_is_exact(a: int, b: int, d: int, ceil: bool) -> None:
-    exact = -(-a * b // d) if ceil else a * b // d
-    assume(abs(a * b / d - 2**53) > 64)  # the float estimate's own border
-    if a * b >= 2**64 and a * b / d > 2**53:  # beyond what the 128-bit path keeps exact
-        with pytest.raises(OverflowError):
-            mul_div(a, b, d, ceil=ceil)
-    else:
-        assert int(mul_div(a, b, d, ceil=ceil)[0]) == exact
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**40),
-                          st.integers(2**28, 2**40)),
-                min_size=1, max_size=50))
-def test_mul_div_mixes_narrow_and_wide_rows(rows: list[tuple[int, int, int]]) -> None:
-    a, b, d = (np.array(col, dtype=np.uint64) for col in zip(*rows, strict=True))
-    assert mul_div(a, b, d).tolist() == [x * y // z for x, y, z in rows]
-    assert mul_div(a, b, d, ceil=True).tolist() == [-(-x * y // z) for x, y, z in rows]

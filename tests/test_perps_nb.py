@@ -1,4 +1,7 @@
-"""The compiled liquidation price equals `perps.liquidation_prices` bit for bit."""
+"""The compiled liquidation formula (`perps_nb`, the one implementation) against Python's exact
+integers, over the whole uint64 input domain: each quotient, and each output of a position
+through both entry points (the arrays `perps.liquidation_columns`, the scalar
+`liq_price_usd6_nb` of the versions binning)."""
 
 from __future__ import annotations
 
@@ -8,38 +11,59 @@ from hypothesis import strategies as st
 
 from liqmap import constants as C
 from liqmap.jupiter import perps
-from liqmap.jupiter.accounts import Custody
 from liqmap.jupiter.perps_nb import liq_price_usd6_nb, mul_div_capped_nb
-from liqmap.jupiter.wide import mul_div_capped
 
 U64_MAX = 2**64 - 1
+CAP = perps.USD6_CAP
 usd6 = st.one_of(st.integers(1, 10**13), st.integers(1, U64_MAX // 2**8))
-rate = st.integers(0, 10**12)
+rate = st.one_of(st.integers(0, 10**12), st.integers(0, U64_MAX))
 
 
-@settings(max_examples=400, deadline=None)
+def mul_div_capped(a: int, b: int, d: int, ceil: bool = False) -> int:
+    """min(floor or ceil of a*b/d, CAP) in exact integers; CAP outright when the float64
+    estimate of the quotient reaches it (the pre-check that keeps garbage cheap)."""
+    if float(a) * float(b) / float(d) >= CAP:
+        return CAP
+    return min(-(-a * b // d) if ceil else a * b // d, CAP)
+
+
+def reference(size: int, entry: int, coll: int, snap: int, cum: int, long: bool, dec: int,
+              scalar: int, max_lev: int) -> tuple[int, int, int, int]:
+    """(liq price, close fee, borrow fee, maintenance margin), USD-6: `perps`' docstring."""
+    impact = mul_div_capped(size, C.BPS_POWER, scalar, ceil=True) if scalar else 0
+    close_fee = mul_div_capped(size, dec + impact, C.BPS_POWER)
+    borrow_fee = mul_div_capped(max(cum - snap, 0), size, C.RATE_POWER, ceil=True)
+    maint = mul_div_capped(size, C.BPS_POWER, max(max_lev, 1))
+    max_loss = maint + close_fee + borrow_fee
+    gap = mul_div_capped(abs(coll - max_loss), entry, size)
+    liq = entry - gap if long == (coll >= max_loss) else entry + gap
+    return max(liq, 0), close_fee, borrow_fee, maint
+
+
+@settings(max_examples=600, deadline=None)
 @given(a=st.integers(0, U64_MAX), b=st.integers(0, U64_MAX), d=st.integers(1, U64_MAX),
        ceil=st.booleans())
-def test_mul_div_capped_matches_the_numpy_form(a: int, b: int, d: int, ceil: bool) -> None:
-    want = int(mul_div_capped(a, b, d, 2**52, ceil=ceil)[0])
-    assert int(mul_div_capped_nb(np.uint64(a), np.uint64(b), np.uint64(d), ceil)) == want
+def test_mul_div_capped_is_exact(a: int, b: int, d: int, ceil: bool) -> None:
+    got = mul_div_capped_nb(np.uint64(a), np.uint64(b), np.uint64(d), ceil)
+    assert int(got) == mul_div_capped(a, b, d, ceil)
 
 
-@settings(max_examples=400, deadline=None)
-@given(size=usd6, entry=st.integers(1, 10**12), coll=st.integers(0, 10**13), snap=rate,
-       cum=rate, long=st.booleans(), dec=st.integers(0, 1000),
-       scalar=st.one_of(st.just(0), st.integers(1, 10**16)),
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(usd6, st.integers(1, 10**12), st.integers(0, 10**13), rate, rate,
+                               st.booleans()), min_size=1, max_size=30),
+       dec=st.integers(0, 1000), scalar=st.one_of(st.just(0), st.integers(1, 10**16)),
        max_lev=st.one_of(st.just(0), st.integers(1, 10**7)))
-def test_liquidation_price_matches_the_collector(size: int, entry: int, coll: int, snap: int,
-                                                 cum: int, long: bool, dec: int, scalar: int,
-                                                 max_lev: int) -> None:
-    rec = np.zeros(1, [("size_usd", "u8"), ("price", "u8"), ("collateral_usd", "u8"),
-                       ("cumulative_interest_snapshot", "u8"), ("side", "u1")])
-    rec[0] = (size, entry, coll, snap, C.SIDE_LONG if long else C.SIDE_SHORT)
-    custody = Custody(decrease_position_bps=dec, trade_impact_fee_scalar=scalar,
-                      max_leverage_bps=max_lev)
-    want = perps.liquidation_prices(rec, custody, np.array([cum], np.uint64)).liq_price_usd6[0]
-    got = liq_price_usd6_nb(np.uint64(size), np.uint64(entry), np.uint64(coll), np.uint64(snap),
-                            long, np.uint64(cum), np.uint64(dec), np.uint64(scalar),
-                            np.uint64(max_lev))
-    assert int(got) == int(want)
+def test_every_output_equals_exact_integers(rows: list[tuple[int, int, int, int, int, bool]],
+                                            dec: int, scalar: int, max_lev: int) -> None:
+    columns = list(zip(*rows, strict=True))
+    size, entry, coll, snap, cum = (np.array(col, np.uint64) for col in columns[:5])
+    long = np.array([r[5] for r in rows])
+    out = perps.liquidation_columns(size, entry, coll, snap, long, cum,
+                                    perps.FeeParams(dec, scalar, max_lev))
+    got = list(zip(out.liq_price_usd6.tolist(), out.close_fee_usd6.tolist(),
+                   out.borrow_fee_usd6.tolist(), out.maint_margin_usd6.tolist(), strict=True))
+    assert got == [reference(*r, dec, scalar, max_lev) for r in rows]
+    scalar_path = [int(liq_price_usd6_nb(*(np.uint64(v) for v in r[:4]), r[5], np.uint64(r[4]),
+                                         np.uint64(dec), np.uint64(scalar), np.uint64(max_lev)))
+                   for r in rows]
+    assert scalar_path == [g[0] for g in got]

@@ -17,7 +17,7 @@ from liqmap.heatmap.build import HeatmapRequest, build_heatmap, build_levels
 from liqmap.heatmap.sources import LegacyCsvSource, StoreSource
 from liqmap.matrix import NS_PER_MINUTE, LiqMatrix, load_npz
 from liqmap.serve.params import AT, START, ApiError
-from liqmap.timeutil import parse_time, relative_offset
+from liqmap.timeutil import parse_time, parse_window, relative_offset
 
 from test_heatmap_helpers import run_cli, write_legacy_csv, write_store
 
@@ -147,3 +147,22 @@ def test_api_parameters_keep_a_relative_time_for_the_build() -> None:
         START.parse("-6 hours")
     with pytest.raises(ApiError, match="must lie between"):
         START.parse("-99999w")
+
+
+def test_a_reversed_window_is_one_message_everywhere(store_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The start after the end: the same one line from the library, each command and the
+    notebook API, whether the times are absolute or counted back."""
+    message = "--t-start 2025-08-22T12:05Z is after --t-end 2025-08-22T12:01Z; swap them"
+    with pytest.raises(InputError) as caught:
+        parse_window("-0min", "-4min", anchor=NEWEST)
+    assert str(caught.value) == message
+    with pytest.raises(InputError) as caught:
+        open_store(str(store_dir)).heatmap("SOL", start="2025-08-22T12:05",
+                                          end="2025-08-22T12:01")
+    assert str(caught.value) == message
+    for command in (["heatmap", "--out", str(tmp_path / "h.png")], ["status"],
+                    ["export", "--out", str(tmp_path / "x.csv")], ["backtest"]):
+        code, _, err = run_cli([*command, "--data-dir", str(store_dir), "--t-start", "-0min",
+                                "--t-end", "-4min"], capsys)
+        assert code != 0 and err == f"Error: {message}\n", (command, err)

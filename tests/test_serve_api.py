@@ -23,6 +23,7 @@ from liqmap.heatmap.build import build_levels
 from liqmap.heatmap.sources import StoreSource
 from liqmap.serve import ServeConfig, create_app
 from liqmap.serve.data import Limits, default_bin_usd, nice_bin_usd, round_mantissa
+from liqmap.serve.params import START as START_PARAM
 from liqmap.serve.watch import MarketView
 
 from serve_helpers import write_market
@@ -306,6 +307,9 @@ def test_docs_and_openapi_offline(client: Client) -> None:
     heat = spec["paths"]["/api/v1/heatmap"]["get"]
     assert {p["name"] for p in heat["parameters"]} >= {"market", "start", "end", "bin", "freq",
                                                         "side", "unit"}
+    times = [p for p in heat["parameters"] if p["name"] in ("start", "end")]
+    for example in [e for p in times for e in p["schema"]["examples"]]:  # each one accepted
+        assert START_PARAM.parse(example) is not None, example
     docs = client.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text.lower()
     assert "<script src=\"/static/docs." in docs.text

@@ -236,12 +236,8 @@ class LiqStore(_HeatmapReader):
         from liqmap.heatmap.sources import StoreSource, newest_time
         from liqmap.timeutil import parse_window
 
-        first, last = parse_window(
+        return parse_window(
             start, end, anchor=lambda: newest_time(StoreSource(self.root, market, source)))
-        if first is not None and last is not None and first > last:
-            raise InputError(f"--t-start {first:%Y-%m-%dT%H:%M}Z is after --t-end "
-                             f"{last:%Y-%m-%dT%H:%M}Z; swap them")
-        return first, last
 
     def export_legacy_csv(self, path: str | Path, market: str = "SOL", start: TimeArg = None,
                           end: TimeArg = None, source: str = "positions") -> int:

@@ -91,7 +91,8 @@ def _newest(value: object, what: str, anchor: Anchor) -> pd.Timestamp:
 def parse_window(t_start: str | pd.Timestamp | None, t_end: str | pd.Timestamp | None, *,
                  anchor: Anchor = None
                  ) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    """(`--t-start`, `--t-end`) parsed (None stays None), the anchor read at most once."""
+    """(`--t-start`, `--t-end`) parsed (None stays None), the anchor read at most once;
+    InputError when the start is after the end."""
     cached: list[pd.Timestamp | None] = []
 
     def once() -> pd.Timestamp | None:
@@ -101,4 +102,12 @@ def parse_window(t_start: str | pd.Timestamp | None, t_end: str | pd.Timestamp |
 
     start = parse_time(t_start, what="--t-start", anchor=once) if t_start is not None else None
     end = parse_time(t_end, what="--t-end", anchor=once) if t_end is not None else None
+    check_order(start, end)
     return start, end
+
+
+def check_order(start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
+    """InputError (one line) when both ends are given and `start` is after `end`."""
+    if start is not None and end is not None and start > end:
+        raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
+                         f"{end:%Y-%m-%dT%H:%M}Z; swap them")

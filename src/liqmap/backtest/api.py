@@ -79,8 +79,6 @@ def load_inputs(data: Any, hedge_log: Any = None, *, market: str | None = None,
     given = _given_matrix(data, market)
     start, end = parse_window(t_start, t_end, anchor=lambda: _newest(given, data, market,
                                                                      data_source))
-    if start is not None and end is not None and end < start:
-        raise InputError(f"--t-end {end} is before --t-start {start}; swap them")
     matrix, source, store_root = (given if given is not None else
                                   _matrix(data, market, start, end, bin_usd, data_source))
     market = matrix.market

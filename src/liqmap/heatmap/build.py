@@ -136,9 +136,6 @@ def resolve_window(t_start: TimeArg, t_end: TimeArg, source: Source
     start, end = (t if t is None else t.floor("min")
                   for t in parse_window(t_start, t_end, anchor=newest))
     if start is not None and end is not None:
-        if start > end:
-            raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
-                             f"{end:%Y-%m-%dT%H:%M}Z; swap them")
         return start, end
     found = bounds()
     if found is None:

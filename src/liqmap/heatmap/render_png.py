@@ -159,8 +159,9 @@ def _draw_split(fig: Figure, ax: Axes, heatmap: Heatmap, scale: ColorScale,
                 x_edges: np.ndarray, bar_axes: tuple[Axes, Axes]) -> None:
     """Longs and shorts as two colour ramps added into one RGB image (empty cells in the
     EMPTY colour); shorts' colour bar on top, longs' below, as they sit around the price,
-    each titled with its side and labelled with the short unit (the column aggregation is in
-    the subtitle), so the labels fit beside half-height bars."""
+    each labelled with its side and the short unit (the column aggregation is in the
+    subtitle), so the labels fit beside half-height bars and nothing sticks out towards the
+    price tag."""
     m = heatmap.matrix
     norm = scale.norm()
     rgb = np.zeros((*m.z.shape, 4))
@@ -178,8 +179,8 @@ def _draw_split(fig: Figure, ax: Axes, heatmap: Heatmap, scale: ColorScale,
                               strict=True):
         mappable = mpl.cm.ScalarMappable(norm=scale.norm(), cmap=ramps[key])
         bar = fig.colorbar(mappable, cax=cax, extend="both" if scale.log else "max")
-        _style_colorbar(bar, f"{unit_name(m)} per {format_usd(m.bin_width_usd)} USD bin")
-        cax.set_title(name, color=TEXT, fontsize=10, pad=12)
+        _style_colorbar(bar, f"{name} · {unit_name(m)} per {format_usd(m.bin_width_usd)} "
+                             "USD bin")
 
 
 def _style_colorbar(bar: mpl.colorbar.Colorbar, label: str) -> None:
@@ -198,12 +199,23 @@ def _draw_price(ax: Axes, matrix: LiqMatrix, x_edges: np.ndarray, label: str) ->
     ax.plot(centres, spot, color=PRICE_LINE, linewidth=1.3, zorder=3, label=label,
             path_effects=[patheffects.withStroke(linewidth=3.2, foreground="#000000")])
     last = int(np.flatnonzero(np.isfinite(spot))[-1])
-    ax.annotate(f"{spot[last]:.2f}", xy=(centres[last], spot[last]), xytext=(6, 0),
-                textcoords="offset points", va="center", fontsize=9, color="#000000",
-                zorder=4, bbox={"boxstyle": "round,pad=0.25", "fc": PRICE_LINE, "ec": "none"})
+    _price_tag(ax, float(spot[last]), matrix.y_edges_usd)
     legend = ax.legend(loc="upper left", fontsize=9, facecolor=PANEL, edgecolor=MUTED)
     for text in legend.get_texts():
         text.set_color(TEXT)
+
+
+def _price_tag(ax: Axes, price_usd: float, y_edges_usd: np.ndarray) -> None:
+    """The last price as a tag on a right-hand price axis (as trading charts show it): an
+    axis, not a free annotation, so the layout keeps the colour bars clear of it."""
+    if not y_edges_usd[0] <= price_usd <= y_edges_usd[-1]:
+        return
+    tag = ax.secondary_yaxis("right")
+    tag.set_yticks([price_usd], labels=[f"{price_usd:.2f}"])
+    tag.tick_params(length=0, pad=2, labelsize=9, labelcolor="#000000")
+    tag.spines["right"].set_visible(False)
+    for text in tag.get_yticklabels():
+        text.set_bbox({"boxstyle": "round,pad=0.25", "fc": PRICE_LINE, "ec": "none"})
 
 
 def _draw_markers(ax: Axes, heatmap: Heatmap) -> None:

@@ -5,7 +5,7 @@ the collateral custody's interest counter, and it moves the liquidation price on
 up for a long, down for a short (a higher fee means less margin), while the custody's
 parameters stay the same and the counter does not fall. So within such a run the price bin is
 monotone in time and where it changes is found by bisection (`_kernels.add_versions_nb`, pricing
-with `perps_nb`, the compiled scalar form of the collector's `perps.liquidation_prices`). Each
+with `perps_nb.liq_price_usd6_nb`, the formula the collector prices with). Each
 piece of constant bin is added once per heatmap column, giving the matrix the per-minute rows
 give, to float rounding (a sum of n equal amounts is amount × n).
 """

@@ -22,7 +22,7 @@ import numpy as np
 
 from liqmap import constants as C
 from liqmap.jupiter.accounts import Custody  # not decode: that imports solders (0.2-0.4 s)
-from liqmap.jupiter.wide import mul_div_capped
+from liqmap.jupiter.perps_nb import liquidation_columns_nb
 
 U64 = np.uint64
 #: USD-6 amounts beyond any real position (≈ $4.5 billion): results past it are capped, so a
@@ -155,28 +155,16 @@ def liquidation_columns(size_usd6: np.ndarray, entry_usd6: np.ndarray,
         empty_u = np.zeros(0, U64)
         return LiquidationColumns(np.zeros(0, np.int64), empty_u, empty_u, empty_u,
                                   np.zeros(0), np.zeros(0))
-    if params.trade_impact_fee_scalar:
-        impact = mul_div_capped(size, C.BPS_POWER, params.trade_impact_fee_scalar, USD6_CAP,
-                                ceil=True)
-    else:
-        impact = np.zeros(n, U64)
-    close_fee = mul_div_capped(size, U64(params.decrease_position_bps) + impact, C.BPS_POWER,
-                               USD6_CAP)
-    snap = np.asarray(interest_snapshot).astype(U64)
-    cum_now = np.asarray(cum_interest_now, dtype=U64)
-    delta = np.where(cum_now > snap, cum_now - snap, U64(0))
-    borrow_fee = mul_div_capped(delta, size, C.RATE_POWER, USD6_CAP, ceil=True)
-    maint = mul_div_capped(size, C.BPS_POWER, max(params.max_leverage_bps, 1), USD6_CAP)
-    max_loss = maint + close_fee + borrow_fee
-    solvent = coll >= max_loss
-    excess = np.where(solvent, coll - max_loss, max_loss - coll)
-    gap = mul_div_capped(excess, entry, size, USD6_CAP).astype(np.int64)
-    down = np.asarray(is_long) == solvent  # long & solvent, or short & already under water
-    liq = np.where(down, entry.astype(np.int64) - gap, entry.astype(np.int64) + gap)
+    snap, long, cum_now = (np.ascontiguousarray(np.broadcast_to(np.asarray(x).astype(t), n))
+                           for x, t in ((interest_snapshot, U64), (is_long, bool),
+                                        (cum_interest_now, U64)))
+    liq, close_fee, borrow_fee, maint = liquidation_columns_nb(
+        size, entry, coll, snap, long, cum_now, U64(params.decrease_position_bps),
+        U64(params.trade_impact_fee_scalar), U64(params.max_leverage_bps))
     size_f, coll_f = size.astype(np.float64), coll.astype(np.float64)
     leverage = np.divide(size_f, coll_f, out=np.full(n, np.inf), where=coll_f > 0)
     return LiquidationColumns(
-        liq_price_usd6=np.maximum(liq, 0), close_fee_usd6=close_fee, borrow_fee_usd6=borrow_fee,
+        liq_price_usd6=liq, close_fee_usd6=close_fee, borrow_fee_usd6=borrow_fee,
         maint_margin_usd6=maint, size_tokens=size_f / entry.astype(np.float64),
         leverage=leverage,
     )

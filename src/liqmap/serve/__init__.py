@@ -56,7 +56,12 @@ def run_server(config: ServeConfig, *, sock: socket.socket | None = None,
 
     app = create_app(config)
     sock = sock or bind(config.host, config.port)
-    server = uvicorn.Server(uvicorn.Config(
+    class Uvicorn(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.app.state.server.close_streams()  # open pages end their streams first
+            await super().shutdown(sockets)
+
+    server = Uvicorn(uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=2,
         limit_concurrency=512, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024,
         lifespan="on"))

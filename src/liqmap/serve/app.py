@@ -126,6 +126,7 @@ class Server:
         self.inflight: dict[Hashable, asyncio.Future[bytes]] = {}
         self.queued = 0
         self.subscribers: set[asyncio.Queue[str]] = set()
+        self.closing = False
         self.static = _load_static()
 
     async def compute(self, key: Hashable, work: Callable[[], bytes]) -> bytes:
@@ -186,6 +187,14 @@ class Server:
             except LiqmapError as exc:
                 log.debug("warm-up skipped: %s", exc)
             return
+
+    def close_streams(self) -> None:
+        """End every open event stream now (the server is stopping): an open page must not
+        hold the shutdown until its graceful timeout runs out."""
+        self.closing = True
+        for queue in list(self.subscribers):
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue sees the flag soon
+                queue.put_nowait("")
 
     def broadcast(self, event: str, payload: dict[str, Any]) -> None:
         message = f"event: {event}\ndata: {json.dumps(payload)}\n\n"
@@ -270,17 +279,23 @@ def _format(request: Request, asked: str | None) -> str:
     return "json"
 
 
-def _cache_key(route: str, view: Any, values: dict[str, Any], *extra: str) -> tuple[Any, ...]:
-    """Answers are cached per route, the market's newest snapshot and the parameters."""
-    return (route, view.last, *extra, tuple(sorted(values.items(), key=lambda kv: kv[0])))
+def _ask(request: Request, route: str, params: Any
+         ) -> tuple[Server, dict[str, Any], tuple[Any, ...]]:
+    """(server, validated parameters, cache key) of a request for a computed answer. Answers
+    are cached per route, the market's newest snapshot and the parameters (a `format` is
+    resolved against the Accept header first)."""
+    server = _server(request)
+    values = _values(request, params)
+    if "format" in values:
+        values["format"] = _format(request, values["format"])
+    view = server.watcher.views[values["market"]]
+    return server, values, (route, view.last, tuple(sorted(values.items(),
+                                                           key=lambda kv: kv[0])))
 
 
 async def heatmap(request: Request) -> Response:
-    server = _server(request)
-    values = _values(request, HEATMAP_PARAMS)
-    fmt = _format(request, values.pop("format"))
-    view = server.watcher.views[values["market"]]
-    key = _cache_key("heatmap", view, values, fmt)
+    server, values, key = _ask(request, "heatmap", HEATMAP_PARAMS)
+    fmt = values.pop("format")
     root, limits = server.config.data_dir, server.config.limits
 
     def work() -> bytes:
@@ -297,10 +312,8 @@ async def heatmap(request: Request) -> Response:
 
 
 async def levels(request: Request) -> Response:
-    server = _server(request)
-    values = _values(request, LEVELS_PARAMS)
+    server, values, key = _ask(request, "levels", LEVELS_PARAMS)
     view = server.watcher.views[values["market"]]
-    key = _cache_key("levels", view, values)
     root = server.config.data_dir
 
     def work() -> bytes:
@@ -327,12 +340,14 @@ async def stream(request: Request) -> Response:
         try:
             yield "retry: 2000\n\n"
             yield f"event: hello\ndata: {json.dumps(server.status())}\n\n"
-            while True:
+            while not server.closing:
                 try:
                     message = await asyncio.wait_for(queue.get(), C.SERVE_KEEPALIVE_S)
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
+                if server.closing:
+                    return
                 if market is None or f'"market": "{market}"' in message:
                     yield message
         finally:
@@ -343,10 +358,7 @@ async def stream(request: Request) -> Response:
 
 
 async def liquidations(request: Request) -> Response:
-    server = _server(request)
-    values = _values(request, LIQUIDATIONS_PARAMS)
-    view = server.watcher.views[values["market"]]
-    key = _cache_key("liquidations", view, values)
+    server, values, key = _ask(request, "liquidations", LIQUIDATIONS_PARAMS)
     root = server.config.data_dir
 
     def work() -> bytes:

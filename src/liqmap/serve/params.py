@@ -53,7 +53,7 @@ class Param:
         if self.kind == "choice":
             out: dict[str, Any] = {"type": "string", "enum": list(self.choices)}
         elif self.kind == "time":
-            out = {"type": "string"}  # ISO 8601 date-time, or relative (-6h)
+            out = {"type": "string", "examples": ["2026-11-23T12:00Z", "-6h", "-90min"]}
         else:
             out = {"type": "number" if self.kind == "float" else "integer"}
             if self.low is not None:

@@ -38,6 +38,7 @@ from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
 from liqmap.store.fs import can_swap_dirs
+from liqmap.timeutil import check_order
 from liqmap.validate import check_text_file
 
 log = logging.getLogger(__name__)
@@ -390,9 +391,7 @@ def export_legacy_csv(store: Store, out: str, market: str = "SOL", *, source: st
     `DataGapError` (and nothing written) when the window holds no rows: a header-only file
     would read as "no positions" to the old scripts.
     """
-    if start is not None and end is not None and start > end:
-        raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
-                         f"{end:%Y-%m-%dT%H:%M}Z; swap them")
+    check_order(start, end)
     tables = _legacy_rows(store, market, source, start, end)
     first = next(tables, None)
     if first is None:

@@ -12,6 +12,7 @@ from liqmap.errors import DataGapError, StorageError
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
+from liqmap.timeutil import check_order
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,7 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
             raise
         raise StorageError(f"{format_damaged(damaged)}; run `liqmap recover --quarantine` to "
                            "move them aside (nothing is deleted)") from exc
-    if start > end:
-        raise DataGapError(f"--t-start {start} is after --t-end {end}; swap them")
+    check_order(start, end)
     step_us = round(interval_s * 1e6)
     if step_us <= 0:
         raise DataGapError(f"the interval must be > 0 seconds, got {interval_s:g}")
