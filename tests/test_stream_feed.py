@@ -46,3 +46,41 @@ def test_slot_notifications_keep_the_newest_slot_and_split_their_bytes() -> None
     feed._on_notification(Notification("slot", SLOT_SUB, 99), 60)  # late: slot kept
     assert feed.last_slot == 100
     assert [b.counters.rpc_bytes for b in feed.books.values()] == [61, 60]
+
+
+def test_a_chain_clock_is_read_when_the_stream_slots_jump_not_four_times_a_second(tmp_path
+                                                                                  ) -> None:
+    """A stream collector on `--clock chain` waits for the stream's slots to skip ahead (a
+    simulator's time travel moves slot and clock together) before it reads the Clock again;
+    slots ticking one by one do not wake it."""
+    from liqmap.collect.stream import StreamCollector
+    from liqmap.config import Settings
+    from liqmap.store import Store
+
+    collector = StreamCollector(Settings(rpc_urls=("http://127.0.0.1:9",), clock="chain",
+                                         markets=("SOL",)), Store(str(tmp_path)))
+    feed = collector.feed
+    feed._subs[SLOT_SUB] = ("slot", "")
+    feed.ready.set()
+    for slot in (100, 101):
+        feed._on_notification(Notification("slot", SLOT_SUB, slot), 60)
+    feed.slot_jumped.clear()
+    ticks = threading.Timer(0.2, feed._on_notification, (Notification("slot", SLOT_SUB, 102), 60))
+    jump = threading.Timer(0.45, feed._on_notification,
+                           (Notification("slot", SLOT_SUB, 60_000), 60))
+    ticks.start()
+    jump.start()
+    started = time.monotonic()
+    collector._wait_for_chain_clock()
+    waited = time.monotonic() - started
+    assert 0.35 < waited < 0.9  # slept through the tick, woken by the jump
+    assert not feed.slot_jumped.is_set()  # taken: the next wait waits again
+    started = time.monotonic()
+    collector._wait_for_chain_clock()  # no jump: the Clock is still read every second
+    assert 0.9 < time.monotonic() - started < 3.0
+    feed.ready.clear()  # out of sync: the short poll
+    started = time.monotonic()
+    collector._wait_for_chain_clock()
+    assert time.monotonic() - started < 0.6
+    collector.feed.client.transport.close()
+    collector.client.transport.close()

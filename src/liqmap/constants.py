@@ -124,6 +124,11 @@ WS_STABLE_AFTER_S: Final = 30.0
 GPA_V2_PAGE_LIMIT: Final = 10_000  # accounts per getProgramAccountsV2 page
 #: a snapshot waits at most this long for the stream to pass the slot of its Clock read
 STREAM_CATCH_UP_S: Final = 2.0
+#: `--clock chain`: seconds between Clock reads while waiting for the next boundary; a stream
+#: collector reads it at once when the stream's slots jump (a simulator moved its clock, which
+#: also moves the slot) and otherwise only every CHAIN_CLOCK_STREAM_POLL_S
+CHAIN_CLOCK_POLL_S: Final = 0.25
+CHAIN_CLOCK_STREAM_POLL_S: Final = 1.0
 #: while waiting for a slot notification, how often the wait checks that the book is in sync
 STREAM_READY_CHECK_S: Final = 0.25
 #: longest wait between attempts of a failed book load (the transport has its own backoff)

@@ -245,9 +245,13 @@ class Collector:
 
     def _sleep_until(self, next_ts: pd.Timestamp, now: float) -> None:
         if self.settings.clock == "chain":  # the chain clock may jump: poll it
-            self.stop.wait(min(0.25, self.settings.interval_s / 20))
+            self._wait_for_chain_clock()
         else:
             self.stop.wait(max(next_ts.timestamp() - now, 0.0) + 0.05)
+
+    def _wait_for_chain_clock(self) -> None:
+        """Until the chain clock is worth reading again (poll mode: a fixed short wait)."""
+        self.stop.wait(min(C.CHAIN_CLOCK_POLL_S, self.settings.interval_s / 20))
 
     def _note_failures(self, results: list[CycleResult]) -> None:
         """Keep a failed cycle's error as the reason for minutes its retries overran."""
