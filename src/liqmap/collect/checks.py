@@ -71,20 +71,21 @@ def check_open_interest(custody: Custody, records: np.ndarray, *,
     """
     usd = float(C.USD_PRECISION)
     abs_usd6 = abs_usd * usd
-    side = records["side"]
-    longs, shorts = records[side == C.SIDE_LONG], records[side == C.SIDE_SHORT]
-    guaranteed = float(np.sum(longs["size_usd"].astype(np.float64))
-                       - np.sum(longs["collateral_usd"].astype(np.float64)))
+    side = records["side"]  # sums over the fields, never copies of whole records
+    long, short = side == C.SIDE_LONG, side == C.SIDE_SHORT
+    size = records["size_usd"].astype(np.float64)
+    guaranteed = float(np.sum(size, where=long)
+                       - np.sum(records["collateral_usd"].astype(np.float64), where=long))
     if _off(guaranteed, float(custody.guaranteed_usd6), rel, abs_usd6):
-        return (f"positions disagree with the custody: {len(longs)} long(s) add up to "
+        return (f"positions disagree with the custody: {int(long.sum())} long(s) add up to "
                 f"${guaranteed / usd:,.0f} size minus collateral, the custody's guaranteedUsd "
                 f"is ${custody.guaranteed_usd6 / usd:,.0f}; incomplete or stale answer")
-    short_usd6 = float(np.sum(shorts["size_usd"].astype(np.float64)))
+    short_usd6 = float(np.sum(size, where=short))
     if _off(short_usd6, float(custody.global_short_sizes_usd6), rel, abs_usd6):
-        return (f"positions disagree with the custody: {len(shorts)} short(s) add up to "
+        return (f"positions disagree with the custody: {int(short.sum())} short(s) add up to "
                 f"${short_usd6 / usd:,.0f}, the custody's globalShortSizes is "
                 f"${custody.global_short_sizes_usd6 / usd:,.0f}; incomplete or stale answer")
-    locked = float(np.sum(longs["locked_amount"].astype(np.float64)))
+    locked = float(np.sum(records["locked_amount"].astype(np.float64), where=long))
     if locked > custody.locked * (1 + rel) + 10**custody.decimals:
         token = float(10**custody.decimals)
         return (f"positions disagree with the custody: longs lock {locked / token:,.2f} tokens, "

@@ -261,8 +261,8 @@ class Store:
             converted = self._days("position_versions", market)
             if any(d in converted for d in L.days_between(start_u, end_u, converted)):
                 return self._read_positions_mixed(market, start_u, end_u, columns, converted)
-        files = self._live_paths(dataset, market, start_u, end_u)
-        return self._read_files(dataset, files, columns,
+        files, inside = self._live_paths(dataset, market, start_u, end_u)
+        return self._read_files(dataset, files, columns, None if inside else
                                 _time_filter(S.TIME_COLUMN[dataset], start_u, end_u))
 
     def _read_positions_mixed(self, market: str, start: pd.Timestamp | None,
@@ -276,9 +276,9 @@ class Store:
             if day in converted:
                 pieces.append(self.read_versions_expanded(market, day, lo, hi, columns))
             else:
-                files = self._live_paths("positions", market, lo, hi)
+                files, inside = self._live_paths("positions", market, lo, hi)
                 pieces.append(self._read_files("positions", files, columns,
-                                               _time_filter("ts", lo, hi)))
+                                               None if inside else _time_filter("ts", lo, hi)))
         schema = pa.schema([S.POSITIONS.field(n) for n in (columns or S.POSITIONS.names)])
         return pa.concat_tables([p.cast(schema) for p in pieces]) if pieces else \
             schema.empty_table()
@@ -377,16 +377,21 @@ class Store:
         return sorted({d for d in (L.parse_date_dir(n) for n in names) if d is not None})
 
     def _live_paths(self, dataset: str, market: str, start: pd.Timestamp | None,
-                    end: pd.Timestamp | None) -> list[str]:
-        paths = []
+                    end: pd.Timestamp | None) -> tuple[list[str], bool]:
+        """The live files holding a row of [start, end], and whether every one of them lies
+        inside it (then their rows need no time filter: a file's rows are within its span)."""
+        paths, inside = [], True
         for day in L.days_between(start, end, self._days(dataset, market)):
             pdir = L.partition_dir(dataset, market, day)
             files = L.live_files(self.fs.listdir(pdir))
             if dataset == "positions":
                 files = self._committed(market, day, files)
-            paths += [f"{pdir}/{f.name}" for f in files
-                      if (end is None or f.start <= end) and (start is None or f.end > start)]
-        return paths
+            for f in files:
+                if (end is None or f.start <= end) and (start is None or f.end > start):
+                    paths.append(f"{pdir}/{f.name}")
+                    inside = inside and (start is None or f.start >= start) and (
+                        end is None or f.end - _ONE_US <= end)
+        return paths, inside
 
     def _committed(self, market: str, day: date, files: list[L.DataFile]) -> list[L.DataFile]:
         """Drop positions snapshot files whose market_state commit record does not exist."""
@@ -448,6 +453,9 @@ class Store:
     def partitions(self, dataset: str, market: str) -> Iterable[tuple[date, str]]:
         for day in self._days(dataset, market):
             yield day, L.partition_dir(dataset, market, day)
+
+
+_ONE_US = timedelta(microseconds=1)
 
 
 def _time_filter(column: str, start: datetime | None, end: datetime | None

@@ -285,15 +285,17 @@
   }
 
   function drawColorbar(ctx, d, b) {
-    const w = 150, h = 8, x = b.x + b.w - w - 8, y = b.y + 8;
     const lut = S.side === "long" ? LUT.long : S.side === "short" ? LUT.short : S.side === "split" ? null : LUT.both;
-    ctx.fillStyle = "rgba(11,13,18,0.8)"; ctx.fillRect(x - 6, y - 4, w + 12, 36);
-    const bars = lut ? [lut] : [LUT.long, LUT.short];
+    const w = 150, h = lut ? 8 : 22, pad = lut ? 6 : 40, x = b.x + b.w - w - 8, y = b.y + 8;
+    ctx.fillStyle = "rgba(11,13,18,0.8)"; ctx.fillRect(x - pad, y - 4, w + pad + 6, h + 28);
+    const bars = lut ? [lut] : [LUT.short, LUT.long];  // split: each ramp named, shorts on top as on the map
+    ctx.font = "10px system-ui, sans-serif"; ctx.textBaseline = "middle";
     bars.forEach((L, j) => {
       const hh = h / bars.length;
       for (let i = 0; i < w; i++) { const k = Math.round(i / (w - 1) * 255) * 3; ctx.fillStyle = `rgb(${L[k]},${L[k + 1]},${L[k + 2]})`; ctx.fillRect(x + i, y + j * hh, 1, hh); }
+      if (!lut) { ctx.fillStyle = "#9aa3b2"; ctx.textAlign = "right"; ctx.fillText(j ? "longs" : "shorts", x - 4, y + (j + 0.5) * hh); }
     });
-    ctx.fillStyle = "#9aa3b2"; ctx.font = "10px system-ui, sans-serif"; ctx.textBaseline = "top";
+    ctx.fillStyle = "#9aa3b2"; ctx.textBaseline = "top";
     ctx.textAlign = "left"; ctx.fillText(fmtAmt(d.vmin || 0), x, y + h + 3);
     ctx.textAlign = "right"; ctx.fillText(fmtAmt(d.vmax) + " " + d.market + (S.scale === "log" ? " (log)" : ""), x + w, y + h + 3);
     ctx.textAlign = "left"; ctx.fillStyle = EMPTY; ctx.fillRect(x, y + h + 16, 8, 8);
