@@ -370,26 +370,35 @@ def test_closes_seen_together_are_classified_in_one_pass(tmp_path, mainnet_accou
                     strict=True)) == {POS: LIQUIDATED, OTHER: CLOSED}
 
 
-def test_a_burst_of_stream_closes_costs_one_clock_read(tmp_path, mainnet_accounts_path
-                                                        ) -> None:
-    """The close thread gathers a burst before it asks for the chain's time and the book's
-    accounts (a Clock read, a wait for the stream) and stores it."""
+
+def test_a_snapshot_waits_for_the_closes_the_stream_saw_before_its_copy(tmp_path,
+                                                                         mainnet_accounts_path
+                                                                         ) -> None:
+    """The stream collector's snapshot waits until the closes its books applied before the
+    copy are recorded as the stream saw them (its time, its price), so its own comparison
+    does not take them over and date them to the minute."""
     store = Store(str(tmp_path))
     realized = RealizedLiquidations(store, Settings(confirm_rps=0.0), threading.Event())
     realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
     at = T0 + pd.Timedelta(seconds=20)
-    contexts: list[set[str]] = []
+    release = threading.Event()
 
     def context(markets: set[str]) -> tuple[float, float, dict[str, Any]]:
-        contexts.append(markets)
+        release.wait(10)  # a Clock read and a wait for the stream, slow on purpose
         return at.timestamp(), time.monotonic(), {}
 
+    assert realized.wait_closes(0, 0.0)
     realized.start_closes(context)
     try:
         realized.position_closed(_seen(mainnet_accounts_path, POS, 140.0, at))
-        time.sleep(0.1)
-        realized.position_closed(_seen(mainnet_accounts_path, OTHER, 140.0, at))
-        _wait_for(lambda: len(store.read_liquidations("SOL")) == 2)
+        seen = realized.closes_seen()
+        assert seen == 1
+        assert not realized.wait_closes(seen, 0.2)  # still being classified
+        release.set()
+        assert realized.wait_closes(seen, 10.0)
+        assert store.read_liquidations("SOL")["pubkey"].tolist() == [POS]
+        rows = realized.after_snapshot("SOL", _snapshot(T1, 140.0, [SHORT]))
+        assert rows is not None and rows.num_rows == 0  # recorded once, by the stream
     finally:
         realized.stop_closes()
-    assert contexts == [{"SOL"}]
+    assert realized.wait_closes(seen + 1, 5.0)  # no close thread: never waits

@@ -195,9 +195,6 @@ CONFIRM_TIME_SLACK_S: Final = 120
 CONFIRM_QUEUE_MAX: Final = 10_000
 #: closes seen by the stream classified and stored together at most (a liquidation cascade)
 CLOSE_BATCH_MAX: Final = 1000
-#: after a close, the stream's close thread waits this long for the rest of a burst, so a
-#: cascade costs one Clock read and one write (the close keeps the time the book saw it)
-CLOSE_GATHER_S: Final = 0.5
 #: Confirmations are stored together (one rewrite per liquidations file, not one per row):
 #: when the queue is empty, or this many rows or seconds after the first unsaved one.
 CONFIRM_WRITE_BATCH: Final = 200

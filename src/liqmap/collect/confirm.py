@@ -216,6 +216,9 @@ class RealizedLiquidations:
         self._streamed: dict[str, set[tuple[str, Any]]] = {}
         self._closes: queue.Queue[SeenClose | None] = queue.Queue(C.CONFIRM_QUEUE_MAX)
         self._close_thread: threading.Thread | None = None
+        #: closes handed over by the stream, and of them those recorded (or given up)
+        self._closes_in = self._closes_out = 0
+        self._closes_done = threading.Condition()
 
     # ---------------------------------------------------------------- detection (cycle thread)
     def after_snapshot(self, market: str, snapshot: Any, rejected: list[str] | None = None
@@ -268,6 +271,21 @@ class RealizedLiquidations:
         except queue.Full:
             log.warning("%s: close queue full; %s is left to the next snapshot", seen.market,
                         seen.pubkey)
+            return
+        self._closes_in += 1
+
+    def closes_seen(self) -> int:
+        """How many closes the stream handed over so far (read under the book's lock: the
+        closes applied to the books before that instant)."""
+        return self._closes_in
+
+    def wait_closes(self, seen: int, timeout_s: float) -> bool:
+        """Wait until the first `seen` closes handed over are recorded, so the snapshot's
+        comparison does not take over the closes the stream saw before the snapshot's copy
+        (False after `timeout_s`, or at once when no close thread runs)."""
+        with self._closes_done:
+            return self._closes_done.wait_for(
+                lambda: self._closes_out >= seen or self._close_thread is None, timeout_s)
 
     def start_closes(self, context: CloseContext) -> None:
         """Classify queued closes in a thread; `context(markets)` gives the schedule's time
@@ -291,8 +309,6 @@ class RealizedLiquidations:
                 batch = [self._closes.get(timeout=0.5)]
             except queue.Empty:
                 continue
-            if batch[-1] is not None:
-                self.stop.wait(C.CLOSE_GATHER_S)
             while len(batch) < C.CLOSE_BATCH_MAX and batch[-1] is not None:
                 try:  # a burst (a cascade) is classified and stored in one write
                     batch.append(self._closes.get_nowait())
@@ -304,6 +320,9 @@ class RealizedLiquidations:
                     self.record_closes(_in_context(closes, context))
             except Exception:  # the next snapshot's comparison still sees them
                 log.exception("classifying %d close(s) seen by the stream failed", len(closes))
+            with self._closes_done:
+                self._closes_out += len(closes)
+                self._closes_done.notify_all()
             if batch[-1] is None:
                 return
 

@@ -353,6 +353,7 @@ class StreamCollector(Collector):
                                **feed_options)
         self._thread: threading.Thread | None = None
         self._copies: dict[str, FetchedMarket] | str = {}
+        self._closes_before_copy = 0
 
     def _position_closed(self, closed: PositionClosed) -> None:
         """A position left a book (WebSocket thread, feed lock held): hand a close seen by
@@ -430,6 +431,8 @@ class StreamCollector(Collector):
             self._copies = self._copy_books(ts, time.monotonic() + self.settings.interval_s)
         except LiqmapError as exc:
             self._copies = scrub(str(exc))
+        else:  # closes the books applied before the copy: recorded as the stream saw them
+            self.realized.wait_closes(self._closes_before_copy, C.STREAM_CATCH_UP_S)
         try:
             return super().collect_once(ts)
         finally:
@@ -450,6 +453,7 @@ class StreamCollector(Collector):
         copies = {}
         with self.feed.lock:
             passed = self.feed.last_slot  # every notification up to here is in the books
+            self._closes_before_copy = self.realized.closes_seen()
             for market, addr in self.addresses.items():
                 copies[market] = self._copy(self.feed.books[market], addr, clock_data,
                                             clock.slot, passed)
