@@ -14,14 +14,14 @@ poll; latency p99 < 500 ms (surfnet polls its subscription channels every ~50 ms
 snapshots equal. Defaults are scaled for a shared 2-core machine; issue 9 aims for 300,000
 accounts (surfnet takes ~1-2 ms per account write, so loading them takes minutes).
 
-Measured 2026-11-30 (`--closed 45000 --minutes 10`: 53,667 Position accounts, 3,907 open;
-8 wall seconds a simulated minute): bytes 26.7 MB vs 55.4 kB a minute, 482x; CPU poll 0.39 s,
-stream 0.34 s a minute, 1.15x (main's code before the issue-9 CPU work, the same hour: 0.54 s
-and 0.56 s, 0.96x); snapshots equal. The 10x CPU target is missed at this scale: what both
-modes share (three snapshots built, stored and compared a minute; confirmation) costs more
-than poll's scan of 27 MB, and part of the stream's cost is per wall second (surfnet's ~13
-slot notifications a second, confirmation at `--confirm-rps` 2), which an 8-second minute
-concentrates. README "Speed" has the breakdown.
+Measured 2026-11-30 (`--closed 25000 --minutes 10`: 33,667 Position accounts, 3,907 open;
+8 wall seconds a simulated minute): bytes 16.8 MB vs 55.4 kB a minute, 303x; CPU poll 0.33 s,
+stream 0.34 s a minute, 0.97x (another run 0.39 s and 0.38 s, 1.02x; before the issue-9 CPU
+work 0.89-0.94x); snapshots equal. At `--closed 45000`: 482x bytes. The 10x CPU target is
+missed at this scale: what both modes share (three snapshots built, stored and compared a
+minute; confirmation) costs more than poll's scan, and part of the stream's cost is per wall
+second (surfnet's ~13 slot notifications a second), which an 8-second minute concentrates.
+README "Speed" has the breakdown.
 """
 
 from __future__ import annotations
