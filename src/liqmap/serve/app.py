@@ -173,14 +173,16 @@ class Server:
             await asyncio.sleep(self.config.poll_s)
 
     def warm_up(self) -> None:
-        """Build a small heatmap once (the binning kernels load or compile now, not during
-        the first page view); failures only mean no warm-up."""
+        """Build the page's default view (the newest 24 h) of the first market with data once,
+        in the background: the binning kernels load, and the process's first large Parquet
+        read (Arrow's threads and memory, about twice a later read) is paid now, not by the
+        first page view. Failures only mean no warm-up."""
         for view in self.watcher.views.values():
             if view.last is None:
                 continue
             try:
                 source = StoreSource(self.config.data_dir, view.market)
-                values = {"start": view.last - pd.Timedelta(minutes=4), "end": view.last,
+                values = {"start": view.last - pd.Timedelta(hours=24), "end": view.last,
                           "freq": None, "bin": None, "pmin": None, "pmax": None,
                           "agg": "mean", "unit": "tokens", "side": "split"}
                 build_heatmap(source, D.plan_heatmap(source, values, self.config.limits).request)
