@@ -108,3 +108,38 @@ def test_the_same_positions_are_never_stored_under_a_later_minute(surfnet, fx, t
         [result] = restarted.collect_once(T0 + pd.Timedelta(minutes=1))
     assert not result.stored and "older than the previous snapshot" in (result.error or "")
     assert store.read_market_state("SOL").num_rows == 1
+
+
+def test_on_the_chain_clock_a_slot_that_went_back_is_not_a_refusal(surfnet, fx, tmp_path
+                                                                   ) -> None:
+    """Surfnet's time travel can move its slot back (slot arithmetic across epochs; seen in a
+    demo run). On `--clock chain` the Clock read with the accounts places the node, so the
+    next minute is stored; on the system clock the same slots are refused (test above)."""
+    chain = Chain(surfnet, fx)
+    for row in BOOK:
+        chain.position(*row)
+    minute_s = (surfnet.chain_time() // 60 + 2) * 60
+    surfnet.time_travel((minute_s + 1) * 1000)
+    now = pd.Timestamp(minute_s, unit="s", tz="UTC")
+    store = Store(str(tmp_path))
+
+    def chain_clock(url: str) -> Collector:
+        return Collector(load_settings({"rpc_urls": url, "markets": "SOL", "clock": "chain",
+                                        "data_dir": str(tmp_path), "max_retries": 1,
+                                        "backoff_s": 0.01}, environ={}), store)
+
+    assert chain_clock(surfnet.rpc_url).collect_once(now)[0].stored
+    stored_slot = store.read_market_state("SOL").column("positions_slot")[0].as_py()
+
+    def slots_back(method: str, answer: dict[str, Any]) -> dict[str, Any]:
+        result = answer.get("result")
+        if isinstance(result, dict) and "context" in result:
+            result["context"]["slot"] = max(stored_slot - 1_000, 1)  # as after the jump back
+        return answer
+
+    surfnet.time_travel((minute_s + 61) * 1000)
+    with proxy(surfnet.rpc_url) as node:
+        node.rewrite = slots_back
+        [result] = chain_clock(node.url).collect_once(now + pd.Timedelta(minutes=1))
+    assert result.stored, result.error
+    assert store.snapshot_times("SOL").tolist() == [now, now + pd.Timedelta(minutes=1)]

@@ -116,7 +116,11 @@ class Collector:
             return CycleResult(market, ts, stored=False)
         addr = self.addresses[market]
         try:
-            previous = self._previous_slot(market)
+            # On a chain clock the Clock sysvar read with the accounts is the authority on
+            # where the node is (`check_chain_interval`: a node behind reads an earlier
+            # minute). Slots are not compared there: surfnet's time travel can move them
+            # back (its slot arithmetic across epochs), which would refuse every later minute.
+            previous = None if self.settings.clock == "chain" else self._previous_slot(market)
             fetched = self._fetch(addr, ts, deadline, previous)
             self.check_chain_interval(ts, fetched.accounts.get(C.CLOCK_SYSVAR))
             snapshot = build_snapshot(fetched, ts.to_pydatetime(), addr, previous)
