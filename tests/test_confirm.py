@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -169,26 +171,31 @@ def _wait_for(predicate: Any, timeout_s: float = 20.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+@contextmanager
+def _confirming(store: Store, url: str, rps: float) -> Iterator[RealizedLiquidations]:
+    """Realized liquidations with their background confirmer running against `url`."""
+    stop = threading.Event()
+    realized = RealizedLiquidations(store, Settings(rpc_urls=(url,), confirm_rps=rps), stop)
+    realized.start()
+    try:
+        yield realized
+    finally:
+        stop.set()
+        realized.stop_and_join()
+
+
 def test_collector_detects_then_confirms_in_the_background(tmp_path) -> None:
     chain = ChainScript()
     chain.add(POS, "sig-liq", transaction([_liq_event(POS, price=142_000_000)]), IN_WINDOW)
     chain.add(OTHER, "sig-close", transaction([_decrease_event(OTHER)]), IN_WINDOW)
     store = Store(str(tmp_path))
-    with scripted([], chain) as server:
-        stop = threading.Event()
-        realized = RealizedLiquidations(
-            store, Settings(rpc_urls=(server.url,), confirm_rps=10.0), stop)
-        realized.start()
-        try:
-            realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
-            rows = realized.after_snapshot("SOL", _snapshot(T1, 142.0, []))
-            # the cycle's part is done before any transaction was asked for
-            assert rows is not None and rows.num_rows == 2
-            assert set(rows.column("confirm_status").to_pylist()) == {"pending"}
-            _wait_for(lambda: store.read_liquidations("SOL")["confirmed"].all())
-        finally:
-            stop.set()
-            realized.stop_and_join()
+    with scripted([], chain) as server, _confirming(store, server.url, 10.0) as realized:
+        realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
+        rows = realized.after_snapshot("SOL", _snapshot(T1, 142.0, []))
+        # the cycle's part is done before any transaction was asked for
+        assert rows is not None and rows.num_rows == 2
+        assert set(rows.column("confirm_status").to_pylist()) == {"pending"}
+        _wait_for(lambda: store.read_liquidations("SOL")["confirmed"].all())
     df = store.read_liquidations("SOL").set_index("pubkey")
     assert df.loc[POS, "kind"] == LIQUIDATED and df.loc[POS, "signature"] == "sig-liq"
     assert df.loc[POS, "event_price"] == 142.0 and df.loc[POS, "liquidation_fee_usd"] == 21.0
@@ -215,18 +222,10 @@ def test_confirmations_of_one_detection_are_stored_in_one_write(tmp_path) -> Non
         return write_table(rel, *args, **kwargs)
 
     store.fs.write_table = counted  # type: ignore[method-assign]
-    with scripted([], chain) as server:
-        stop = threading.Event()
-        realized = RealizedLiquidations(
-            store, Settings(rpc_urls=(server.url,), confirm_rps=20.0), stop)
-        realized.start()
-        try:
-            realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
-            realized.after_snapshot("SOL", _snapshot(T1, 142.0, []))
-            _wait_for(lambda: store.read_liquidations("SOL")["confirmed"].all())
-        finally:
-            stop.set()
-            realized.stop_and_join()
+    with scripted([], chain) as server, _confirming(store, server.url, 20.0) as realized:
+        realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
+        realized.after_snapshot("SOL", _snapshot(T1, 142.0, []))
+        _wait_for(lambda: store.read_liquidations("SOL")["confirmed"].all())
     assert len(writes) == 2 and len(set(writes)) == 1  # the detection, then both confirmed
     assert set(store.read_liquidations("SOL")["signature"]) == {"sig-liq", "sig-close"}
 
@@ -234,18 +233,11 @@ def test_confirmations_of_one_detection_are_stored_in_one_write(tmp_path) -> Non
 def test_without_transaction_access_rows_stay_unconfirmed_and_say_so(tmp_path) -> None:
     store = Store(str(tmp_path))
     with scripted([], ChainScript(refuse=True)) as server:
-        stop = threading.Event()
-        realized = RealizedLiquidations(
-            store, Settings(rpc_urls=(server.url,), confirm_rps=50.0), stop)
-        realized.start()
-        try:
+        with _confirming(store, server.url, 50.0) as realized:
             realized.after_snapshot("SOL", _snapshot(T0, 150.0, [LONG, SHORT]))
             realized.after_snapshot("SOL", _snapshot(T1, 142.0, []))
             _wait_for(lambda: set(store.read_liquidations("SOL")["confirm_status"])
                       == {NO_TRANSACTIONS})
-        finally:
-            stop.set()
-            realized.stop_and_join()
         assert len(server.requests) == 1  # once refused, never asked again
     df = store.read_liquidations("SOL")
     assert not df["confirmed"].any() and df["signature"].isna().all()
