@@ -57,18 +57,26 @@ def unavailable_reason() -> str | None:
             "project root (or set LIQMAP_NODE_MODULES)")
 
 
+class _StartTimeout(Exception):
+    """A launch printed nothing in time (it is killed and tried again)."""
+
+
 class Surfnet:
     """Start with `with Surfnet() as node:`; `node.rpc_url` is the JSON-RPC endpoint and
     `node.ws_url` its PubSub (WebSocket) endpoint, on another port."""
 
-    def __init__(self, *, startup_timeout_s: float = 60.0) -> None:
-        self.startup_timeout_s = startup_timeout_s
+    def __init__(self, *, startup_timeout_s: float = 20.0, start_attempts: int = 3) -> None:
+        self.startup_timeout_s = startup_timeout_s  # per attempt; a start takes about 1 s
+        self.start_attempts = start_attempts
         self.rpc_url = ""
         self.ws_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._http = httpx.Client(timeout=30.0)
 
     def start(self) -> Surfnet:
+        """Start the node. A launch that prints nothing within `startup_timeout_s` (rare: the
+        addon once hung at start in CI, under full load) is killed and tried again, up to
+        `start_attempts` times; a launch that exits with an error is not retried."""
         reason = unavailable_reason()
         if reason:
             raise SurfnetUnavailable(f"cannot start the local Solana node: {reason}")
@@ -76,10 +84,19 @@ class Surfnet:
         nm = find_node_modules()
         if nm is not None:
             env["LIQMAP_NODE_MODULES"] = str(nm)
-        launcher = resources.files("liqmap.sim") / "node" / "surfnet.js"
-        self._proc = subprocess.Popen(["node", str(launcher)], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        line = self._read_first_line()
+        for attempt in range(1, self.start_attempts + 1):
+            self._proc = subprocess.Popen(self._launch_command(), stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          env=env)
+            try:
+                line = self._read_first_line()
+                break
+            except _StartTimeout:
+                if attempt == self.start_attempts:
+                    self._http.close()
+                    raise SurfnetUnavailable(
+                        f"the local Solana node did not start: no answer in "
+                        f"{self.start_attempts} tries of {self.startup_timeout_s:g} s") from None
         urls = json.loads(line)
         self.rpc_url, self.ws_url = urls["rpcUrl"], urls.get("wsUrl", "")
         threading.Thread(target=self._drain_stderr, daemon=True).start()
@@ -93,10 +110,16 @@ class Surfnet:
         reader.start()
         reader.join(self.startup_timeout_s)
         if not result or not result[0].strip():
+            timed_out = not result  # before _end_process, whose kill ends the readline
             err = self._stderr_tail()
-            self.stop()
-            raise SurfnetUnavailable(f"the local Solana node did not start: {err or 'timeout'}")
+            self._end_process()
+            if timed_out:
+                raise _StartTimeout
+            raise SurfnetUnavailable(f"the local Solana node did not start: {err or 'it exited'}")
         return result[0].decode()
+
+    def _launch_command(self) -> list[str]:
+        return ["node", str(resources.files("liqmap.sim") / "node" / "surfnet.js")]
 
     def _stderr_tail(self) -> str:
         """Last stderr line of a launcher that already exited ("" while it runs)."""
@@ -114,6 +137,10 @@ class Surfnet:
             pass
 
     def stop(self) -> None:
+        self._end_process()
+        self._http.close()
+
+    def _end_process(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             try:
@@ -124,7 +151,6 @@ class Surfnet:
             except (subprocess.TimeoutExpired, OSError):
                 proc.kill()
                 proc.wait(timeout=5)
-        self._http.close()
 
     def __enter__(self) -> Surfnet:
         return self.start()
