@@ -111,7 +111,7 @@ class Surfnet:
         reader.join(self.startup_timeout_s)
         if not result or not result[0].strip():
             timed_out = not result  # before _end_process, whose kill ends the readline
-            err = self._stderr_tail()
+            err = "" if timed_out else self._stderr_tail()
             self._end_process()
             if timed_out:
                 raise _StartTimeout
@@ -122,9 +122,13 @@ class Surfnet:
         return ["node", str(resources.files("liqmap.sim") / "node" / "surfnet.js")]
 
     def _stderr_tail(self) -> str:
-        """Last stderr line of a launcher that already exited ("" while it runs)."""
+        """Last stderr line of a launcher that closed its stdout, so exits ("" if it runs on)."""
         proc = self._proc
-        if proc is None or proc.stderr is None or proc.poll() is None:
+        if proc is None or proc.stderr is None:
+            return ""
+        try:
+            proc.wait(timeout=5)  # its stdout is closed: it is on its way out
+        except subprocess.TimeoutExpired:
             return ""
         lines = proc.stderr.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else ""
