@@ -24,3 +24,20 @@ def test_edge_keys() -> None:
     assert out == [str(Pubkey.from_bytes(k)) for k in keys]
     assert out[0] == "1" * 32 and out[-1] == "PERPHjGBqRHArX4DySjwM6UJHiR3sWAatqfdBS2qQJu"
     assert encode_keys(np.zeros(0, dtype="V32")).to_pylist() == []
+
+
+def test_keys_with_zero_leading_and_inner_limbs() -> None:
+    """The encoder skips leading zero 32-bit limbs; every count of leading zero bytes, and zero
+    limbs after a non-zero one, must still give solders' text."""
+    rng = np.random.default_rng(5)
+    keys = []
+    for lead in range(33):
+        body = bytearray(rng.integers(1, 256, size=32, dtype=np.uint8).tobytes())
+        body[:lead] = bytes(lead)
+        keys.append(bytes(body))
+        inner = bytearray(body)
+        inner[min(lead + 4, 28):min(lead + 12, 32)] = bytes(len(inner[min(lead + 4, 28):
+                                                                      min(lead + 12, 32)]))
+        keys.append(bytes(inner))
+    out = encode_keys(np.frombuffer(b"".join(keys), dtype="V32")).to_pylist()
+    assert out == [str(Pubkey.from_bytes(k)) for k in keys]
