@@ -37,6 +37,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -253,10 +254,13 @@ def capacity(target: int, step: int, budget_s: float) -> None:
         client = RpcClient(tr, gpa_timeout_s=900)
         writer = ChainWriter(node)
         done = 0
+        held, ms_per_write = [], []
         while done < target and time.monotonic() - started < budget_s:
             t = time.monotonic()
             writer.write(closed[done:done + step])
             write_s = time.monotonic() - t
+            held.append(done + step / 2)
+            ms_per_write.append(write_s * 1000 / step)
             done = min(done + step, target)
             t = time.monotonic()
             full = Scanner(client, method="full").scan(C.CUSTODY_BY_ASSET["SOL"])
@@ -264,9 +268,17 @@ def capacity(target: int, step: int, budget_s: float) -> None:
             t = time.monotonic()
             keys = Scanner(client, method="keys").scan(C.CUSTODY_BY_ASSET["SOL"])
             keys_s = time.monotonic() - t
-            print(f"{done:>8,} accounts: write {step / write_s:,.0f}/s; SOL full scan "
-                  f"{full_s:.1f} s {full.rpc_bytes / 1e6:.1f} MB; key-only scan {keys_s:.1f} s "
+            print(f"{done:>8,} accounts: write {step / write_s:,.0f}/s "
+                  f"({ms_per_write[-1]:.2f} ms each); SOL full scan {full_s:.1f} s "
+                  f"{full.rpc_bytes / 1e6:.1f} MB; key-only scan {keys_s:.1f} s "
                   f"{keys.rpc_bytes / 1e6:.1f} MB", flush=True)
+    if len(held) >= 3:  # a write's cost grows with the accounts held: fit it, project the aim
+        slope, intercept = np.polyfit(held, ms_per_write, 1)
+        aim = 300_000
+        load_s = (intercept * aim + slope * aim**2 / 2) / 1000
+        print(f"a write costs {intercept:.2f} ms + {slope * 1000:.2f} ms per 1,000 accounts "
+              f"held; loading the issue's {aim:,} accounts would take ~{load_s / 3600:.1f} h "
+              "(projected from this fit)")
 
 
 if __name__ == "__main__":

@@ -353,7 +353,6 @@ class StreamCollector(Collector):
                                **feed_options)
         self._thread: threading.Thread | None = None
         self._copies: dict[str, FetchedMarket] | str = {}
-        self._closes_before_copy = 0
 
     def _position_closed(self, closed: PositionClosed) -> None:
         """A position left a book (WebSocket thread, feed lock held): hand a close seen by
@@ -428,20 +427,24 @@ class StreamCollector(Collector):
         """One cycle: every market's book copied at one instant, then built and stored."""
         ts = ts if ts is not None else self.boundary(self._now())
         try:
-            self._copies = self._copy_books(ts, time.monotonic() + self.settings.interval_s)
+            copies, closes_seen = self._copy_books(ts, time.monotonic()
+                                                   + self.settings.interval_s)
         except LiqmapError as exc:
             self._copies = scrub(str(exc))
         else:  # closes the books applied before the copy: recorded as the stream saw them
-            self.realized.wait_closes(self._closes_before_copy, C.STREAM_CATCH_UP_S)
+            self._copies = copies
+            self.realized.wait_closes(closes_seen, C.STREAM_CATCH_UP_S)
         try:
             return super().collect_once(ts)
         finally:
             self._copies = {}
 
-    def _copy_books(self, ts: pd.Timestamp, deadline: float) -> dict[str, FetchedMarket]:
+    def _copy_books(self, ts: pd.Timestamp, deadline: float
+                    ) -> tuple[dict[str, FetchedMarket], int]:
         """Read the Clock, wait until the stream passed its slot, copy every book; on a chain
         clock, read it again after the copy: both reads must be in `ts`'s interval (the first
-        is checked with each market's accounts, as in poll mode, by `_collect_market`)."""
+        is checked with each market's accounts, as in poll mode, by `_collect_market`).
+        Returns the copies and how many closes the stream had seen at the copy."""
         if not self.feed.ready.is_set():
             raise LiqmapError("stream not in sync (connecting, reconnecting or loading the "
                               "book); no snapshot from a book that may be stale")
@@ -453,7 +456,7 @@ class StreamCollector(Collector):
         copies = {}
         with self.feed.lock:
             passed = self.feed.last_slot  # every notification up to here is in the books
-            self._closes_before_copy = self.realized.closes_seen()
+            closes_seen = self.realized.closes_seen()
             for market, addr in self.addresses.items():
                 copies[market] = self._copy(self.feed.books[market], addr, clock_data,
                                             clock.slot, passed)
@@ -466,7 +469,7 @@ class StreamCollector(Collector):
             first.stats.append(stats)
             feed = first.feed or FeedStats("stream")
             first.feed = replace(feed, rpc_bytes=feed.rpc_bytes + stats.response_bytes)
-        return copies
+        return copies, closes_seen
 
     @staticmethod
     def _copy(book: MarketBook, addr: MarketAddresses, clock: bytes | None, clock_slot: int,
