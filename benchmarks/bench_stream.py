@@ -12,7 +12,8 @@ same snapshots minute for minute.
 Targets (issue 9): stream >= 100x fewer bytes and >= 10x fewer CPU seconds per minute than
 poll; latency p99 < 500 ms (surfnet polls its subscription channels every ~50 ms: the floor);
 snapshots equal. Defaults are scaled for a shared 2-core machine; issue 9 aims for 300,000
-accounts (surfnet takes ~1-2 ms per account write, so loading them takes minutes).
+accounts, but a surfnet write costs ~0.2 ms more per 1,000 accounts the node holds (`--capacity`
+measures it), so loading 300,000 would take hours.
 
 Measured 2026-11-30 (`--closed 25000 --minutes 10`: 33,667 Position accounts, 3,907 open;
 8 wall seconds a simulated minute): bytes 16.8 MB vs 55.4 kB a minute, 303x; CPU poll 0.33 s,
