@@ -4,7 +4,9 @@ cell shows the API's value for it, and a snapshot stored meanwhile appears witho
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -154,6 +156,61 @@ def test_new_snapshot_appears_without_reload(page: tuple[str, Any, Path],
     assert driver.execute_script("return window.__same_page") == 42  # no reload
     assert driver.find_element("id", "live").get_attribute("data-last") == stamp
     _shot(driver, "live_update.png", tmp_path)
+
+
+def _f32(url: str, **params: str) -> tuple[dict[str, Any], np.ndarray]:
+    """The page's binary answer for `params`: (header, layers [n_layers, n_cols, n_bins])."""
+    data = httpx.get(url + "/api/v1/heatmap", params={**params, "side": "split", "format": "f32"},
+                     timeout=30).content
+    (n,) = struct.unpack("<I", data[4:8])
+    head = json.loads(data[8:8 + n])
+    return head, np.frombuffer(data[8 + n:], "<f4").reshape(len(head["layers"]), head["n_cols"],
+                                                             head["n_bins"])
+
+
+def test_a_live_minute_fetches_only_new_columns_and_equals_a_whole_fetch(
+        page: tuple[str, Any, Path]) -> None:
+    """Live: the next minute is fetched as the last column on (kilobytes, not the view), and
+    the page's merged matrix is the one the server gives for the whole window."""
+    url, driver, root = page
+    _wait(driver, lambda: _data(driver, "d && d.t_end"))
+    before = _data(driver, "({last: d.t_edges_ms[d.n_cols - 1], n: d.n_cols, "
+                           "full: window.liqmap.state.lastLoad.bytes})")
+    new = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES + 1)
+    add_minute(root, new, 179.0, n=400)
+    stamp = f"{new:%Y-%m-%dT%H:%M:%S}Z"
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp)
+    append = driver.execute_script("return window.liqmap.state.lastAppend")
+    assert append is not None, "the live minute reloaded the whole view"
+    asked = httpx.QueryParams(append["query"])
+    assert pd.Timestamp(asked["start"]) == pd.Timestamp(before["last"], unit="ms", tz="UTC")
+    assert asked["side"] == "split" and append["cols"] == 2
+    assert append["bytes"] < before["full"] / 4  # 3 kB (mostly the header) vs the view
+    got = _data(driver, "({n: d.n_cols, t: d.t_edges_ms, freq: d.freq_min, bin: d.bin_usd, "
+                        "y: d.y_edges_usd, gap: d.gap_mask, spot: d.spot_usd, "
+                        "long: Array.from(d.layer.z_long), short: Array.from(d.layer.z_short)})")
+    assert got["n"] == before["n"] + 1
+    start = pd.Timestamp(got["t"][0], unit="ms", tz="UTC")
+    head, layers = _f32(url, market="SOL", start=f"{start:%Y-%m-%dT%H:%MZ}",
+                        end=f"{new:%Y-%m-%dT%H:%MZ}", freq=str(got["freq"]), bin=str(got["bin"]),
+                        pmin=repr(got["y"][0]), pmax=repr(got["y"][-1]))
+    assert head["t_edges_ms"] == got["t"] and head["y_edges_usd"] == got["y"]
+    assert head["gap_mask"] == got["gap"] and head["spot_usd"] == got["spot"]
+    page_layers = np.array([got["long"], got["short"]], dtype="<f4").reshape(layers.shape)
+    assert np.array_equal(page_layers, layers)
+    assert layers[:, -1].sum() > 0  # the new minute holds positions
+
+
+def test_a_live_price_at_the_range_edge_fetches_the_whole_view_again(
+        page: tuple[str, Any, Path]) -> None:
+    _, driver, root = page
+    top = _data(driver, "d.y_edges_usd[d.n_bins]")
+    new = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES + 2)
+    add_minute(root, new, top * 1.02, n=400)  # the price leaves the range drawn
+    stamp = f"{new:%Y-%m-%dT%H:%M:%S}Z"
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp)
+    assert driver.execute_script("return window.liqmap.state.lastAppend") is None
+    assert _data(driver, "d.y_edges_usd[d.n_bins]") > top * 1.02  # re-centred on the price
 
 
 def test_pan_and_zoom_redraw_from_the_loaded_picture(page: tuple[str, Any, Path]) -> None:

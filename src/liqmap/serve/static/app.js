@@ -5,6 +5,9 @@
 (function () {
   const MIN = 60000;
   const PRESETS = { "6h": 360, "24h": 1440, "3d": 4320, "7d": 10080, "30d": 43200 };
+  const FULL_RELOAD_MS = 15 * MIN;   // live: the whole view is fetched again this often (re-centred)
+  const MAX_APPEND_COLS = 30;        // live: a longer gap since the last column reloads the view
+  const EDGE_FRACTION = 0.05;        // live: a price this close to the range's edge reloads the view
   const MARGIN = { l: 64, r: 12, t: 10, b: 26 };
   const EMPTY = "#0b0d12";          // empty cell: the page background, never a colour of the scale
   const GAP = "rgba(140,150,170,0.22)";
@@ -15,6 +18,8 @@
     view: null,        // {t0, t1, p0, p1}: ms and USD shown
     zoomedPrice: false, data: null, status: null, lastEvent: null,
     hover: null, drag: null, loading: 0, seq: 0, lastDrawMs: 0, lastLoad: null,
+    fullAt: 0,         // when the shown view was last fetched whole (Date.now())
+    lastAppend: null,  // {bytes, cols, query} of the last live update that fetched only new columns
   };
 
   // ---------------------------------------------------------------- colour scales
@@ -102,6 +107,7 @@
           p0: d.y_edges_usd[0], p1: d.y_edges_usd[d.n_bins] };
       }
       S.lastLoad = { ms: performance.now() - t0, bytes: +(r.headers.get("content-length") || d.bytes), query: q.toString() };
+      S.fullAt = Date.now(); S.lastAppend = null;
       $("info").textContent = info(d);
       $("apilink").href = "/api/v1/heatmap?" + q.toString().replace("side=split", "side=split&format=json");
       draw();
@@ -113,6 +119,57 @@
     } finally {
       S.loading--; $("busy").hidden = S.loading === 0;
     }
+  }
+
+  // Live: a new minute fetches only the columns from the last (possibly partial) one on, on the
+  // same time grid and price bins, and appends them; the server bins a minute or two instead of
+  // the whole window, and the wire carries kilobytes instead of the view. The whole view is
+  // fetched again every FULL_RELOAD_MS, after a long gap, or when the price nears the range's
+  // edge (the range is re-centred).
+  async function extend(e) {
+    const d = S.data, seq = S.seq;
+    const t1 = Math.floor(Date.parse(e.ts) / MIN) * MIN;
+    if (!d || d.market !== S.market || S.loading || Date.now() - S.fullAt > FULL_RELOAD_MS) return load();
+    const lastStart = d.t_edges_ms[d.n_cols - 1], stepMs = d.freq_min * MIN;
+    if (t1 < lastStart) return;                           // an older minute: already shown
+    if ((t1 - lastStart) / stepMs > MAX_APPEND_COLS) return load();
+    const y0 = d.y_edges_usd[0], y1 = d.y_edges_usd[d.n_bins], margin = (y1 - y0) * EDGE_FRACTION;
+    if (!S.zoomedPrice && e.price_usd && (e.price_usd < y0 + margin || e.price_usd > y1 - margin)) return load();
+    const q = new URLSearchParams({ market: d.market, side: "split", start: iso(lastStart), end: iso(t1),
+      freq: String(d.freq_min), bin: String(d.bin_usd), pmin: String(y0), pmax: String(y1) });
+    let nd, bytes;
+    try {
+      const r = await fetch("/api/v1/heatmap?" + q, { headers: { Accept: "application/x-liqmap-f32" } });
+      if (!r.ok) return load();
+      const buf = await r.arrayBuffer();
+      nd = decode(buf); bytes = +(r.headers.get("content-length") || buf.byteLength);
+    } catch (err) { return load(); }
+    if (seq !== S.seq || S.data !== d) return;              // a full load started meanwhile
+    const same = nd.n_bins === d.n_bins && nd.freq_min === d.freq_min && nd.t_edges_ms[0] === lastStart &&
+      nd.y_edges_usd[0] === y0 && nd.y_edges_usd[nd.n_bins] === y1 && nd.layers.join() === d.layers.join();
+    if (!same) return load();
+    // keep the columns that end after the view's start (the view moved with the minute)
+    let drop = 0;
+    while (drop < d.n_cols - 1 && d.t_edges_ms[drop + 1] <= S.view.t0) drop++;
+    const keep = d.n_cols - 1 - drop, n = keep + nd.n_cols, nb = d.n_bins;
+    const out = { ...d, n_cols: n, layer: {} };
+    for (const name of d.layers) {
+      const a = new Float32Array(n * nb);
+      a.set(d.layer[name].subarray(drop * nb, (drop + keep) * nb), 0);
+      a.set(nd.layer[name], keep * nb);
+      out.layer[name] = a;
+    }
+    out.t_edges_ms = d.t_edges_ms.slice(drop, drop + keep).concat(nd.t_edges_ms);
+    out.spot_usd = d.spot_usd.slice(drop, drop + keep).concat(nd.spot_usd);
+    out.gap_mask = d.gap_mask.slice(drop, drop + keep).concat(nd.gap_mask);
+    out.t_start = drop ? iso(out.t_edges_ms[0]).replace("Z", ":00Z") : d.t_start;
+    out.t_end = nd.t_end;
+    S.data = out; prepare(out);
+    S.lastAppend = { bytes, cols: nd.n_cols, query: q.toString() };
+    $("info").textContent = info(out);
+    draw();
+    loadLiquidations(query(), seq);
+    document.body.dataset.loaded = String(seq) + "+" + out.t_end;
   }
 
   // realized liquidations of the window, drawn as red circles sized by USD
@@ -145,7 +202,8 @@
     const cols = `${d.n_cols} columns of ${d.freq_min} min × ${d.n_bins} bins of $${d.bin_usd}`;
     const gaps = d.gap_mask.filter(Boolean).length;
     return `${d.market} ${d.t_start} → ${d.t_end} · ${cols} · ${gaps} gap columns` +
-      (d.coarsened ? " · coarsened: " + d.notes.join("; ") : "") + ` · ${(S.lastLoad ? S.lastLoad.bytes : d.bytes).toLocaleString()} B`;
+      (d.coarsened ? " · coarsened: " + d.notes.join("; ") : "") + ` · ${(S.lastLoad ? S.lastLoad.bytes : d.bytes).toLocaleString()} B` +
+      (S.lastAppend ? ` (live: +${S.lastAppend.bytes.toLocaleString()} B)` : "");
   }
 
   // amounts of the side shown, per cell, and a robust colour range
@@ -506,7 +564,7 @@
         const t1 = Math.floor(Date.parse(e.ts) / MIN) * MIN, span = S.view.t1 - S.view.t0;
         const full = S.preset && S.preset !== "all" ? (PRESETS[S.preset] - 1) * MIN : Infinity;
         S.view = { ...S.view, t1, t0: span + MIN * 1 < full ? S.view.t0 : t1 - full };
-        load();
+        extend(e);
       }
     });
     es.onerror = () => { $("live").textContent = "reconnecting…"; $("live").classList.add("stale"); };
