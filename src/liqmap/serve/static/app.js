@@ -127,7 +127,7 @@
   // fetched again every FULL_RELOAD_MS, after a long gap, or when the price nears the range's
   // edge (the range is re-centred).
   async function extend(e) {
-    const d = S.data, seq = S.seq;
+    const d = S.data, seq = S.seq, started = performance.now();
     const t1 = Math.floor(Date.parse(e.ts) / MIN) * MIN;
     if (!d || d.market !== S.market || S.loading || Date.now() - S.fullAt > FULL_RELOAD_MS) return load();
     const lastStart = d.t_edges_ms[d.n_cols - 1], stepMs = d.freq_min * MIN;
@@ -168,6 +168,7 @@
     S.lastAppend = { bytes, cols: nd.n_cols, query: q.toString() };
     $("info").textContent = info(out);
     draw();
+    S.lastAppend.ms = performance.now() - started;   // event to drawn
     loadLiquidations(query(), seq);
     document.body.dataset.loaded = String(seq) + "+" + out.t_end;
   }
