@@ -186,19 +186,24 @@ def test_a_live_minute_fetches_only_new_columns_and_equals_a_whole_fetch(
     assert pd.Timestamp(asked["start"]) == pd.Timestamp(before["last"], unit="ms", tz="UTC")
     assert asked["side"] == "split" and append["cols"] == 2
     assert append["bytes"] < before["full"] / 4  # 3 kB (mostly the header) vs the view
+    assert _page_equals_the_whole_answer(url, driver, new) == before["n"] + 1
+
+
+def _page_equals_the_whole_answer(url: str, driver: Any, end: pd.Timestamp) -> int:
+    """Assert the page's matrix is the server's answer for its whole window; its columns."""
     got = _data(driver, "({n: d.n_cols, t: d.t_edges_ms, freq: d.freq_min, bin: d.bin_usd, "
                         "y: d.y_edges_usd, gap: d.gap_mask, spot: d.spot_usd, "
                         "long: Array.from(d.layer.z_long), short: Array.from(d.layer.z_short)})")
-    assert got["n"] == before["n"] + 1
     start = pd.Timestamp(got["t"][0], unit="ms", tz="UTC")
     head, layers = _f32(url, market="SOL", start=f"{start:%Y-%m-%dT%H:%MZ}",
-                        end=f"{new:%Y-%m-%dT%H:%MZ}", freq=str(got["freq"]), bin=str(got["bin"]),
+                        end=f"{end:%Y-%m-%dT%H:%MZ}", freq=str(got["freq"]), bin=str(got["bin"]),
                         pmin=repr(got["y"][0]), pmax=repr(got["y"][-1]))
     assert head["t_edges_ms"] == got["t"] and head["y_edges_usd"] == got["y"]
     assert head["gap_mask"] == got["gap"] and head["spot_usd"] == got["spot"]
     page_layers = np.array([got["long"], got["short"]], dtype="<f4").reshape(layers.shape)
     assert np.array_equal(page_layers, layers)
     assert layers[:, -1].sum() > 0  # the new minute holds positions
+    return int(got["n"])
 
 
 def test_a_live_price_at_the_range_edge_fetches_the_whole_view_again(
@@ -211,6 +216,24 @@ def test_a_live_price_at_the_range_edge_fetches_the_whole_view_again(
     _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp)
     assert driver.execute_script("return window.liqmap.state.lastAppend") is None
     assert _data(driver, "d.y_edges_usd[d.n_bins]") > top * 1.02  # re-centred on the price
+
+
+def test_a_live_minute_inside_a_wide_column_replaces_it(page: tuple[str, Any, Path]) -> None:
+    """At 5-minute columns a new minute usually lands in the last column: it is fetched again
+    (mean over its minutes so far) and replaces it; the page still equals a whole fetch."""
+    url, driver, root = page
+    driver.execute_script("document.getElementById('freq').value = '5'; window.liqmap.load();")
+    _wait(driver, lambda: _data(driver, "d && d.freq_min") == 5
+          and not driver.execute_script("return window.liqmap.state.loading"))
+    for extra in (3, 4):
+        new = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES + extra)
+        add_minute(root, new, 179.5, n=400)
+        stamp = f"{new:%Y-%m-%dT%H:%M:%S}Z"
+        _wait(driver, lambda s=stamp: _data(driver, "d && d.t_end") == s)
+        append = driver.execute_script("return window.liqmap.state.lastAppend")
+        assert append is not None and append["cols"] == 1  # the last column, again
+        _page_equals_the_whole_answer(url, driver, new)
+    driver.execute_script("document.getElementById('freq').value = '';")
 
 
 def test_pan_and_zoom_redraw_from_the_loaded_picture(page: tuple[str, Any, Path]) -> None:
