@@ -236,6 +236,31 @@ def test_a_live_minute_inside_a_wide_column_replaces_it(page: tuple[str, Any, Pa
     driver.execute_script("document.getElementById('freq').value = '';")
 
 
+def test_overlapping_live_fetches_end_on_the_newest_minute(page: tuple[str, Any, Path]) -> None:
+    """Two minutes' events whose fetches overlap, the newer one answered last (the page's fetch
+    is slowed for it): the older one lands first, and the newer one must still be applied,
+    on top of it, and equal a whole fetch."""
+    url, driver, root = page
+    _wait(driver, lambda: not driver.execute_script("return window.liqmap.state.loading"))
+    news = [pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES + k) for k in (5, 6)]
+    for new in news:
+        add_minute(root, new, 179.0, n=400)
+    driver.execute_script("""
+        const L = window.liqmap, real = window.fetch; let calls = 0;
+        const later = (r, ms) => new Promise((ok) => setTimeout(() => ok(r), ms));
+        window.fetch = (...args) => { const k = calls++;
+          return real(...args).then((r) => later(r, k ? 400 : 0)); };
+        L.state.live = false;  // the stream's own events must not interleave
+        const ev = (t) => ({ market: 'SOL', ts: t, price_usd: 179.0 });
+        L.extend(ev(arguments[0])); L.extend(ev(arguments[1]));
+        setTimeout(() => { window.fetch = real; L.state.live = true; }, 3000);
+        """, *[f"{t:%Y-%m-%dT%H:%M:%S}Z" for t in news])
+    stamp = f"{news[-1]:%Y-%m-%dT%H:%M:%S}Z"
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp, timeout_s=10)
+    _page_equals_the_whole_answer(url, driver, news[-1])
+    _wait(driver, lambda: driver.execute_script("return window.liqmap.state.live"))
+
+
 def test_pan_and_zoom_redraw_from_the_loaded_picture(page: tuple[str, Any, Path]) -> None:
     _, driver, _ = page
     view = driver.execute_script("return window.liqmap.state.view")

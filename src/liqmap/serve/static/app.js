@@ -144,7 +144,8 @@
       const buf = await r.arrayBuffer();
       nd = decode(buf); bytes = +(r.headers.get("content-length") || buf.byteLength);
     } catch (err) { return load(); }
-    if (seq !== S.seq || S.data !== d) return;              // a full load started meanwhile
+    if (seq !== S.seq) return;                              // a full load started meanwhile
+    if (S.data !== d) return extend(e);                     // another minute was appended: on it
     const same = nd.n_bins === d.n_bins && nd.freq_min === d.freq_min && nd.t_edges_ms[0] === lastStart &&
       nd.y_edges_usd[0] === y0 && nd.y_edges_usd[nd.n_bins] === y1 && nd.layers.join() === d.layers.join();
     if (!same) return load();
@@ -600,7 +601,7 @@
     const d = S.data, b = plotBox();
     return { x: X((d.t_edges_ms[col] + d.t_edges_ms[col + 1]) / 2, b), y: Y((d.y_edges_usd[bin] + d.y_edges_usd[bin + 1]) / 2, b) };
   }
-  window.liqmap = { state: S, draw, load, panBy, zoomTime, setPreset, cellXY, get lastDrawMs() { return S.lastDrawMs; } };
+  window.liqmap = { state: S, draw, load, extend, panBy, zoomTime, setPreset, cellXY, get lastDrawMs() { return S.lastDrawMs; } };
 
   // a view can be linked: /?market=ETH&preset=3d&bin=2&freq=5&pmin=3000&pmax=4000&scale=linear
   function fromUrl() {
