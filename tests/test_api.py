@@ -298,6 +298,27 @@ def test_status_cli_prints_the_api_status(store_dir: Path,
     assert gaps["minutes"].tolist() == [1]
 
 
+def test_status_shows_the_collectors_endpoint_counters_redacted(
+        store_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the collector saved of each RPC endpoint: its counters, the URL without its key,
+    and when it was saved (to the second)."""
+    from liqmap.collect.rpc.transport import Transport
+    from liqmap.store import Store
+
+    transport = Transport(["https://rpc.example.com/v2/SECRETKEY?api-key=SECRET2",
+                           "http://127.0.0.1:1"])
+    Store(str(store_dir)).write_endpoint_report([vars(r) for r in transport.report()])
+    transport.close()
+    code, out, err = run(["status", "--data-dir", str(store_dir)], capsys)
+    assert code == 0, err
+    assert "SECRET" not in out + err
+    header = next(line for line in out.splitlines() if line.startswith("rpc endpoints"))
+    assert re.fullmatch(r"rpc endpoints \(collector, as of \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\):",
+                        header), header
+    assert "  https://rpc.example.com/***  requests 0  errors 0  retries 0" in out
+    assert "  http://127.0.0.1:1  requests 0" in out
+
+
 def test_export_cli_file_equals_api_file(store_dir: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["export", "--data-dir", str(store_dir), "--out", "cli.csv"], capsys)

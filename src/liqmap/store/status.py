@@ -301,7 +301,12 @@ def format_endpoints(report: dict[str, object] | None) -> str:
     endpoints = report.get("endpoints") if report else None
     if not report or not isinstance(endpoints, list):
         return ""
-    lines = [f"rpc endpoints (collector, as of {report.get('updated', '?')}):"]
+    updated = report.get("updated")
+    try:
+        when = f"{pd.Timestamp(str(updated)):%Y-%m-%dT%H:%M:%SZ}"
+    except ValueError:
+        when = "?"
+    lines = [f"rpc endpoints (collector, as of {when}):"]
     for ep in endpoints:
         backoff = f"  backing off {ep['backoff_s']:.1f}s" if ep.get("backoff_s") else ""
         last = f"  last error: {ep['last_error']}" if ep.get("last_error") else ""
