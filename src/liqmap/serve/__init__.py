@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from liqmap.errors import InputError
-from liqmap.serve.app import ServeConfig, create_app
+from liqmap.serve.app import ServeConfig, close_streams, create_app
 
 __all__ = ["ServeConfig", "bind", "create_app", "run_server"]
 
@@ -56,9 +56,10 @@ def run_server(config: ServeConfig, *, sock: socket.socket | None = None,
 
     app = create_app(config)
     sock = sock or bind(config.host, config.port)
+
     class Uvicorn(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            app.app.state.server.close_streams()  # open pages end their streams first
+            close_streams(app)  # open pages end their streams first
             await super().shutdown(sockets)
 
     server = Uvicorn(uvicorn.Config(

@@ -460,3 +460,8 @@ def create_app(config: ServeConfig) -> Any:
     app.state.server = server
     return Guard(app, token=config.token, check_host=is_loopback(config.host),
                  max_query_chars=C.SERVE_MAX_QUERY_CHARS, cors_origin=config.cors_origin)
+
+
+def close_streams(app: Any) -> None:
+    """End the open event streams of an app made by `create_app` (the server is stopping)."""
+    app.app.state.server.close_streams()
