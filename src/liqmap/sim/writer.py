@@ -57,7 +57,8 @@ class ChainWriter:
 
     def write(self, writes: Iterable[AccountWrite],
               progress: Callable[[int], object] | None = None) -> int:
-        """Create or overwrite each account (about 1 ms each); returns how many."""
+        """Create or overwrite each account; returns how many. surfnet takes ~1 ms a write
+        at first, more the more accounts it holds (~10 ms at 50,000)."""
         count = 0
         for w in writes:
             self.node.set_account(w.pubkey, w.data, w.owner)
