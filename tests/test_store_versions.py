@@ -163,6 +163,30 @@ Store(sys.argv[1]).compact(now=pd.Timestamp("2025-08-25T00:00:00Z"))
 """
 
 
+def test_a_versions_write_killed_before_its_rename_leaves_the_rows_read(tmp_path: Path) -> None:
+    """What a kill during the versions write leaves (the day's folder and a temporary file,
+    no versions file): the day's rows are still read, by the library and by DuckDB. The
+    library took the folder for a conversion and returned none of the day's rows (CI)."""
+    import duckdb
+
+    from liqmap.store import layout as L
+    from liqmap.store.fs import TEMP_PREFIX, TEMP_SUFFIX
+
+    store = _market_store(tmp_path, n_minutes=150)
+    expected = store.read_positions("SOL")
+    day = pd.Timestamp("2025-08-23").date()
+    folder = tmp_path / L.partition_dir("position_versions", "SOL", day)
+    folder.mkdir(parents=True)
+    (folder / f"{TEMP_PREFIX}999999-0123456789ab-{L.day_name(day)}{TEMP_SUFFIX}").write_bytes(
+        b"PAR1 half-written")
+    assert not store.has_versions("SOL", day)
+    _assert_same_rows(expected, store.read_positions("SOL"))
+    day_rows = store.read_positions("SOL", "2025-08-23T00:00Z", "2025-08-23T23:59Z")
+    assert day_rows.num_rows == 2960
+    versions_files = duckdb.sql(f"select count(*) from glob('{folder}/*.parquet')").fetchall()
+    assert versions_files == [(0,)]  # the temporary file is not data to any engine either
+
+
 @pytest.mark.slow
 def test_kill_9_mid_conversion_loses_nothing(tmp_path: Path) -> None:
     src = tmp_path / "src"

@@ -258,8 +258,8 @@ class Store:
         """
         start_u, end_u = _utc(start), _utc(end)
         if dataset == "positions":
-            converted = self._days("position_versions", market)
-            if any(d in converted for d in L.days_between(start_u, end_u, converted)):
+            converted = self._converted_days(market, start_u, end_u)
+            if converted:
                 return self._read_positions_mixed(market, start_u, end_u, columns, converted)
         files, inside = self._live_paths(dataset, market, start_u, end_u)
         return self._read_files(dataset, files, columns, None if inside else
@@ -282,6 +282,14 @@ class Store:
         schema = pa.schema([S.POSITIONS.field(n) for n in (columns or S.POSITIONS.names)])
         return pa.concat_tables([p.cast(schema) for p in pieces]) if pieces else \
             schema.empty_table()
+
+    def _converted_days(self, market: str, start: pd.Timestamp | None,
+                        end: pd.Timestamp | None) -> list[date]:
+        """Days in [start, end] whose positions are stored as versions: their versions file
+        exists. A day folder alone is not a conversion (a write killed before its rename
+        leaves the folder and a temporary file; the day's rows are still the data)."""
+        folders = self._days("position_versions", market)
+        return [d for d in L.days_between(start, end, folders) if self.has_versions(market, d)]
 
     def has_versions(self, market: str, day: date) -> bool:
         """True when the positions of `day` are stored as versions (a converted closed day)."""
