@@ -266,3 +266,21 @@ def test_kill_9_mid_import_shows_all_days_or_none(tmp_path: Path) -> None:
         assert Store(str(root)).read_legacy("SOL").num_rows == rows
         assert not list(root.glob("_staging/*"))
     assert cycles == 6
+
+
+def test_a_new_day_whose_first_write_was_killed_keeps_the_store_bounds(tmp_path: Path) -> None:
+    """The first snapshot of a new day killed before its rename leaves the day's folders with
+    a temporary file only: the store's first and last snapshot are still the stored ones (they
+    were None, so status, the heatmap and the page's watcher saw no data)."""
+    store = Store(str(tmp_path))
+    times = [pd.Timestamp("2025-08-22T23:57:00Z") + pd.Timedelta(minutes=m) for m in range(3)]
+    for ts in times:
+        assert store.write_snapshot("SOL", *snapshot(ts, 5))
+    new_day = pd.Timestamp("2025-08-23T00:00:00Z")
+    for dataset in ("positions", "market_state"):
+        target = tmp_path / L.partition_dir(dataset, "SOL", new_day.date()) / L.snap_name(new_day)
+        target.parent.mkdir(parents=True)
+        temp_path(target).write_bytes(b"PAR1 half-written")
+    for dataset in ("market_state", "positions"):
+        assert store.time_bounds("SOL", dataset) == (times[0], times[-1])
+    assert store.read_positions("SOL").num_rows == 15

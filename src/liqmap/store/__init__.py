@@ -355,14 +355,23 @@ class Store:
         """(first, last) time key stored for `market` in `dataset`, or None if empty."""
         tcol = S.TIME_COLUMN[dataset]
         days = self._days(dataset, market)
-        if not days:
+        first = self._day_with_rows(dataset, market, days, tcol)
+        if first is None:
             return None
-        lo = self.read(dataset, market, _day_start(days[0]), _day_end(days[0]), [tcol])
-        hi = self.read(dataset, market, _day_start(days[-1]), _day_end(days[-1]), [tcol])
-        if lo.num_rows == 0 or hi.num_rows == 0:
-            return None
-        mm_lo, mm_hi = pc.min_max(lo.column(tcol)), pc.min_max(hi.column(tcol))
-        return (pd.Timestamp(mm_lo["min"].as_py()), pd.Timestamp(mm_hi["max"].as_py()))
+        last = self._day_with_rows(dataset, market, days[::-1], tcol)
+        assert last is not None  # a day with rows exists: `first`'s
+        return (pd.Timestamp(pc.min(first.column(tcol)).as_py()),
+                pd.Timestamp(pc.max(last.column(tcol)).as_py()))
+
+    def _day_with_rows(self, dataset: str, market: str, days: list[date], tcol: str
+                       ) -> pa.Table | None:
+        """The time column of the first of `days` holding rows. A day folder can hold none:
+        a write killed before its rename leaves the folder and a temporary file."""
+        for day in days:
+            table = self.read(dataset, market, _day_start(day), _day_end(day), [tcol])
+            if table.num_rows:
+                return table
+        return None
 
     def markets(self, dataset: str = "market_state") -> list[str]:
         names = self.fs.listdir(dataset)
