@@ -92,13 +92,20 @@
     return q;
   }
 
+  // the heatmap answer for query `q` in the page's binary; `wire`: its bytes on the wire
+  async function fetchMatrix(q) {
+    const r = await fetch("/api/v1/heatmap?" + q, { headers: { Accept: "application/x-liqmap-f32" } });
+    if (!r.ok) { const e = await r.json().catch(() => ({ error: r.statusText })); throw new Error(e.error); }
+    const d = decode(await r.arrayBuffer());
+    d.wire = +(r.headers.get("content-length") || d.bytes);
+    return d;
+  }
+
   async function load() {
     const seq = ++S.seq, q = query(), t0 = performance.now();
     S.loading++; $("busy").hidden = false;
     try {
-      const r = await fetch("/api/v1/heatmap?" + q, { headers: { Accept: "application/x-liqmap-f32" } });
-      if (!r.ok) { const e = await r.json().catch(() => ({ error: r.statusText })); throw new Error(e.error); }
-      const d = decode(await r.arrayBuffer());
+      const d = await fetchMatrix(q);
       if (seq !== S.seq) return;
       S.data = d; prepare(d);
       if (!S.view || !S.zoomedPrice) {
@@ -106,7 +113,7 @@
         S.view = { t0: S.view ? S.view.t0 : te[0], t1: S.view ? S.view.t1 : te[te.length - 1] - MIN,
           p0: d.y_edges_usd[0], p1: d.y_edges_usd[d.n_bins] };
       }
-      S.lastLoad = { ms: performance.now() - t0, bytes: +(r.headers.get("content-length") || d.bytes), query: q.toString() };
+      S.lastLoad = { ms: performance.now() - t0, bytes: d.wire, query: q.toString() };
       S.fullAt = Date.now(); S.lastAppend = null;
       $("info").textContent = info(d);
       $("apilink").href = "/api/v1/heatmap?" + q.toString().replace("side=split", "side=split&format=json");
@@ -137,13 +144,8 @@
     if (!S.zoomedPrice && e.price_usd && (e.price_usd < y0 + margin || e.price_usd > y1 - margin)) return load();
     const q = new URLSearchParams({ market: d.market, side: "split", start: iso(lastStart), end: iso(t1),
       freq: String(d.freq_min), bin: String(d.bin_usd), pmin: String(y0), pmax: String(y1) });
-    let nd, bytes;
-    try {
-      const r = await fetch("/api/v1/heatmap?" + q, { headers: { Accept: "application/x-liqmap-f32" } });
-      if (!r.ok) return load();
-      const buf = await r.arrayBuffer();
-      nd = decode(buf); bytes = +(r.headers.get("content-length") || buf.byteLength);
-    } catch (err) { return load(); }
+    let nd;
+    try { nd = await fetchMatrix(q); } catch (err) { return load(); }
     if (seq !== S.seq) return;                              // a full load started meanwhile
     if (S.data !== d) return extend(e);                     // another minute was appended: on it
     const same = nd.n_bins === d.n_bins && nd.freq_min === d.freq_min && nd.t_edges_ms[0] === lastStart &&
@@ -166,7 +168,7 @@
     out.t_start = drop ? iso(out.t_edges_ms[0]).replace("Z", ":00Z") : d.t_start;
     out.t_end = nd.t_end;
     S.data = out; prepare(out);
-    S.lastAppend = { bytes, cols: nd.n_cols, query: q.toString() };
+    S.lastAppend = { bytes: nd.wire, cols: nd.n_cols, query: q.toString() };
     $("info").textContent = info(out);
     draw();
     S.lastAppend.ms = performance.now() - started;   // event to drawn
