@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -112,11 +113,7 @@ def browser_figures(url: str, pmin: float, pmax: float) -> dict[str, float]:
     with chromium() as driver:
         for label, extra in (("", ""), ("_cached", ""), ("_1min", "&freq=1")):
             driver.get(f"{url}/?preset=3d&bin={BIN_USD}&pmin={pmin}&pmax={pmax}{extra}")
-            deadline = time.monotonic() + 120
-            while not driver.execute_script("return window.liqmap.state.firstPaintMs"):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(driver.find_element("id", "info").text)
-                time.sleep(0.05)
+            _until(driver, "return window.liqmap.state.firstPaintMs")  # timed in the page
             state = driver.execute_script(
                 "const S = window.liqmap.state; return {paint: S.firstPaintMs, "
                 "bytes: S.lastLoad.bytes, cols: S.data.n_cols, bins: S.data.n_bins};")
@@ -190,11 +187,13 @@ def live_on_page(url: str, root: Path, pmin: float, pmax: float) -> dict[str, fl
     return out
 
 
-def _until(driver: object, script: str, timeout_s: float = 120) -> None:
+def _until(driver: Any, script: str, timeout_s: float = 120) -> None:
+    """Poll the page until `script` returns something true; TimeoutError with the page's
+    info line after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while not driver.execute_script(script):  # type: ignore[attr-defined]
+    while not driver.execute_script(script):
         if time.monotonic() > deadline:
-            raise TimeoutError(script)
+            raise TimeoutError(f"{script}: {driver.find_element('id', 'info').text}")
         time.sleep(0.02)
 
 
