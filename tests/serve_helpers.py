@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -110,3 +112,12 @@ def wait_ready(url: str, args: tuple[str, ...] = ()) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer")
         time.sleep(0.1)
+
+
+def decode_f32(data: bytes) -> tuple[dict[str, object], np.ndarray]:
+    """The page's binary answer (`LQM1`): its header and layers [n_layers, n_cols, n_bins]."""
+    assert data[:4] == b"LQM1"
+    (n,) = struct.unpack("<I", data[4:8])
+    head = json.loads(data[8:8 + n])
+    layers = np.frombuffer(data[8 + n:], "<f4")
+    return head, layers.reshape(len(head["layers"]), head["n_cols"], head["n_bins"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import struct
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from liqmap.serve.data import Limits, default_bin_usd, nice_bin_usd, round_manti
 from liqmap.serve.params import START as START_PARAM
 from liqmap.serve.watch import MarketView
 
-from serve_helpers import write_market
+from serve_helpers import decode_f32, write_market
 
 START = "2026-11-23T00:00"
 
@@ -138,10 +137,7 @@ def test_arrow_and_page_binary_carry_the_same_matrix(client: Client, store_dir: 
     assert raw.headers["content-encoding"] == "gzip"  # httpx has already decompressed it
     data = raw.content
     assert data[:4] == b"LQM1"
-    (n,) = struct.unpack("<I", data[4:8])
-    head = json.loads(data[8:8 + n])
-    layers = np.frombuffer(data[8 + n:], "<f4").reshape(len(head["layers"]), head["n_cols"],
-                                                        head["n_bins"])
+    head, layers = decode_f32(data)
     assert head["layers"] == ["z_long", "z_short"]  # the page adds them up for `both`
     assert np.array_equal(layers[0].T, round_mantissa(npz["Z_long"]))
     assert np.array_equal(layers[1].T, round_mantissa(npz["Z_short"]))

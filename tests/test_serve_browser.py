@@ -4,9 +4,7 @@ cell shows the API's value for it, and a snapshot stored meanwhile appears witho
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browser_helpers import chromium, require_browser
-from serve_helpers import add_minute, serve_process, write_market
+from serve_helpers import add_minute, decode_f32, serve_process, write_market
 
 pytestmark = pytest.mark.slow
 
@@ -160,12 +158,8 @@ def test_new_snapshot_appears_without_reload(page: tuple[str, Any, Path],
 
 def _f32(url: str, **params: str) -> tuple[dict[str, Any], np.ndarray]:
     """The page's binary answer for `params`: (header, layers [n_layers, n_cols, n_bins])."""
-    data = httpx.get(url + "/api/v1/heatmap", params={**params, "side": "split", "format": "f32"},
-                     timeout=30).content
-    (n,) = struct.unpack("<I", data[4:8])
-    head = json.loads(data[8:8 + n])
-    return head, np.frombuffer(data[8 + n:], "<f4").reshape(len(head["layers"]), head["n_cols"],
-                                                             head["n_bins"])
+    return decode_f32(httpx.get(url + "/api/v1/heatmap", timeout=30, params={
+        **params, "side": "split", "format": "f32"}).content)
 
 
 def test_a_live_minute_fetches_only_new_columns_and_equals_a_whole_fetch(
