@@ -46,7 +46,7 @@ from liqmap.serve.params import (
     ApiError,
     parse_query,
 )
-from liqmap.serve.watch import StoreWatcher
+from liqmap.serve.watch import MarketView, StoreWatcher
 from liqmap.store import Store
 
 log = logging.getLogger("liqmap.serve")
@@ -282,21 +282,21 @@ def _format(request: Request, asked: str | None) -> str:
 
 
 def _ask(request: Request, route: str, params: Any
-         ) -> tuple[Server, dict[str, Any], tuple[Any, ...]]:
-    """(server, validated parameters, cache key) of a request for a computed answer. Answers
-    are cached per route, the market's newest snapshot and the parameters (a `format` is
-    resolved against the Accept header first)."""
+         ) -> tuple[Server, dict[str, Any], MarketView, tuple[Any, ...]]:
+    """(server, validated parameters, the market's view, cache key) of a request for a
+    computed answer. Answers are cached per route, the market's newest snapshot and the
+    parameters (a `format` is resolved against the Accept header first)."""
     server = _server(request)
     values = _values(request, params)
     if "format" in values:
         values["format"] = _format(request, values["format"])
     view = server.watcher.views[values["market"]]
-    return server, values, (route, view.last, tuple(sorted(values.items(),
-                                                           key=lambda kv: kv[0])))
+    return server, values, view, (route, view.last, tuple(sorted(values.items(),
+                                                                 key=lambda kv: kv[0])))
 
 
 async def heatmap(request: Request) -> Response:
-    server, values, key = _ask(request, "heatmap", HEATMAP_PARAMS)
+    server, values, _, key = _ask(request, "heatmap", HEATMAP_PARAMS)
     fmt = values.pop("format")
     root, limits = server.config.data_dir, server.config.limits
 
@@ -314,8 +314,7 @@ async def heatmap(request: Request) -> Response:
 
 
 async def levels(request: Request) -> Response:
-    server, values, key = _ask(request, "levels", LEVELS_PARAMS)
-    view = server.watcher.views[values["market"]]
+    server, values, view, key = _ask(request, "levels", LEVELS_PARAMS)
     root = server.config.data_dir
 
     def work() -> bytes:
@@ -360,7 +359,7 @@ async def stream(request: Request) -> Response:
 
 
 async def liquidations(request: Request) -> Response:
-    server, values, key = _ask(request, "liquidations", LIQUIDATIONS_PARAMS)
+    server, values, _, key = _ask(request, "liquidations", LIQUIDATIONS_PARAMS)
     root = server.config.data_dir
 
     def work() -> bytes:
