@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -105,6 +106,18 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _nodes(pid: int) -> list[int]:
+    """Pids of the surfnet children of `pid`."""
+    out = []
+    for child in _children(pid):
+        try:
+            if b"surfnet" in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+        except OSError:  # it ended meanwhile
+            continue
+    return out
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -132,14 +145,69 @@ def test_interrupted_demo_leaves_no_node_behind(node_available, tmp_path: Path, 
         if not chunk:
             break
         stderr += chunk
-    nodes = [p for p in _children(proc.pid)
-             if b"surfnet" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    nodes = _nodes(proc.pid)
     assert phase.encode() in stderr and len(nodes) == 1 and _alive(nodes[0])
     proc.send_signal(signum)
     _, rest = proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    assert proc.returncode != 0, rest[-3000:]
     assert rest.strip().splitlines()[-1] in ("Aborted.", "Interrupted.")
     assert not _alive(nodes[0])
+
+
+def test_an_interrupt_a_finalizer_swallowed_still_stops_the_demo(monkeypatch) -> None:
+    """Python drops an exception raised while a finalizer runs: a SIGTERM landing there loses
+    the handler's KeyboardInterrupt (CI once saw the demo run on to exit 0). The handler also
+    sets the event, and the demo's next step raises."""
+    from liqmap.cli.demo import _signals_stop
+    from liqmap.sim.session import until
+
+    lost: list[type[BaseException]] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: lost.append(u.exc_type))
+
+    class Finalized:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100_000):  # the handler runs between these bytecodes
+                pass
+
+    interrupted = threading.Event()
+    step = until(interrupted, lambda n: None, KeyboardInterrupt)
+    with _signals_stop(interrupted, at_once=True):
+        step(1)
+        Finalized()  # dropped at once: its __del__ runs here
+        assert lost == [KeyboardInterrupt]  # the signal's own interrupt is gone
+        with pytest.raises(KeyboardInterrupt):
+            step(1)
+
+
+@pytest.mark.slow
+@pytest.mark.surfnet
+@pytest.mark.parametrize("at", ["local Solana node", "--- heatmap PNG"])
+def test_a_set_interrupt_stops_the_demo_at_its_next_step(node_available, tmp_path: Path,
+                                                         at: str) -> None:
+    """Set when the node has started (next step: warm-up) or the first picture is being drawn
+    (next step: the HTML), the demo raises KeyboardInterrupt there and ends its node."""
+    from liqmap.sim.demo import run_demo
+
+    interrupted = threading.Event()
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if line.startswith(at):
+            interrupted.set()
+
+    def nodes() -> set[int]:
+        return {p for p in _nodes(os.getpid()) if _alive(p)}
+
+    before = nodes()  # another module's node may be running in this worker
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(tmp_path / "out", hours=0.1, positions={m: 30 for m in C.MARKETS},
+                 echo=echo, progress=False, interrupted=interrupted)
+    assert lines[-1].startswith(at)
+    assert (tmp_path / "out" / "heatmap_SOL.png").exists() == (at == "--- heatmap PNG")
+    assert not (tmp_path / "out" / "heatmap_SOL.html").exists()
+    assert nodes() <= before
 
 
 def test_demo_without_node_says_how_to_fix(tmp_path: Path) -> None:
@@ -200,8 +268,7 @@ def test_simulate_stops_cleanly_on_sigterm(node_available, tmp_path: Path) -> No
     ws_url = lines[0].split("(WebSocket ")[1].rstrip(")\n")
     assert "liqmap collect --rpc-url http://127.0.0.1:" in lines[1]
     assert f"--ws-url {ws_url} --clock chain" in lines[1]
-    nodes = [p for p in _children(proc.pid)
-             if b"surfnet" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    nodes = _nodes(proc.pid)
     assert len(nodes) == 1
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)

@@ -17,12 +17,13 @@ from liqmap.sim import params as SP
 
 
 @contextmanager
-def _signals_stop(stop: threading.Event | None) -> Iterator[None]:
-    """SIGTERM/SIGINT: set `stop` (finish the current minute, exit 0); a second signal, or any
-    signal when there is no `stop`, raises KeyboardInterrupt (the node child is still ended)."""
+def _signals_stop(stop: threading.Event, *, at_once: bool = False) -> Iterator[None]:
+    """SIGTERM/SIGINT: set `stop` (finish the current minute, exit 0); a second signal, or the
+    first with `at_once`, also raises KeyboardInterrupt (the node child is still ended)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if stop is None or stop.is_set():
+        if at_once or stop.is_set():
+            stop.set()
             raise KeyboardInterrupt
         click.echo(f"{signal.Signals(signum).name}: stopping after this minute", err=True)
         stop.set()
@@ -191,13 +192,16 @@ def demo_cmd(out_dir: str, hours: float, seed: int | None,
                        f"\nlive page: {url} (the simulated market goes on; Ctrl-C stops the "
                        "node and the server)"))
 
+    interrupted = threading.Event()
     try:
-        with _signals_stop(None):
+        with _signals_stop(interrupted, at_once=True):
             outputs = run_demo(out_dir, hours=hours, seed=DEMO_SEED if seed is None else seed,
                                positions=_positions(positions, C.MARKETS), echo=click.echo,
-                               serve=None if no_serve else serve)
+                               serve=None if no_serve else serve, interrupted=interrupted)
     finally:
         if sock is not None:
             sock.close()
+    if interrupted.is_set():  # its KeyboardInterrupt was lost, after the last step
+        raise click.exceptions.Abort
     if no_serve:
         summary(outputs)

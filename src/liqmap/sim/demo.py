@@ -28,7 +28,7 @@ from liqmap.config import Settings
 from liqmap.errors import LiqmapError
 from liqmap.sim import params as SP
 from liqmap.sim.market import MarketSim, SimConfig
-from liqmap.sim.session import progress_bar
+from liqmap.sim.session import progress_bar, until
 from liqmap.sim.surfnet import Surfnet, unavailable_reason
 from liqmap.sim.truth import TruthLog
 from liqmap.sim.writer import ChainWriter, publish_initial, publish_minute, start_time_s
@@ -137,7 +137,8 @@ def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
              seed: int = DEMO_SEED, positions: dict[str, int] | None = None,
              markets: tuple[str, ...] = C.MARKETS, echo: Echo = print,
              progress: bool = True, serve: Callable[[DemoOutputs], object] | None = None,
-             live_speed_s: float = LIVE_SPEED_S) -> DemoOutputs:
+             live_speed_s: float = LIVE_SPEED_S,
+             interrupted: threading.Event | None = None) -> DemoOutputs:
     """Simulate and collect `hours` of a market, then render and backtest it (see module doc).
 
     Args:
@@ -150,12 +151,17 @@ def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
         serve: called with the outputs once they are written (e.g. a web server that runs until
             Ctrl-C); meanwhile the simulated market goes on, one minute per `live_speed_s`
             seconds, collected into the same store. The node ends when `serve` returns.
+        interrupted: once set (by a SIGTERM/Ctrl-C handler), the demo raises KeyboardInterrupt
+            at its next step (a minute, 100 accounts, a rendered output). The handler's own
+            KeyboardInterrupt can be lost: Python drops an exception raised while a finalizer
+            runs, and the demo would then run to its end.
     """
     if hours <= 0:
         raise LiqmapError(f"--hours must be > 0, got {hours:g}")
     if DEMO_MARKET not in markets:
         raise LiqmapError(f"the demo draws {DEMO_MARKET}; include it in the markets")
     check_node()
+    interrupted = interrupted or threading.Event()
     started = time.monotonic()
     out = prepare_out_dir(out_dir)
     store_dir = out / "store"
@@ -171,8 +177,8 @@ def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
             writer = ChainWriter(node)
             minutes, liquidations = _simulate_and_collect(
                 sim, writer, collector, store_dir, round(hours * 60), echo, progress,
-                truth_path=out / TRUTH_FILE)
-            outputs = DemoOutputs(out, store_dir, *_render(out, store_dir, echo),
+                interrupted, truth_path=out / TRUTH_FILE)
+            outputs = DemoOutputs(out, store_dir, *_render(out, store_dir, echo, interrupted),
                                   minutes=minutes, liquidations=liquidations,
                                   seconds=time.monotonic() - started)
             if serve is not None:
@@ -212,28 +218,31 @@ def _serve_live(sim: MarketSim, writer: ChainWriter, collector: Collector,
 
 def _simulate_and_collect(sim: MarketSim, writer: ChainWriter, collector: Collector,
                           store_dir: Path, n_minutes: int, echo: Echo, progress: bool,
-                          truth_path: Path | None = None) -> tuple[int, int]:
+                          interrupted: threading.Event, truth_path: Path | None = None
+                          ) -> tuple[int, int]:
     """Warm up, write minute 0, then per minute: simulate, write, move the clock, collect.
     The simulator's liquidations and closes go to `truth_path` (CSV, `sim.truth`)."""
     config = sim.config
     truth = TruthLog(truth_path, sim) if truth_path is not None else None
     with progress_bar(config.warmup_min, "warm-up (simulated history)", "min", progress) as bar:
-        sim.warm_up(bar.update)
+        sim.warm_up(until(interrupted, bar.update, KeyboardInterrupt))
     total = sum(b.n for b in sim.books.values()) + 2 * len(SP.POOL_ASSETS) + 1
     with progress_bar(total, "writing accounts to the node", "acct", progress) as bar:
-        publish_initial(sim, writer, bar.update)
+        publish_initial(sim, writer, until(interrupted, bar.update, KeyboardInterrupt))
     bar = progress_bar(n_minutes + 1, "simulate + collect", "min", progress)
     with _quiet_collector(), bar:
-        liquidations = _lockstep(sim, writer, collector, n_minutes, bar, truth)
+        liquidations = _lockstep(sim, writer, collector, n_minutes,
+                                 until(interrupted, bar.update, KeyboardInterrupt), bar, truth)
     echo(f"collected {bar.n} minutes ({liquidations} liquidations) into {store_dir}")
     return bar.n, liquidations
 
 
 def _lockstep(sim: MarketSim, writer: ChainWriter, collector: Collector, n_minutes: int,
-              bar: tqdm, truth: TruthLog | None = None) -> int:
-    """Collect minute 0, then simulate and collect `n_minutes` more; returns liquidations."""
+              step: Callable[[int], object], bar: tqdm, truth: TruthLog | None = None) -> int:
+    """Collect minute 0, then simulate and collect `n_minutes` more; returns liquidations.
+    `step(1)` after each minute (the progress bar's update, which may stop the run)."""
     _collect(collector, sim.chain_time(0))
-    bar.update(1)
+    step(1)
     liquidations = 0
     for _ in range(n_minutes):
         report = publish_minute(sim, writer)
@@ -244,7 +253,7 @@ def _lockstep(sim: MarketSim, writer: ChainWriter, collector: Collector, n_minut
         _collect(collector, report.chain_time_s)
         liquidations += len(report.liquidations)
         bar.set_postfix_str(_postfix(report.prices_usd6, liquidations), refresh=False)
-        bar.update(1)
+        step(1)
     return liquidations
 
 
@@ -261,7 +270,8 @@ def _postfix(prices_usd6: dict[str, int], liquidations: int) -> str:
     return f"{DEMO_MARKET} ${price:,.2f}, {liquidations} liquidations"
 
 
-def _render(out: Path, store_dir: Path, echo: Echo) -> tuple[Path, Path, Path, Path]:
+def _render(out: Path, store_dir: Path, echo: Echo, interrupted: threading.Event
+            ) -> tuple[Path, Path, Path, Path]:
     """Heatmap PNG + HTML, levels PNG at the last minute and a default backtest, through the
     `liqmap` commands (the same code a user runs)."""
     last = Store(str(store_dir)).snapshot_times(DEMO_MARKET)[-1]
@@ -278,9 +288,12 @@ def _render(out: Path, store_dir: Path, echo: Echo) -> tuple[Path, Path, Path, P
         ("score against the realized liquidations",
          ["score", *data, "--out-dir", str(out / "score")]),
     ]
+    next_step = until(interrupted, lambda _: None, KeyboardInterrupt)
     for label, args in steps:
+        next_step(1)
         echo(f"--- {label}: liqmap {' '.join(args)}")
         _run_command(args)
+    next_step(1)
     _write_old_tool_files(out, store_dir, echo)
     return png, html, levels, backtest
 

@@ -55,7 +55,7 @@ def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
                  + config.closed_accounts)
         with progress_bar(total, "writing accounts", "acct", progress) as bar:
             try:
-                count = publish_initial(sim, writer, _until(stop, bar.update))
+                count = publish_initial(sim, writer, until(stop, bar.update, _Stopped))
             except _Stopped:  # Ctrl-C while loading (100,000 closed accounts take minutes)
                 echo("stopped (stop): while writing the accounts of minute 0")
                 return RunSummary(0, 0, 0, "stop")
@@ -74,13 +74,13 @@ class _Stopped(Exception):
     """`stop` was set while minute 0 was being written."""
 
 
-def _until(stop: threading.Event, progress: Callable[[int], object]
-           ) -> Callable[[int], object]:
-    """`progress`, raising `_Stopped` once `stop` is set (between writes)."""
+def until(stop: threading.Event, progress: Callable[[int], object],
+          raises: type[BaseException]) -> Callable[[int], object]:
+    """`progress`, raising `raises` once `stop` is set: long loops stop between steps."""
 
     def update(n: int) -> object:
         if stop.is_set():
-            raise _Stopped
+            raise raises
         return progress(n)
 
     return update
