@@ -166,3 +166,19 @@ def test_a_reversed_window_is_one_message_everywhere(store_dir: Path, tmp_path: 
         code, _, err = run_cli([*command, "--data-dir", str(store_dir), "--t-start", "-0min",
                                 "--t-end", "-4min"], capsys)
         assert code != 0 and err == f"Error: {message}\n", (command, err)
+
+
+def test_output_times_are_utc_to_the_second() -> None:
+    """One format for every machine-readable time (`C.ISO_SECONDS_UTC`), zones converted."""
+    import doctest
+
+    from liqmap import constants as C
+    from liqmap import timeutil
+    from liqmap.timeutil import iso_utc
+
+    assert doctest.testmod(timeutil).failed == 0
+    assert iso_utc("2025-08-22 04:37:59.9") == "2025-08-22T04:37:59Z"  # no zone: UTC, cut
+    assert iso_utc(pd.Timestamp("2025-08-21 23:37", tz="America/New_York")) == \
+        "2025-08-22T03:37:00Z"
+    assert pd.Timestamp(iso_utc(0)) == pd.Timestamp(0, tz="UTC")
+    assert pd.Timestamp.now(tz="UTC").strftime(C.ISO_SECONDS_UTC).endswith("Z")

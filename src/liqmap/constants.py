@@ -88,6 +88,11 @@ LEGACY_CSV_NAME: Final = "sol_positions_log.csv"
 LEGACY_COLUMNS: Final = ("liq_price", "size_sol", "t_bin")
 LEGACY_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 
+# --- Times in outputs ---------------------------------------------------------------------
+#: A time to the second in UTC, as every machine-readable output writes it (API and JSON
+#: answers, reports, alerts, the command lines a step prints): `2025-08-22T04:37:00Z`.
+ISO_SECONDS_UTC: Final = "%Y-%m-%dT%H:%M:%SZ"
+
 # --- Heatmap defaults per market ----------------------------------------------------------
 #: The default price bin is about this fraction of the price (0.05 %), rounded to 1-2-5 steps.
 DEFAULT_BIN_FRACTION: Final = 0.0005

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from liqmap import constants as C
 from liqmap.errors import InputError
 
 #: `-<number><unit>`: minutes (`min`, `m`), hours (`h`), days (`d`) or weeks (`w`).
@@ -111,3 +112,17 @@ def check_order(start: pd.Timestamp | None, end: pd.Timestamp | None) -> None:
     if start is not None and end is not None and start > end:
         raise InputError(f"--t-start {start:%Y-%m-%dT%H:%M}Z is after --t-end "
                          f"{end:%Y-%m-%dT%H:%M}Z; swap them")
+
+
+def iso_utc(ts: pd.Timestamp | str | int) -> str:
+    """`ts` to the second in UTC (`C.ISO_SECONDS_UTC`), e.g. `2025-08-22T04:37:00Z`; an int is
+    unix seconds, a time without a zone is read as UTC.
+
+    >>> iso_utc(pd.Timestamp("2025-08-22 06:37:00.5+02:00"))
+    '2025-08-22T04:37:00Z'
+    >>> iso_utc(1755837420)
+    '2025-08-22T04:37:00Z'
+    """
+    t = pd.Timestamp(ts, unit="s") if isinstance(ts, int) else pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+    return t.strftime(C.ISO_SECONDS_UTC)

@@ -45,6 +45,7 @@ from liqmap.errors import InputError
 from liqmap.matrix import LiqMatrix
 from liqmap.store import Store
 from liqmap.store import schema as S
+from liqmap.timeutil import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class MinuteSignal:
                    suggested_ratio=d["suggested_ratio"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ts": f"{self.ts:%Y-%m-%dT%H:%M:%SZ}", "price_usd": _num(self.price_usd),
+        return {"ts": iso_utc(self.ts), "price_usd": _num(self.price_usd),
                 "above_tokens": _num(self.above_tokens), "below_tokens": _num(self.below_tokens),
                 "threshold_tokens": _num(self.threshold_tokens), "trigger": self.trigger,
                 "gap": self.gap, "direction": self.direction, "event": self.event,
@@ -359,7 +360,7 @@ class SignalRunner:
                               "event": "", "detail": json.dumps({
                                   "params": self.config.params.to_dict(),
                                   "bin_usd": self.config.bin_usd,
-                                  "live_from": f"{latest:%Y-%m-%dT%H:%M:%SZ}"})}])
+                                  "live_from": iso_utc(latest)})}])
         else:
             first = starts.iloc[0]
             anchor = pd.Timestamp(first["ts"])
@@ -528,7 +529,7 @@ def signal_state(store: Any, market: str = "SOL", **rule_kw: Any) -> dict[str, A
                for k, t in sorted(toggles.items(), key=lambda kv: kv[1]["ts"])]
     return {"market": market.upper(), "rule_id": rule_id,
             "params": runner.config.params.to_dict(),
-            "as_of": f"{latest:%Y-%m-%dT%H:%M:%SZ}", "live_from": live_from,
+            "as_of": iso_utc(latest), "live_from": live_from,
             "state": state, "toggles": history}
 
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from liqmap import constants as C
 from liqmap.backtest.engine import BacktestResult, Ledger
 from liqmap.backtest.params import MOSTLY_ON_SHARE, SWEEPABLE, BacktestParams
 from liqmap.backtest.plots import (
@@ -26,7 +27,7 @@ from liqmap.backtest.sweep import SweepResult, WalkForward
 from liqmap.errors import InputError
 from liqmap.files import write_bytes
 
-TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+TIME_FORMAT: Final = C.ISO_SECONDS_UTC
 TOP_ROWS: Final = 5
 #: Metrics compared in and out of sample in the printed table.
 SPLIT_METRICS: Final = ("cum_pnl_raw_usd", "cum_pnl_boosted_net_usd", "net_improvement_usd",

@@ -50,6 +50,7 @@ from liqmap.jupiter.decode import decode_ag_price_feed, decode_custody
 from liqmap.logs import scrub
 from liqmap.store import Store
 from liqmap.store import schema as S
+from liqmap.timeutil import iso_utc
 
 log = logging.getLogger("liqmap.collect")
 OFF = "confirmation off"
@@ -240,7 +241,7 @@ class RealizedLiquidations:
                 self._enqueue(market, rows)
                 n_liq = sum(1 for k in rows.column("kind").to_pylist() if k == LIQUIDATED)
                 log.info("%s %s: %d position(s) gone: %d liquidated, %d closed (detected)",
-                         market, current.ts.strftime("%Y-%m-%dT%H:%M:%SZ"), rows.num_rows,
+                         market, iso_utc(current.ts), rows.num_rows,
                          n_liq, rows.num_rows - n_liq)
             return rows
         except Exception:  # detection must never cost a snapshot

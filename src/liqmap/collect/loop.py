@@ -31,6 +31,7 @@ from liqmap.errors import LiqmapError
 from liqmap.jupiter.decode import decode_clock
 from liqmap.logs import scrub
 from liqmap.store import Store
+from liqmap.timeutil import iso_utc
 
 log = logging.getLogger("liqmap.collect")
 
@@ -313,7 +314,7 @@ def last_positions_slot(store: Store, market: str) -> int | None:
 
 
 def _fmt(ts: pd.Timestamp) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(ts)
 
 
 def _log_snapshot(snap: Snapshot, stored: bool) -> None:

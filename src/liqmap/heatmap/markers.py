@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from liqmap.timeutil import iso_utc
+
 if TYPE_CHECKING:  # the renderers import this module; only a store reads markers
     from liqmap.store import Store
 
@@ -64,7 +66,7 @@ def markers_json(markers: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for rec in markers.to_dict("records"):
         sig = rec["signature"]
-        out.append({"ts": pd.Timestamp(rec["ts"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        out.append({"ts": iso_utc(rec["ts"]),
                     "price_usd": float(rec["price_usd"]), "size_usd": float(rec["size_usd"]),
                     "side": rec["side"], "confirmed": bool(rec["confirmed"]),
                     "pubkey": rec["pubkey"], "signature": sig if isinstance(sig, str) else None})

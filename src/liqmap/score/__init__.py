@@ -39,6 +39,7 @@ from liqmap.collect.liquidations import (
     liq_price_now_usd6,
     usd6,
 )
+from liqmap.timeutil import iso_utc
 
 #: calibration buckets: signed distance from the price to the level, percent of the price
 DISTANCE_EDGES_PCT = (-np.inf, 0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, np.inf)
@@ -280,4 +281,4 @@ def _quantiles(values: pd.Series) -> dict[str, float | None]:
 
 
 def _iso(ts: pd.Timestamp) -> str:
-    return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(ts)

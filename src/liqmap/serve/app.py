@@ -48,6 +48,7 @@ from liqmap.serve.params import (
 )
 from liqmap.serve.watch import MarketView, StoreWatcher
 from liqmap.store import Store
+from liqmap.timeutil import iso_utc
 
 log = logging.getLogger("liqmap.serve")
 
@@ -208,7 +209,7 @@ class Server:
         now = time.time()
         return {
             "ok": True, "version": __version__,
-            "now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "now": time.strftime(C.ISO_SECONDS_UTC, time.gmtime(now)),
             "stale_after_s": self.config.stale_after_s,
             "markets": [v.as_json(now, self.config.stale_after_s)
                         for v in self.watcher.views.values()],
@@ -368,8 +369,8 @@ async def liquidations(request: Request) -> Response:
         rows = markers_json(liquidation_markers(source.store, values["market"], start,
                                                 end + pd.Timedelta(seconds=59)))
         return json.dumps({"ok": True, "market": values["market"],
-                           "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                           "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           "start": iso_utc(start),
+                           "end": iso_utc(end),
                            "liquidations": rows}).encode()
 
     return json_response(await server.compute(key, work))

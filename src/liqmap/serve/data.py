@@ -25,6 +25,7 @@ from liqmap.heatmap.defaults import default_bin_usd, default_price_margin
 from liqmap.heatmap.levels import LiqLevels, SideLevels
 from liqmap.heatmap.sources import StoreSource, through_minute
 from liqmap.matrix import NS_PER_MINUTE
+from liqmap.timeutil import iso_utc
 
 #: Nice bin widths: these times a power of ten.
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
@@ -129,7 +130,7 @@ def cli_command(plan: HeatmapPlan) -> str:
 
 def _iso(ts: str | pd.Timestamp | None) -> str:
     assert ts is not None  # windows are resolved before they are written
-    return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(ts)
 
 
 def _nullable(values: np.ndarray) -> list[float | None]:

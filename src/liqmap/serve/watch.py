@@ -16,6 +16,7 @@ from liqmap.errors import LiqmapError
 from liqmap.heatmap.sources import to_minutes
 from liqmap.store import Store
 from liqmap.store import layout as L
+from liqmap.timeutil import iso_utc
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class MarketView:
 
 
 def _iso(ts: pd.Timestamp | None) -> str | None:
-    return None if ts is None else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if ts is None else iso_utc(ts)
 
 
 class StoreWatcher:

@@ -33,6 +33,7 @@ from liqmap.sim.surfnet import Surfnet, unavailable_reason
 from liqmap.sim.truth import TruthLog
 from liqmap.sim.writer import ChainWriter, publish_initial, publish_minute, start_time_s
 from liqmap.store import Store
+from liqmap.timeutil import iso_utc
 
 DEFAULT_HOURS = 3.0
 #: The demo's default seed: any seed works; this one's 3 hours hold a sell-off through long
@@ -342,7 +343,7 @@ def _run_command(args: list[str]) -> None:
 
 
 def _iso(ts: pd.Timestamp) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(ts)
 
 
 @contextmanager

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from liqmap import constants as C
@@ -18,6 +17,7 @@ from liqmap.sim.surfnet import unavailable_reason
 from liqmap.sim.truth import TruthLog
 from liqmap.sim.writer import ChainWriter, RunSummary, node_at, publish_initial, run_paced
 from liqmap.sim.writer import start_time_s as first_minute_time
+from liqmap.timeutil import iso_utc
 
 Echo = Callable[[str], object]
 
@@ -116,7 +116,7 @@ def _open_counts(sim: MarketSim) -> str:
 
 
 def _iso(unix_s: int) -> str:
-    return pd.Timestamp(unix_s, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(unix_s)
 
 
 def progress_bar(total: int | None, desc: str, unit: str, enabled: bool = True) -> tqdm:

@@ -12,7 +12,7 @@ from liqmap.errors import DataGapError, StorageError
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
-from liqmap.timeutil import check_order
+from liqmap.timeutil import check_order, iso_utc
 
 
 @dataclass(frozen=True)
@@ -303,7 +303,7 @@ def format_endpoints(report: dict[str, object] | None) -> str:
         return ""
     updated = report.get("updated")
     try:
-        when = f"{pd.Timestamp(str(updated)):%Y-%m-%dT%H:%M:%SZ}"
+        when = iso_utc(str(updated))
     except ValueError:
         when = "?"
     lines = [f"rpc endpoints (collector, as of {when}):"]
