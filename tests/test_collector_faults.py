@@ -81,7 +81,10 @@ def test_chain_clock_outage_minutes_keep_the_real_error(surfnet, tmp_path: Path)
             _wait_for(lambda: store.read_market_state("SOL").num_rows >= 1)
             node.down = True  # the node is unreachable while 5 chain minutes pass
             surfnet.time_travel((surfnet.chain_time() + 300) * 1000)
-            time.sleep(1.5)
+            outage_at = time.monotonic()
+            # no cycle runs while the clock is unreadable: `status` still sees the errors
+            _wait_for(lambda: "HTTP 503" in _last_error(store), 20)
+            time.sleep(max(0.0, 1.5 - (time.monotonic() - outage_at)))
             node.down = False
             _wait_for(lambda: len(store.read_misses("SOL")) >= 4, 30)
         finally:
@@ -90,6 +93,11 @@ def test_chain_clock_outage_minutes_keep_the_real_error(surfnet, tmp_path: Path)
     reasons = store.read_misses("SOL").column("reason").to_pylist()
     assert len(reasons) >= 4 and all("HTTP 503" in r for r in reasons), reasons
     assert not any("busy or paused" in r for r in reasons)
+
+
+def _last_error(store: Store) -> str:
+    report = store.read_endpoint_report() or {}
+    return " ".join(str(e.get("last_error", "")) for e in report.get("endpoints", []))
 
 
 def _drop_one_position(method: str, answer: dict[str, Any]) -> dict[str, Any]:

@@ -245,6 +245,7 @@ class Collector:
             reason = scrub(str(exc))
             log.warning("cannot read the chain clock: %s", reason)
             self._outage = f"cannot read the chain clock: {reason}"
+            self._save_endpoint_report()  # no cycle runs: `status` must still see the errors
             self.stop.wait(min(self.settings.interval_s, 5.0))
             return None
 
