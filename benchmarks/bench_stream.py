@@ -36,7 +36,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +48,7 @@ from liqmap import constants as C
 from liqmap.collect.cycle import MarketAddresses
 from liqmap.collect.rpc import RpcClient, Transport
 from liqmap.collect.stream import StreamFeed
-from liqmap.sim.market import MarketSim, SimConfig
+from liqmap.sim.market import AccountWrite, MarketSim, SimConfig
 from liqmap.sim.surfnet import Surfnet
 from liqmap.sim.writer import ChainWriter, start_time_s
 from liqmap.store import Store
@@ -84,7 +86,7 @@ class LatencyProbe:
         self.stop = threading.Event()
         inner = self.feed._on_notification
 
-        def timed(note, n_bytes):  # type: ignore[no-untyped-def]
+        def timed(note: Any, n_bytes: int) -> None:
             inner(note, n_bytes)
             sent = self.written.pop(note.pubkey, None) if note.pubkey else None
             if sent is not None:
@@ -113,7 +115,8 @@ class TimedWriter(ChainWriter):
         super().__init__(node)
         self.probe = probe
 
-    def write(self, writes, progress=None):  # type: ignore[no-untyped-def]
+    def write(self, writes: Iterable[AccountWrite],
+              progress: Callable[[int], object] | None = None) -> int:
         count = 0
         for w in writes:
             if self.probe is not None and len(w.data) == C.POSITION_ACCOUNT_SIZE:
@@ -137,7 +140,7 @@ def wait_for_snapshot(data: Path, minute_ts: int, timeout_s: float) -> bool:
     while time.monotonic() < end:
         store = Store(str(data))
         try:
-            times = store.snapshot_times(MARKETS[-1])
+            times = list(store.snapshot_times(MARKETS[-1]))
         except Exception:
             times = []
         if any(int(t.timestamp()) == minute_ts - minute_ts % 60 for t in times):
