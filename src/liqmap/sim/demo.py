@@ -178,7 +178,7 @@ def run_demo(out_dir: str | Path | None = None, *, hours: float = DEFAULT_HOURS,
             writer = ChainWriter(node)
             minutes, liquidations = _simulate_and_collect(
                 sim, writer, collector, store_dir, round(hours * 60), echo, progress,
-                interrupted, truth_path=out / TRUTH_FILE)
+                truth_path=out / TRUTH_FILE, interrupted=interrupted)
             outputs = DemoOutputs(out, store_dir, *_render(out, store_dir, echo, interrupted),
                                   minutes=minutes, liquidations=liquidations,
                                   seconds=time.monotonic() - started)
@@ -219,11 +219,12 @@ def _serve_live(sim: MarketSim, writer: ChainWriter, collector: Collector,
 
 def _simulate_and_collect(sim: MarketSim, writer: ChainWriter, collector: Collector,
                           store_dir: Path, n_minutes: int, echo: Echo, progress: bool,
-                          interrupted: threading.Event, truth_path: Path | None = None
-                          ) -> tuple[int, int]:
+                          truth_path: Path | None = None,
+                          interrupted: threading.Event | None = None) -> tuple[int, int]:
     """Warm up, write minute 0, then per minute: simulate, write, move the clock, collect.
     The simulator's liquidations and closes go to `truth_path` (CSV, `sim.truth`)."""
     config = sim.config
+    interrupted = interrupted or threading.Event()
     truth = TruthLog(truth_path, sim) if truth_path is not None else None
     with progress_bar(config.warmup_min, "warm-up (simulated history)", "min", progress) as bar:
         sim.warm_up(until(interrupted, bar.update, KeyboardInterrupt))
