@@ -51,6 +51,7 @@ def _shot(driver: Any, name: str, tmp_path: Path) -> np.ndarray:
     from matplotlib.image import imread
 
     path = Path(SHOTS) / name if SHOTS else tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return imread(path)
 
