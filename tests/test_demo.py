@@ -205,7 +205,9 @@ def test_a_set_interrupt_stops_the_demo_at_its_next_step(node_available, tmp_pat
         run_demo(tmp_path / "out", hours=0.1, positions={m: 30 for m in C.MARKETS},
                  echo=echo, progress=False, interrupted=interrupted)
     assert lines[-1].startswith(at)
-    assert (tmp_path / "out" / "heatmap_SOL.png").exists() == (at == "--- heatmap PNG")
+    drawing = at == "--- heatmap PNG"
+    assert (tmp_path / "out" / "store" / "market_state").is_dir() == drawing  # collected
+    assert (tmp_path / "out" / "heatmap_SOL.png").exists() == drawing
     assert not (tmp_path / "out" / "heatmap_SOL.html").exists()
     assert nodes() <= before
 
