@@ -95,6 +95,23 @@ def test_canvas_is_drawn_with_empty_cells_distinct(page: tuple[str, Any, Path],
     assert panels["liqs"].startswith("0 in view")  # the route answers; this store has none
 
 
+def test_the_pages_load_without_console_errors(page: tuple[str, Any, Path]) -> None:
+    """No failed request or script error in the browser's console (a missing icon was one)."""
+    url, _, _ = page
+    with chromium() as driver:
+        for path in ("/", "/docs"):
+            driver.get(url + path)
+            _wait(driver, lambda: driver.execute_script(
+                "return document.readyState === 'complete' && (location.pathname !== '/' "
+                "|| document.body.dataset.loaded)"))
+            time.sleep(0.5)  # the icon is fetched after the load event
+            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+            assert not errors, (path, errors)
+            icon = driver.execute_script(
+                "return document.querySelector('link[rel=icon]').href")
+            assert "/static/icon." in icon and icon.endswith(".svg")
+
+
 def test_preset_changes_the_window(page: tuple[str, Any, Path], tmp_path: Path) -> None:
     _, driver, _ = page
     before = _data(driver, "[d.t_start, d.t_end, d.n_cols]")

@@ -61,7 +61,7 @@ OPTION_NAMES = {"run `liqmap collect` or point --data-dir/--folder at collected 
                 "--t-start": "start", "--t-end": "end", "--bin": "bin", "--freq": "freq",
                 "--pmin": "pmin", "--pmax": "pmax", "--side": "side", "--unit": "unit",
                 "--agg": "agg", "--at": "at", "--data-dir": "the server's store"}
-STATIC_FILES = ("app.js", "app.css", "docs.js")
+STATIC_FILES = ("app.js", "app.css", "docs.js", "icon.svg")
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,8 @@ def _load_static() -> dict[str, tuple[str, bytes]]:
     """The page's files, read once from the package: hashed name -> (media type, bytes); the
     index and docs pages refer to the hashed names."""
     root = resources.files("liqmap.serve") / "static"
-    media = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+    media = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
+             ".svg": "image/svg+xml"}
     out: dict[str, tuple[str, bytes]] = {}
     names = {}
     for name in STATIC_FILES:
