@@ -291,10 +291,13 @@ def test_no_request_path_reaches_the_filesystem(client: Client, path: str) -> No
 def test_page_assets_are_hashed_and_cached(client: Client) -> None:
     page = client.get("/").text
     assets = [part.split('"')[0] for part in page.split('/static/')[1:]]
-    assert len(assets) == 2 and all(len(a.split(".")) == 3 for a in assets)
+    assert sorted(a.split(".")[::2] for a in assets) == [["app", "css"], ["app", "js"],
+                                                          ["icon", "svg"]]
+    types = {"css": "text/css", "js": "text/javascript", "svg": "image/svg+xml"}
     for asset in assets:
         r = client.get(f"/static/{asset}")
         assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+        assert r.headers["content-type"].startswith(types[asset.rsplit(".", 1)[1]])
     assert "http" not in page.replace("http-equiv", "")  # nothing from elsewhere
 
 
