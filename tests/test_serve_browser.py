@@ -92,7 +92,21 @@ def test_canvas_is_drawn_with_empty_cells_distinct(page: tuple[str, Any, Path],
 
     panels = WebDriverWait(driver, 60).until(panels_loaded)
     assert "boost" in panels["signal"] and "ratio" in panels["signal"]  # the live rule's state
+    assert panels["signal"].count(" SOL") == 3 and "±0.5 %: below " in panels["signal"]
     assert panels["liqs"].startswith("0 in view")  # the route answers; this store has none
+
+
+def test_the_signal_panel_names_units_and_a_warming_rule(page: tuple[str, Any, Path]) -> None:
+    """Amounts carry the market's token; θ unknown (the rule warming up) is said, not 0."""
+    _, driver, _ = page
+    text = driver.execute_script("""return [
+      window.liqmap.signalText({market: "ETH", params: {window_pct: 0.5}, state: {direction: 1,
+        below_tokens: 1234.5, above_tokens: 0, threshold_tokens: null, suggested_ratio: 1.5}}),
+      window.liqmap.signalText({market: "BTC", params: {window_pct: null, window_usd: 2000},
+        state: {direction: 0, below_tokens: 0.25, above_tokens: 3, threshold_tokens: 2.5,
+        suggested_ratio: 1}})];""")
+    assert text == ["boost up · ±0.5 %: below 1,235 ETH / above 0 ETH · θ warming up · ratio 1.5",
+                    "no boost · ±$2,000: below 0.25 BTC / above 3 BTC · θ 2.5 BTC · ratio 1"]
 
 
 def test_the_pages_load_without_console_errors(page: tuple[str, Any, Path]) -> None:

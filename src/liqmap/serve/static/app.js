@@ -575,11 +575,19 @@
   }
 
   function loadSignal() {
-    panel("signal", "/api/v1/signal?market=" + S.market, (j) => {
-      const s = j.state || {};
-      return `${s.direction > 0 ? "boost up" : s.direction < 0 ? "boost down" : "no boost"} · below ${fmtAmt(s.below_tokens || 0)}` +
-        ` / above ${fmtAmt(s.above_tokens || 0)} (θ ${fmtAmt(s.threshold_tokens || 0)}) · ratio ${s.suggested_ratio ?? "–"}`;
-    });
+    panel("signal", "/api/v1/signal?market=" + S.market, signalText);
+  }
+
+  // the rule's last minute: the amounts to liquidate within its window below and above the
+  // price (matrix units: the market's tokens) against θ; θ unknown while the rule warms up
+  function signalText(j) {
+    const s = j.state || {}, p = j.params || {}, unit = " " + (j.market || S.market);
+    const amount = (v) => (v == null ? "–" : fmtAmt(v) + unit);
+    const band = p.window_pct != null ? `±${p.window_pct} %` : p.window_usd != null ? `±$${fmtPrice(p.window_usd)}` : "window";
+    const boost = s.direction > 0 ? "boost up" : s.direction < 0 ? "boost down" : "no boost";
+    const theta = s.threshold_tokens == null ? "warming up" : amount(s.threshold_tokens);
+    return `${boost} · ${band}: below ${amount(s.below_tokens)} / above ${amount(s.above_tokens)}` +
+      ` · θ ${theta} · ratio ${s.suggested_ratio ?? "–"}`;
   }
 
   async function panel(id, url, render) {
@@ -603,7 +611,7 @@
     const d = S.data, b = plotBox();
     return { x: X((d.t_edges_ms[col] + d.t_edges_ms[col + 1]) / 2, b), y: Y((d.y_edges_usd[bin] + d.y_edges_usd[bin + 1]) / 2, b) };
   }
-  window.liqmap = { state: S, draw, load, extend, panBy, zoomTime, setPreset, cellXY, get lastDrawMs() { return S.lastDrawMs; } };
+  window.liqmap = { state: S, draw, load, extend, panBy, zoomTime, setPreset, cellXY, signalText, get lastDrawMs() { return S.lastDrawMs; } };
 
   // a view can be linked: /?market=ETH&preset=3d&bin=2&freq=5&pmin=3000&pmax=4000&scale=linear
   function fromUrl() {
