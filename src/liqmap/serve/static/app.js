@@ -10,11 +10,14 @@
   const EDGE_FRACTION = 0.05;        // live: a price this close to the range's edge reloads the view
   const MARGIN = { l: 64, r: 12, t: 10, b: 26 };
   const EMPTY = "#0b0d12";          // empty cell: the page background, never a colour of the scale
+  // the colour range, as the PNG's (render_png.VMAX_PERCENTILE, LOG_VMIN_PERCENTILE): the top
+  // at this quantile of the non-empty cells (clusters above it saturate), log from this one
+  const VMAX_Q = 0.98, LOG_VMIN_Q = 0.02;
   const GAP = "rgba(140,150,170,0.22)";
   const $ = (id) => document.getElementById(id);
   const heat = $("heat"), lv = $("levels"), tip = $("tip");
   const S = {
-    market: "SOL", preset: "24h", side: "split", scale: "log", live: true,
+    market: "SOL", preset: "24h", side: "split", scale: "linear", live: true,
     view: null,        // {t0, t1, p0, p1}: ms and USD shown
     zoomedPrice: false, data: null, status: null, lastEvent: null,
     hover: null, drag: null, loading: 0, seq: 0, lastDrawMs: 0, lastLoad: null,
@@ -219,8 +222,9 @@
       if (v > 0) vals.push(v);
     }
     vals.sort((a, b) => a - b);
-    const vmax = vals.length ? vals[Math.min(vals.length - 1, Math.floor(vals.length * 0.995))] : 1;
-    d.vmax = vmax; d.vmin = S.scale === "log" ? Math.max(vals.length ? vals[0] : vmax / 1e3, vmax / 1e4) : 0;
+    const at = (q) => vals[Math.min(vals.length - 1, Math.floor(vals.length * q))];
+    const vmax = vals.length ? at(VMAX_Q) : 1;
+    d.vmax = vmax; d.vmin = S.scale === "log" ? Math.max(vals.length ? at(LOG_VMIN_Q) : vmax / 1e3, vmax / 1e4) : 0;
     d.image = paint(d);
   }
 
