@@ -126,6 +126,30 @@ def test_the_pages_load_without_console_errors(page: tuple[str, Any, Path]) -> N
             assert "/static/icon." in icon and icon.endswith(".svg")
 
 
+def test_colour_range_saturates_the_top_two_percent(page: tuple[str, Any, Path]) -> None:
+    """Linear by default, top at the 98th percentile of non-empty cells (as the PNG); log
+    starts at the 2nd. Measured on the loaded matrix (the page samples it)."""
+    _, driver, _ = page
+    share = """
+      const d = window.liqmap.state.data, L = d.layer.z_long, Sh = d.layer.z_short;
+      let n = 0, top = 0, low = 0;
+      for (let i = 0; i < L.length; i++) {
+        const v = L[i] + Sh[i];
+        if (v > 0) { n++; if (v >= d.vmax) top++; if (v < d.vmin) low++; }
+      }
+      return [top / n, low / n, d.vmin];"""
+    assert driver.execute_script(
+        "return document.querySelector('#scales .on').dataset.scale") == "linear"
+    top, low, vmin = driver.execute_script(share)
+    assert 0.01 <= top <= 0.03 and low == 0 and vmin == 0
+    try:
+        driver.find_element("css selector", "#scales [data-scale=log]").click()
+        top, low, vmin = driver.execute_script(share)
+        assert 0.01 <= top <= 0.03 and 0.01 <= low <= 0.03 and vmin > 0
+    finally:
+        driver.find_element("css selector", "#scales [data-scale=linear]").click()
+
+
 def test_preset_changes_the_window(page: tuple[str, Any, Path], tmp_path: Path) -> None:
     _, driver, _ = page
     before = _data(driver, "[d.t_start, d.t_end, d.n_cols]")
