@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
+from liqmap.store import Store
+
 from browser_helpers import chromium, require_browser
 from serve_helpers import add_minute, decode_f32, serve_process, write_market
 
@@ -58,6 +60,29 @@ def _shot(driver: Any, name: str, tmp_path: Path) -> np.ndarray:
 
 def _data(driver: Any, expr: str) -> Any:
     return driver.execute_script(f"const d = window.liqmap.state.data; return {expr};")
+
+
+def _stamp(ts: pd.Timestamp) -> str:
+    return f"{ts:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def _caught_up(driver: Any, root: Path) -> pd.Timestamp:
+    """The store's newest minute, once the page shows it and no fetch is in flight. The live
+    tests add minutes after it: each works whichever tests ran before it on this page
+    (xdist may run any of them on a fresh page)."""
+    newest = Store(str(root)).snapshot_times("SOL")[-1]
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == _stamp(newest)
+          and not driver.execute_script("return window.liqmap.state.loading"))
+    return newest
+
+
+def _add_next(driver: Any, root: Path, newest: pd.Timestamp, price_usd: float
+              ) -> pd.Timestamp:
+    """Store the minute after `newest` and wait until the page shows it."""
+    new = newest + pd.Timedelta(minutes=1)
+    add_minute(root, new, price_usd, n=400)
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == _stamp(new))
+    return new
 
 
 def test_canvas_is_drawn_with_empty_cells_distinct(page: tuple[str, Any, Path],
@@ -199,18 +224,57 @@ def test_hover_shows_the_api_value_of_the_cell(page: tuple[str, Any, Path],
     _shot(driver, "hover_tooltip.png", tmp_path)
 
 
+def test_a_reload_under_a_resting_cursor_follows_the_cell(page: tuple[str, Any, Path]) -> None:
+    """The cursor rests on a late column while the view reloads with fewer columns (here
+    5-minute ones): the page stays drawn and the tooltip shows the new cell under the cursor.
+    It kept the old column's index, past the new last column, and the page broke with
+    "Error: Invalid time value"."""
+    url, driver, root = page
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    _caught_up(driver, root)
+    target = driver.execute_script("""
+      const d = window.liqmap.state.data, nb = d.n_bins, c = d.n_cols - 2;
+      const total = (b) => d.layer.z_long[c * nb + b] + d.layer.z_short[c * nb + b];
+      let best = 0;
+      for (let b = 0; b < nb; b++) if (total(b) > total(best)) best = b;
+      const heat = document.getElementById("heat"), at = window.liqmap.cellXY(c, best);
+      return {col: c, n: d.n_cols, w: heat.clientWidth, h: heat.clientHeight, x: at.x, y: at.y,
+              t: (d.t_edges_ms[c] + d.t_edges_ms[c + 1]) / 2};""")
+    heat, tip = driver.find_element("id", "heat"), driver.find_element("id", "tip")
+    ActionChains(driver).move_to_element_with_offset(
+        heat, int(target["x"] - target["w"] / 2), int(target["y"] - target["h"] / 2)).perform()
+    _wait(driver, lambda: tip.is_displayed()
+          and tip.get_attribute("data-col") == str(target["col"]))
+    try:
+        driver.execute_script("document.getElementById('freq').value = '5'; "
+                              "window.liqmap.load();")
+        _wait(driver, lambda: _data(driver, "d && d.freq_min") == 5
+              and not driver.execute_script("return window.liqmap.state.loading"))
+        assert not driver.find_element("id", "info").text.startswith("Error")
+        edges = _data(driver, "d.t_edges_ms")
+        col = int(tip.get_attribute("data-col"))
+        assert col < target["n"] // 4 and edges[col] <= target["t"] < edges[col + 1]
+        api = httpx.get(url + "/api/v1/heatmap?" + driver.execute_script(
+            "return window.liqmap.state.lastLoad.query") + "&format=json").json()
+        expected = api["z"][int(tip.get_attribute("data-bin"))][col]
+        assert float(tip.get_attribute("data-value")) == pytest.approx(expected, rel=5e-5)
+    finally:
+        ActionChains(driver).move_to_element(driver.find_element("id", "info")).perform()
+        driver.execute_script("document.getElementById('freq').value = ''; window.liqmap.load();")
+        _wait(driver, lambda: not driver.execute_script("return window.liqmap.state.loading")
+              and _data(driver, "d && d.t_end"))
+
+
 def test_new_snapshot_appears_without_reload(page: tuple[str, Any, Path],
                                              tmp_path: Path) -> None:
     _, driver, root = page
     driver.find_element("css selector", "button[data-preset='24h']").click()
-    _wait(driver, lambda: _data(driver, "d && d.n_cols") == MINUTES)
+    newest = _caught_up(driver, root)
     driver.execute_script("window.__same_page = 42;")
-    new = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES)
-    add_minute(root, new, 178.0, n=400)
-    stamp = f"{new:%Y-%m-%dT%H:%M:%S}Z"
-    _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp)
+    new = _add_next(driver, root, newest, 178.0)
     assert driver.execute_script("return window.__same_page") == 42  # no reload
-    assert driver.find_element("id", "live").get_attribute("data-last") == stamp
+    assert driver.find_element("id", "live").get_attribute("data-last") == _stamp(new)
     _shot(driver, "live_update.png", tmp_path)
 
 
@@ -225,13 +289,10 @@ def test_a_live_minute_fetches_only_new_columns_and_equals_a_whole_fetch(
     """Live: the next minute is fetched as the last column on (kilobytes, not the view), and
     the page's merged matrix is the one the server gives for the whole window."""
     url, driver, root = page
-    _wait(driver, lambda: _data(driver, "d && d.t_end"))
+    newest = _caught_up(driver, root)
     before = _data(driver, "({last: d.t_edges_ms[d.n_cols - 1], n: d.n_cols, "
                            "full: window.liqmap.state.lastLoad.bytes})")
-    new = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES + 1)
-    add_minute(root, new, 179.0, n=400)
-    stamp = f"{new:%Y-%m-%dT%H:%M:%S}Z"
-    _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp)
+    new = _add_next(driver, root, newest, 179.0)
     append = driver.execute_script("return window.liqmap.state.lastAppend")
     assert append is not None, "the live minute reloaded the whole view"
     asked = httpx.QueryParams(append["query"])
@@ -245,8 +306,12 @@ def _page_equals_the_whole_answer(url: str, driver: Any, end: pd.Timestamp) -> i
     """Assert the page's matrix is the server's answer for its whole window; its columns."""
     got = _data(driver, "({n: d.n_cols, t: d.t_edges_ms, freq: d.freq_min, bin: d.bin_usd, "
                         "y: d.y_edges_usd, gap: d.gap_mask, spot: d.spot_usd, "
-                        "long: Array.from(d.layer.z_long), short: Array.from(d.layer.z_short)})")
-    start = pd.Timestamp(got["t"][0], unit="ms", tz="UTC")
+                        "long: Array.from(d.layer.z_long), short: Array.from(d.layer.z_short), "
+                        "loaded: window.liqmap.state.lastLoad.query})")
+    # the window's start: the loaded view's (its first column holds the minutes from there,
+    # on the server's column grid), or the first column's once the live minutes dropped it
+    loaded_start = pd.Timestamp(httpx.QueryParams(got["loaded"])["start"])
+    start = max(pd.Timestamp(got["t"][0], unit="ms", tz="UTC"), loaded_start)
     head, layers = _f32(url, market="SOL", start=f"{start:%Y-%m-%dT%H:%MZ}",
                         end=f"{end:%Y-%m-%dT%H:%MZ}", freq=str(got["freq"]), bin=str(got["bin"]),
                         pmin=repr(got["y"][0]), pmax=repr(got["y"][-1]))
@@ -261,11 +326,9 @@ def _page_equals_the_whole_answer(url: str, driver: Any, end: pd.Timestamp) -> i
 def test_a_live_price_at_the_range_edge_fetches_the_whole_view_again(
         page: tuple[str, Any, Path]) -> None:
     _, driver, root = page
+    newest = _caught_up(driver, root)
     top = _data(driver, "d.y_edges_usd[d.n_bins]")
-    new = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES + 2)
-    add_minute(root, new, top * 1.02, n=400)  # the price leaves the range drawn
-    stamp = f"{new:%Y-%m-%dT%H:%M:%S}Z"
-    _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp)
+    _add_next(driver, root, newest, top * 1.02)  # the price leaves the range drawn
     assert driver.execute_script("return window.liqmap.state.lastAppend") is None
     assert _data(driver, "d.y_edges_usd[d.n_bins]") > top * 1.02  # re-centred on the price
 
@@ -277,14 +340,18 @@ def test_a_live_minute_inside_a_wide_column_replaces_it(page: tuple[str, Any, Pa
     driver.execute_script("document.getElementById('freq').value = '5'; window.liqmap.load();")
     _wait(driver, lambda: _data(driver, "d && d.freq_min") == 5
           and not driver.execute_script("return window.liqmap.state.loading"))
-    for extra in (3, 4):
-        new = pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES + extra)
-        add_minute(root, new, 179.5, n=400)
-        stamp = f"{new:%Y-%m-%dT%H:%M:%S}Z"
-        _wait(driver, lambda s=stamp: _data(driver, "d && d.t_end") == s)
+    newest = _caught_up(driver, root)
+
+    def last_column_end() -> pd.Timestamp:
+        return pd.Timestamp(_data(driver, "d.t_edges_ms[d.n_cols]"), unit="ms", tz="UTC")
+
+    while newest + pd.Timedelta(minutes=2) >= last_column_end():  # room for two minutes
+        newest = _add_next(driver, root, newest, 179.5)
+    for _ in range(2):
+        newest = _add_next(driver, root, newest, 179.5)
         append = driver.execute_script("return window.liqmap.state.lastAppend")
         assert append is not None and append["cols"] == 1  # the last column, again
-        _page_equals_the_whole_answer(url, driver, new)
+        _page_equals_the_whole_answer(url, driver, newest)
     driver.execute_script("document.getElementById('freq').value = '';")
 
 
@@ -293,8 +360,8 @@ def test_overlapping_live_fetches_end_on_the_newest_minute(page: tuple[str, Any,
     is slowed for it): the older one lands first, and the newer one must still be applied,
     on top of it, and equal a whole fetch."""
     url, driver, root = page
-    _wait(driver, lambda: not driver.execute_script("return window.liqmap.state.loading"))
-    news = [pd.Timestamp(START, tz="UTC") + pd.Timedelta(minutes=MINUTES + k) for k in (5, 6)]
+    newest = _caught_up(driver, root)
+    news = [newest + pd.Timedelta(minutes=k) for k in (1, 2)]
     for new in news:
         add_minute(root, new, 179.0, n=400)
     driver.execute_script("""
@@ -306,9 +373,8 @@ def test_overlapping_live_fetches_end_on_the_newest_minute(page: tuple[str, Any,
         const ev = (t) => ({ market: 'SOL', ts: t, price_usd: 179.0 });
         L.extend(ev(arguments[0])); L.extend(ev(arguments[1]));
         setTimeout(() => { window.fetch = real; L.state.live = true; }, 3000);
-        """, *[f"{t:%Y-%m-%dT%H:%M:%S}Z" for t in news])
-    stamp = f"{news[-1]:%Y-%m-%dT%H:%M:%S}Z"
-    _wait(driver, lambda: _data(driver, "d && d.t_end") == stamp, timeout_s=10)
+        """, *[_stamp(t) for t in news])
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == _stamp(news[-1]), timeout_s=10)
     _page_equals_the_whole_answer(url, driver, news[-1])
     _wait(driver, lambda: driver.execute_script("return window.liqmap.state.live"))
 

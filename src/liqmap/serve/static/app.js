@@ -120,7 +120,7 @@
       S.fullAt = Date.now(); S.lastAppend = null;
       $("info").textContent = info(d);
       $("apilink").href = "/api/v1/heatmap?" + q.toString().replace("side=split", "side=split&format=json");
-      draw();
+      if (S.hover) hoverAt(S.hover.x, S.hover.y); else draw();
       if (!S.firstPaintMs) S.firstPaintMs = performance.now();  // since navigation started
       loadLiquidations(q, seq);
       document.body.dataset.loaded = String(seq);
@@ -173,7 +173,7 @@
     S.data = out; prepare(out);
     S.lastAppend = { bytes: nd.wire, cols: nd.n_cols, query: q.toString() };
     $("info").textContent = info(out);
-    draw();
+    if (S.hover) hoverAt(S.hover.x, S.hover.y); else draw();
     S.lastAppend.ms = performance.now() - started;   // event to drawn
     loadLiquidations(query(), seq);
     document.body.dataset.loaded = String(seq) + "+" + out.t_end;
@@ -372,7 +372,7 @@
   // the column under the cursor (or the newest) as a levels profile beside the heatmap
   function column() {
     const d = S.data; if (!d) return -1;
-    if (S.hover) return S.hover.col;
+    if (S.hover && S.hover.col < d.n_cols) return S.hover.col;  // set from this data by hoverAt
     for (let c = d.n_cols - 1; c >= 0; c--) if (!d.gap_mask[c]) return c;
     return -1;
   }
@@ -424,8 +424,15 @@
 
   // ---------------------------------------------------------------- tooltip
   function showTip(ev) {
+    const r = heat.getBoundingClientRect();
+    hoverAt(ev.clientX - r.left, ev.clientY - r.top);
+  }
+
+  // the cell at canvas position (x, y) of the data shown: the crosshair, the levels column and
+  // the tooltip; called again when new data arrives under a resting cursor (its cell moved)
+  function hoverAt(x, y) {
     const d = S.data, b = plotBox(); if (!d || !S.view) return;
-    const r = heat.getBoundingClientRect(), x = ev.clientX - r.left, y = ev.clientY - r.top;
+    const r = heat.getBoundingClientRect();
     if (x < b.x || x > b.x + b.w || y < b.y || y > b.y + b.h) { S.hover = null; tip.hidden = true; draw(); return; }
     const col = colOf(T(x, b), d), bin = binOf(P(y, b), d);
     if (col < 0 || bin < 0 || bin >= d.n_bins) { S.hover = null; tip.hidden = true; draw(); return; }
