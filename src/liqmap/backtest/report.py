@@ -27,7 +27,6 @@ from liqmap.backtest.sweep import SweepResult, WalkForward
 from liqmap.errors import InputError
 from liqmap.files import write_bytes
 
-TIME_FORMAT: Final = C.ISO_SECONDS_UTC
 TOP_ROWS: Final = 5
 #: Metrics compared in and out of sample in the printed table.
 SPLIT_METRICS: Final = ("cum_pnl_raw_usd", "cum_pnl_boosted_net_usd", "net_improvement_usd",
@@ -45,8 +44,8 @@ def build_summary(result: BacktestResult, *, market: str, source: str,
     summary: dict[str, Any] = {
         "market": market,
         "source": source,
-        "t_start": f"{times[0]:{TIME_FORMAT}}",
-        "t_end": f"{times[-1]:{TIME_FORMAT}}",
+        "t_start": f"{times[0]:{C.ISO_SECONDS_UTC}}",
+        "t_end": f"{times[-1]:{C.ISO_SECONDS_UTC}}",
         "units": {"exposure": f"{market} tokens, long, hedged by a short",
                   "pnl": "USD", "window_sums": f"{market} tokens"},
         "coverage": result.minutes.coverage.to_dict(),
@@ -86,7 +85,7 @@ def _sweep_summary(sweep: SweepResult, times: pd.DatetimeIndex) -> dict[str, Any
     }
     if sweep.split_index is not None:
         out["ranked_on"] = "train part"
-        out["test_start"] = f"{times[sweep.split_index]:{TIME_FORMAT}}"
+        out["test_start"] = f"{times[sweep.split_index]:{C.ISO_SECONDS_UTC}}"
         out["state_at_test_start"] = "carried over from the train part"
         out["in_sample"] = sweep.in_sample
         out["out_of_sample"] = sweep.out_of_sample
@@ -257,7 +256,7 @@ def _csv(frame: pd.DataFrame) -> bytes:
     out = frame.copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-            out[col] = out[col].dt.strftime(TIME_FORMAT)
+            out[col] = out[col].dt.strftime(C.ISO_SECONDS_UTC)
     return out.to_csv(index=False).encode()
 
 
@@ -274,7 +273,7 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v) for v in value]
     if isinstance(value, pd.Timestamp):
-        return f"{value:{TIME_FORMAT}}"
+        return f"{value:{C.ISO_SECONDS_UTC}}"
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -87,8 +87,8 @@ class Collector:
             return
         read_at = self.boundary(decode_clock(clock).unix_timestamp)
         if read_at != ts:
-            raise LiqmapError(f"the chain clock was at {_fmt(read_at)} when the accounts were "
-                              f"read, outside the interval of {_fmt(ts)} (the cycle ran late); "
+            raise LiqmapError(f"the chain clock was at {iso_utc(read_at)} when the accounts were "
+                              f"read, outside the interval of {iso_utc(ts)} (the cycle ran late); "
                               "not stored under the wrong time")
 
     def boundary(self, now_s: float) -> pd.Timestamp:
@@ -112,7 +112,7 @@ class Collector:
 
     def _collect_market(self, market: str, ts: pd.Timestamp, deadline: float) -> CycleResult:
         if self.store.has_snapshot(market, ts):
-            log.info("%s %s already stored; skipped", market, _fmt(ts))
+            log.info("%s %s already stored; skipped", market, iso_utc(ts))
             self.realized.forget(market)
             return CycleResult(market, ts, stored=False)
         addr = self.addresses[market]
@@ -133,7 +133,7 @@ class Collector:
         except LiqmapError as exc:
             return self._failed(market, ts, scrub(str(exc)))
         except Exception as exc:  # one bad cycle must never stop a months-long run
-            log.exception("%s %s: unexpected error", market, _fmt(ts))
+            log.exception("%s %s: unexpected error", market, iso_utc(ts))
             return self._failed(market, ts, scrub(f"{type(exc).__name__}: {exc}"))
         _log_snapshot(snapshot, stored)
         if stored:
@@ -162,7 +162,7 @@ class Collector:
         """Called when `run` ends, also on errors."""
 
     def _failed(self, market: str, ts: pd.Timestamp, reason: str) -> CycleResult:
-        log.error("%s %s: no snapshot: %s", market, _fmt(ts), reason)
+        log.error("%s %s: no snapshot: %s", market, iso_utc(ts), reason)
         if not self._record_miss(market, ts, reason) and len(self._pending) < MAX_PENDING_MISSES:
             self._pending.append((market, ts, reason))
         return CycleResult(market, ts, stored=False, error=reason)
@@ -172,7 +172,7 @@ class Collector:
             self.store.write_miss(market, ts, reason)
         except (LiqmapError, OSError) as exc:
             log.error("%s %s: could not record the miss either (kept in memory until the "
-                      "disk takes it): %s", market, _fmt(ts), exc)
+                      "disk takes it): %s", market, iso_utc(ts), exc)
             return False
         return True
 
@@ -314,9 +314,6 @@ def last_positions_slot(store: Store, market: str) -> int | None:
     return max((s for s in slots if s is not None), default=None)
 
 
-def _fmt(ts: pd.Timestamp) -> str:
-    return iso_utc(ts)
-
 
 def _log_snapshot(snap: Snapshot, stored: bool) -> None:
     state = snap.state.to_pylist()[0]
@@ -330,7 +327,7 @@ def _log_snapshot(snap: Snapshot, stored: bool) -> None:
         "%s %s %s positions=%d (long %d, short %d) price=%.4f slot=%d latency=%.0fms "
         "bytes=%d retries=%d decode_errors=%d mode=%s rpc_bytes=%d updates=%d book_age=%.0fms "
         "missed=%d%s",
-        snap.market, _fmt(pd.Timestamp(snap.ts)), "stored" if stored else "duplicate",
+        snap.market, iso_utc(pd.Timestamp(snap.ts)), "stored" if stored else "duplicate",
         state["n_positions"], state["n_long"], state["n_short"], state["oracle_price"],
         state["slot"], state["latency_ms"], state["response_bytes"], state["retries"], errors,
         state["mode"], state["rpc_bytes"], state["stream_updates"], state["book_age_ms"],

@@ -217,8 +217,8 @@ def _assemble(market: str, minutes: list[dict[str, Any]], cal_parts: list[pd.Dat
     lead = det["lead_time_min"].dropna() if len(det) else pd.Series(dtype=float)
     summary = {
         "market": market,
-        "t_start": _iso(states["ts"].iloc[0]) if len(states) else None,
-        "t_end": _iso(states["ts"].iloc[-1]) if len(states) else None,
+        "t_start": iso_utc(states["ts"].iloc[0]) if len(states) else None,
+        "t_end": iso_utc(states["ts"].iloc[-1]) if len(states) else None,
         "snapshots": len(states), "intervals_scored": len(mdf),
         "max_gap_s": max_gap_s,
         "predicted": {"positions": int(tot["predicted_n"]), "usd": tot["predicted_usd"]},
@@ -279,6 +279,3 @@ def _quantiles(values: pd.Series) -> dict[str, float | None]:
     q = values.quantile([0.1, 0.5, 0.9]).to_numpy()
     return {"n": len(values), "p10": float(q[0]), "median": float(q[1]), "p90": float(q[2])}
 
-
-def _iso(ts: pd.Timestamp) -> str:
-    return iso_utc(ts)

@@ -284,18 +284,19 @@ def _render(out: Path, store_dir: Path, echo: Echo, interrupted: threading.Event
         ("heatmap PNG and npz", ["heatmap", *data, "--out", str(png),
                                  "--npz-out", str(out / NPZ_FILE)]),
         ("heatmap HTML", ["heatmap", *data, "--out", str(html)]),
-        ("liquidation levels", ["levels", *data, "--at", _iso(last), "--out", str(levels)]),
+        ("liquidation levels", ["levels", *data, "--at", iso_utc(last), "--out", str(levels)]),
         ("backtest", ["backtest", *data, "--bin", str(BACKTEST_BIN_USD),
                       "--out-dir", str(backtest)]),
         ("score against the realized liquidations",
          ["score", *data, "--out-dir", str(out / "score")]),
     ]
-    next_step = until(interrupted, lambda _: None, KeyboardInterrupt)
     for label, args in steps:
-        next_step(1)
+        if interrupted.is_set():
+            raise KeyboardInterrupt
         echo(f"--- {label}: liqmap {' '.join(args)}")
         _run_command(args)
-    next_step(1)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
     _write_old_tool_files(out, store_dir, echo)
     return png, html, levels, backtest
 
@@ -342,9 +343,6 @@ def _run_command(args: list[str]) -> None:
 
     cli.main(args=args, prog_name="liqmap", standalone_mode=False)
 
-
-def _iso(ts: pd.Timestamp) -> str:
-    return iso_utc(ts)
 
 
 @contextmanager

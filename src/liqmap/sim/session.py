@@ -59,7 +59,7 @@ def run_simulation(config: SimConfig, *, rpc_url: str | None = None,
             except _Stopped:  # Ctrl-C while loading (100,000 closed accounts take minutes)
                 echo("stopped (stop): while writing the accounts of minute 0")
                 return RunSummary(0, 0, 0, "stop")
-        echo(f"ready: minute 0 at chain time {_iso(sim.chain_time(0))}, {count} accounts "
+        echo(f"ready: minute 0 at chain time {iso_utc(sim.chain_time(0))}, {count} accounts "
              f"({_open_counts(sim)})")
         truth = TruthLog(truth_path, sim) if truth_path is not None else None
         with progress_bar(minutes, "simulating", "min", progress) as bar:
@@ -104,7 +104,7 @@ def _progress_callback(bar: tqdm, truth: TruthLog | None = None
         state["liquidations"] += len(report.liquidations)
         prices = ", ".join(f"{m} {p / C.USD_PRECISION:,.2f}"
                            for m, p in report.prices_usd6.items())
-        bar.set_postfix_str(f"{_iso(report.chain_time_s)} {prices}; "
+        bar.set_postfix_str(f"{iso_utc(report.chain_time_s)} {prices}; "
                             f"{state['liquidations']} liquidations", refresh=False)
         bar.update(1)
 
@@ -114,9 +114,6 @@ def _progress_callback(bar: tqdm, truth: TruthLog | None = None
 def _open_counts(sim: MarketSim) -> str:
     return ", ".join(f"{m} {len(b.open_rows())} open" for m, b in sim.books.items())
 
-
-def _iso(unix_s: int) -> str:
-    return iso_utc(unix_s)
 
 
 def progress_bar(total: int | None, desc: str, unit: str, enabled: bool = True) -> tqdm:

@@ -372,7 +372,7 @@
   // the column under the cursor (or the newest) as a levels profile beside the heatmap
   function column() {
     const d = S.data; if (!d) return -1;
-    if (S.hover && S.hover.col < d.n_cols) return S.hover.col;  // set from this data by hoverAt
+    if (S.hover) return S.hover.col;  // derived from the data shown by hoverAt
     for (let c = d.n_cols - 1; c >= 0; c--) if (!d.gap_mask[c]) return c;
     return -1;
   }
