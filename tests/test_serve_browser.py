@@ -17,6 +17,7 @@ import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
 from liqmap.store import Store
+from liqmap.timeutil import iso_utc
 
 from browser_helpers import chromium, require_browser
 from serve_helpers import add_minute, decode_f32, serve_process, write_market
@@ -44,6 +45,9 @@ def default_view(page: tuple[str, Any, Path]) -> None:
     """Each test starts on the page as a user opens it (no pan, preset, cursor or column
     width left by another test); the store keeps the minutes earlier tests added."""
     url, driver, _ = page
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).move_to_element(driver.find_element("id", "info")).perform()
     driver.get(url + "/")
     _wait(driver, lambda: driver.execute_script("return document.body.dataset.loaded"))
 
@@ -71,16 +75,12 @@ def _data(driver: Any, expr: str) -> Any:
     return driver.execute_script(f"const d = window.liqmap.state.data; return {expr};")
 
 
-def _stamp(ts: pd.Timestamp) -> str:
-    return f"{ts:%Y-%m-%dT%H:%M:%S}Z"
-
-
 def _caught_up(driver: Any, root: Path) -> pd.Timestamp:
     """The store's newest minute, once the page shows it and no fetch is in flight. The live
     tests add minutes after it: each works whichever tests ran before it on this page
     (xdist may run any of them on a fresh page)."""
     newest = Store(str(root)).snapshot_times("SOL")[-1]
-    _wait(driver, lambda: _data(driver, "d && d.t_end") == _stamp(newest)
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == iso_utc(newest)
           and not driver.execute_script("return window.liqmap.state.loading"))
     return newest
 
@@ -90,8 +90,42 @@ def _add_next(driver: Any, root: Path, newest: pd.Timestamp, price_usd: float
     """Store the minute after `newest` and wait until the page shows it."""
     new = newest + pd.Timedelta(minutes=1)
     add_minute(root, new, price_usd, n=400)
-    _wait(driver, lambda: _data(driver, "d && d.t_end") == _stamp(new))
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == iso_utc(new))
     return new
+
+
+def _point_at_busiest_cell(driver: Any, column_js: str) -> dict[str, Any]:
+    """Rest the cursor on the busiest cell of column `column_js` (the next one with a
+    snapshot) and wait for its tooltip; the cell's column, bin, time and the columns shown."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    target = driver.execute_script(f"""
+      const d = window.liqmap.state.data, nb = d.n_bins;
+      let c = {column_js}, best = 0;
+      while (d.gap_mask[c]) c++;
+      const total = (b) => d.layer.z_long[c * nb + b] + d.layer.z_short[c * nb + b];
+      for (let b = 0; b < nb; b++) if (total(b) > total(best)) best = b;
+      const heat = document.getElementById("heat"), at = window.liqmap.cellXY(c, best);
+      return {{col: c, bin: best, n: d.n_cols, w: heat.clientWidth, h: heat.clientHeight,
+               x: at.x, y: at.y, t: (d.t_edges_ms[c] + d.t_edges_ms[c + 1]) / 2}};""")
+    ActionChains(driver).move_to_element_with_offset(
+        driver.find_element("id", "heat"), int(target["x"] - target["w"] / 2),
+        int(target["y"] - target["h"] / 2)).perform()
+    tip = driver.find_element("id", "tip")
+    _wait(driver, lambda: tip.is_displayed()
+          and tip.get_attribute("data-col") == str(target["col"]))
+    return target
+
+
+def _tip_equals_the_api(url: str, driver: Any) -> tuple[int, int, float]:
+    """Assert the tooltip's amount is the API's for its cell in the view shown; the cell and
+    that amount."""
+    tip = driver.find_element("id", "tip")
+    col, bin_ = int(tip.get_attribute("data-col")), int(tip.get_attribute("data-bin"))
+    query = driver.execute_script("return window.liqmap.state.lastLoad.query")
+    expected = httpx.get(f"{url}/api/v1/heatmap?{query}&format=json").json()["z"][bin_][col]
+    assert float(tip.get_attribute("data-value")) == pytest.approx(expected, rel=5e-5)
+    return col, bin_, expected
 
 
 def test_canvas_is_drawn_with_empty_cells_distinct(page: tuple[str, Any, Path],
@@ -179,13 +213,10 @@ def test_colour_range_saturates_the_top_two_percent(page: tuple[str, Any, Path])
         "return document.querySelector('#scales .on').dataset.scale") == "linear"
     above, at_top, below, _, vmin = driver.execute_script(share)
     assert above <= 0.03 and at_top >= 0.01 and below == 0 and vmin == 0
-    try:
-        driver.find_element("css selector", "#scales [data-scale=log]").click()
-        above, at_top, below, at_low, vmin = driver.execute_script(share)
-        assert above <= 0.03 and at_top >= 0.01 and below <= 0.03 and at_low >= 0.01
-        assert vmin > 0
-    finally:
-        driver.find_element("css selector", "#scales [data-scale=linear]").click()
+    driver.find_element("css selector", "#scales [data-scale=log]").click()
+    above, at_top, below, at_low, vmin = driver.execute_script(share)
+    assert above <= 0.03 and at_top >= 0.01 and below <= 0.03 and at_low >= 0.01
+    assert vmin > 0
 
 
 def test_preset_changes_the_window(page: tuple[str, Any, Path], tmp_path: Path) -> None:
@@ -197,8 +228,8 @@ def test_preset_changes_the_window(page: tuple[str, Any, Path], tmp_path: Path) 
     driver.find_element("css selector", "button[data-preset='6h']").click()
     _wait(driver, lambda: driver.execute_script("return document.body.dataset.loaded") != seq)
     after = _data(driver, "[d.t_start, d.t_end, d.n_cols]")
-    assert after[1] == before[1] == _stamp(end)
-    assert after[0] == _stamp(end - pd.Timedelta(hours=6) + pd.Timedelta(minutes=1))
+    assert after[1] == before[1] == iso_utc(end)
+    assert after[0] == iso_utc(end - pd.Timedelta(hours=6) + pd.Timedelta(minutes=1))
     assert "on" in driver.find_element("css selector",
                                        "button[data-preset='6h']").get_attribute("class")
     _shot(driver, "preset_6h.png", tmp_path)
@@ -207,29 +238,10 @@ def test_preset_changes_the_window(page: tuple[str, Any, Path], tmp_path: Path) 
 def test_hover_shows_the_api_value_of_the_cell(page: tuple[str, Any, Path],
                                                tmp_path: Path) -> None:
     url, driver, _ = page
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    target = driver.execute_script("""
-      const S = window.liqmap.state, d = S.data, nb = d.n_bins;
-      const total = (b) => d.layer.z_long[c * nb + b] + d.layer.z_short[c * nb + b];
-      let c = Math.floor(d.n_cols / 3), best = 0;
-      while (d.gap_mask[c]) c++;
-      for (let b = 0; b < nb; b++) if (total(b) > total(best)) best = b;
-      const heat = document.getElementById("heat"), at = window.liqmap.cellXY(c, best);
-      return {col: c, bin: best, query: S.lastLoad.query, w: heat.clientWidth,
-              h: heat.clientHeight, x: at.x, y: at.y};
-    """)
-    heat = driver.find_element("id", "heat")
-    ActionChains(driver).move_to_element_with_offset(
-        heat, int(target["x"] - target["w"] / 2), int(target["y"] - target["h"] / 2)).perform()
+    target = _point_at_busiest_cell(driver, "Math.floor(d.n_cols / 3)")
+    col, bin_, expected = _tip_equals_the_api(url, driver)
+    assert (col, bin_) == (target["col"], target["bin"]) and expected > 0
     tip = driver.find_element("id", "tip")
-    _wait(driver, tip.is_displayed)
-    col, bin_ = int(tip.get_attribute("data-col")), int(tip.get_attribute("data-bin"))
-    assert (col, bin_) == (target["col"], target["bin"])
-    api = httpx.get(f"{url}/api/v1/heatmap?{target['query']}&format=json").json()
-    expected = api["z"][bin_][col]
-    assert expected > 0
-    assert float(tip.get_attribute("data-value")) == pytest.approx(expected, rel=5e-5)
     assert f"{expected:,.0f}" in tip.text or f"{expected:,.1f}" in tip.text
     assert "price bin" in tip.text and "between price and cursor" in tip.text and "≈ $" in tip.text
     _shot(driver, "hover_tooltip.png", tmp_path)
@@ -241,40 +253,15 @@ def test_a_reload_under_a_resting_cursor_follows_the_cell(page: tuple[str, Any, 
     It kept the old column's index, past the new last column, and the page broke with
     "Error: Invalid time value"."""
     url, driver, root = page
-    from selenium.webdriver.common.action_chains import ActionChains
-
     _caught_up(driver, root)
-    target = driver.execute_script("""
-      const d = window.liqmap.state.data, nb = d.n_bins, c = d.n_cols - 2;
-      const total = (b) => d.layer.z_long[c * nb + b] + d.layer.z_short[c * nb + b];
-      let best = 0;
-      for (let b = 0; b < nb; b++) if (total(b) > total(best)) best = b;
-      const heat = document.getElementById("heat"), at = window.liqmap.cellXY(c, best);
-      return {col: c, n: d.n_cols, w: heat.clientWidth, h: heat.clientHeight, x: at.x, y: at.y,
-              t: (d.t_edges_ms[c] + d.t_edges_ms[c + 1]) / 2};""")
-    heat, tip = driver.find_element("id", "heat"), driver.find_element("id", "tip")
-    ActionChains(driver).move_to_element_with_offset(
-        heat, int(target["x"] - target["w"] / 2), int(target["y"] - target["h"] / 2)).perform()
-    _wait(driver, lambda: tip.is_displayed()
-          and tip.get_attribute("data-col") == str(target["col"]))
-    try:
-        driver.execute_script("document.getElementById('freq').value = '5'; "
-                              "window.liqmap.load();")
-        _wait(driver, lambda: _data(driver, "d && d.freq_min") == 5
-              and not driver.execute_script("return window.liqmap.state.loading"))
-        assert not driver.find_element("id", "info").text.startswith("Error")
-        edges = _data(driver, "d.t_edges_ms")
-        col = int(tip.get_attribute("data-col"))
-        assert col < target["n"] // 4 and edges[col] <= target["t"] < edges[col + 1]
-        api = httpx.get(url + "/api/v1/heatmap?" + driver.execute_script(
-            "return window.liqmap.state.lastLoad.query") + "&format=json").json()
-        expected = api["z"][int(tip.get_attribute("data-bin"))][col]
-        assert float(tip.get_attribute("data-value")) == pytest.approx(expected, rel=5e-5)
-    finally:
-        ActionChains(driver).move_to_element(driver.find_element("id", "info")).perform()
-        driver.execute_script("document.getElementById('freq').value = ''; window.liqmap.load();")
-        _wait(driver, lambda: not driver.execute_script("return window.liqmap.state.loading")
-              and _data(driver, "d && d.t_end"))
+    target = _point_at_busiest_cell(driver, "d.n_cols - 2")
+    driver.execute_script("document.getElementById('freq').value = '5'; window.liqmap.load();")
+    _wait(driver, lambda: _data(driver, "d && d.freq_min") == 5
+          and not driver.execute_script("return window.liqmap.state.loading"))
+    assert not driver.find_element("id", "info").text.startswith("Error")
+    edges = _data(driver, "d.t_edges_ms")
+    col, _, _ = _tip_equals_the_api(url, driver)
+    assert col < target["n"] // 4 and edges[col] <= target["t"] < edges[col + 1]
 
 
 def test_new_snapshot_appears_without_reload(page: tuple[str, Any, Path],
@@ -285,7 +272,7 @@ def test_new_snapshot_appears_without_reload(page: tuple[str, Any, Path],
     driver.execute_script("window.__same_page = 42;")
     new = _add_next(driver, root, newest, 178.0)
     assert driver.execute_script("return window.__same_page") == 42  # no reload
-    assert driver.find_element("id", "live").get_attribute("data-last") == _stamp(new)
+    assert driver.find_element("id", "live").get_attribute("data-last") == iso_utc(new)
     _shot(driver, "live_update.png", tmp_path)
 
 
@@ -363,7 +350,6 @@ def test_a_live_minute_inside_a_wide_column_replaces_it(page: tuple[str, Any, Pa
         append = driver.execute_script("return window.liqmap.state.lastAppend")
         assert append is not None and append["cols"] == 1  # the last column, again
         _page_equals_the_whole_answer(url, driver, newest)
-    driver.execute_script("document.getElementById('freq').value = '';")
 
 
 def test_overlapping_live_fetches_end_on_the_newest_minute(page: tuple[str, Any, Path]) -> None:
@@ -384,8 +370,8 @@ def test_overlapping_live_fetches_end_on_the_newest_minute(page: tuple[str, Any,
         const ev = (t) => ({ market: 'SOL', ts: t, price_usd: 179.0 });
         L.extend(ev(arguments[0])); L.extend(ev(arguments[1]));
         setTimeout(() => { window.fetch = real; L.state.live = true; }, 3000);
-        """, *[_stamp(t) for t in news])
-    _wait(driver, lambda: _data(driver, "d && d.t_end") == _stamp(news[-1]), timeout_s=10)
+        """, *[iso_utc(t) for t in news])
+    _wait(driver, lambda: _data(driver, "d && d.t_end") == iso_utc(news[-1]), timeout_s=10)
     _page_equals_the_whole_answer(url, driver, news[-1])
     _wait(driver, lambda: driver.execute_script("return window.liqmap.state.live"))
 
