@@ -42,6 +42,7 @@ import pandas as pd
 
 from bench_heatmap import MINUTES_PER_DAY, day_tables, price_path
 from liqmap.store import Store
+from liqmap.timeutil import iso_utc
 
 HERE = Path(__file__).resolve().parent
 DAYS = 3
@@ -175,7 +176,7 @@ def live_on_page(url: str, root: Path, pmin: float, pmax: float) -> dict[str, fl
             add_minute(root, new, 180.0, n=3000)
             written = time.perf_counter()  # stored (committed) now
             _until(driver, "const d = window.liqmap.state.data; return d && d.t_end === "
-                           f"'{new:%Y-%m-%dT%H:%M:%S}Z' && !window.liqmap.state.loading")
+                           f"'{iso_utc(new)}' && !window.liqmap.state.loading")
             out[f"{label}_s"] = time.perf_counter() - written
             state = driver.execute_script("const S = window.liqmap.state; return S.lastAppend "
                                           "? S.lastAppend.bytes : -S.lastLoad.bytes;")
