@@ -21,21 +21,21 @@ is its own:
   the old script's data path (read, bin, npz) against `liqmap heatmap --folder … --npz-out`,
   and the old tool's whole command (the same plus its pcolormesh PNG) against `liqmap heatmap
   --folder … --log-color --vmin 100 --vmax 10000 --out x.png`; wall and CPU time (user +
-  system, steadier on a shared machine) and peak RSS.
+  system, steadier on a shared machine) and peak RSS. For scale, the npz data path once more
+  as a bare script without pandas or numba (`FLOOR_SCRIPT`): what any command must spend.
 
 Targets (issue): store 72 h < 2 s and >= 10x faster than the baseline; PNG < 3 s; --folder
 on the real log shape >= 2x faster than the old pipeline, with less memory.
 
-Figures of 2026-11-30 (2-core machine shared with other jobs, load 5-14; `--only-folder
---repeat 3`), before -> after the start-up and render work of that day:
-- read + bin in-process: 0.66-1.40 s CPU, 1.2-2.7x less CPU than the old pipeline
-  (1.59-1.81 s), 0.66-0.70x its peak memory (332-349 MB vs 503 MB), same total;
-- data path as commands (npz): before 0.8-1.2x wall, 0.8-1.0x CPU, 0.93-0.97x memory; after
-  0.6-1.0x wall, 0.8-1.0x CPU (2.4-3.3 s vs 2.0-2.7 s), 0.90-0.95x memory (323-340 MB vs 360);
-- whole command to the PNG: before 0.6-0.8x wall, 0.8x CPU, 1.16-1.19x memory (615-628 MB);
-  after 1.0-1.4x wall, 1.0-1.2x CPU (4.3-5.4 s vs 5.4 s), 0.91-0.94x memory (481-495 MB vs
-  529 MB). The >= 2x target is missed on both commands: numba's start-up (~1 s CPU, 100 MB)
-  and pandas' import are most of the gap (README, Speed).
+Figures of 2026-11-30 (2-core machine, quiet: load 0.1-1; `--only-folder --repeat 5`):
+- read + bin in-process: 0.25 s (CPU 0.41 s) against the old pipeline's 0.76 s (0.85 s): 3.1x,
+  0.70x its peak memory (353 MB vs 503 MB), same total;
+- data path as commands (npz): 1.06 s (CPU 1.31 s) against 1.09 s (1.27 s): 1.0x, 0.95x the
+  memory; the floor script: 0.48 s (CPU 0.66 s), 2.3x, the same matrix as the old script;
+- whole command to the PNG: 2.11 s (CPU 2.38 s) against 2.96 s (3.15 s): 1.4x, 0.95x memory.
+The >= 2x target is missed on both commands: pandas' import (0.26 s) and numba's (0.15 s import
++ 0.15 s first call into the cached kernels) together exceed the 0.55 s that 2x allows, and
+the floor itself leaves 0.07 s for everything else (README, Speed).
 """
 
 from __future__ import annotations
@@ -388,6 +388,36 @@ fig.savefig(out, dpi=150)
 """
 
 
+#: What any `--folder` command must at least spend, for scale: the same data path with neither
+#: pandas nor numba (Arrow's threaded CSV reader, its buffers viewed by numpy, `searchsorted` +
+#: `bincount`, a compressed npz like liqmap's). pyarrow's `to_numpy` imports pandas, so the
+#: columns are read from the Arrow buffers. The window and range are the whole file's.
+FLOOR_SCRIPT = """
+import sys
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+csv, start, end, pmin, pmax, step, out = sys.argv[1:]
+types = {"liq_price": pa.float64(), "size_sol": pa.float64(), "t_bin": pa.timestamp("s", tz="UTC")}
+table = pacsv.read_csv(csv, convert_options=pacsv.ConvertOptions(column_types=types))
+def column(name, dtype):
+    chunks = table.column(name).chunks
+    assert all(c.null_count == 0 for c in chunks)
+    return np.concatenate([np.frombuffer(c.buffers()[1], dtype, len(c) + c.offset)[c.offset:]
+                           for c in chunks])
+price, size = column("liq_price", np.float64), column("size_sol", np.float64)
+minute = column("t_bin", np.int64) // 60
+edges = np.round(np.arange(float(pmin), float(pmax) + float(step) / 2, float(step)), 10)
+n_bins, first = edges.size - 1, minute.min()
+k = np.searchsorted(edges, price, side="right") - 1
+inside = (k >= 0) & (k < n_bins)
+n_minutes = int(minute.max() - first) + 1
+cells = np.bincount((minute[inside] - first) * n_bins + k[inside], weights=size[inside],
+                    minlength=n_minutes * n_bins)
+np.savez_compressed(out, Z=cells.reshape(n_minutes, n_bins).T, y_edges=edges)
+"""
+
+
 def _memory_mb(field: str) -> float:
     """VmRSS (now) or VmHWM (peak) of this process in MB, from /proc (Linux); else ru_maxrss.
 
@@ -485,19 +515,30 @@ def report_real(cache: Path, repeat: int) -> None:
     }
     labels = {"npz": "data path: read, bin, write the matrix (npz)",
               "png": "the whole command: read, bin, draw the PNG"}
+    floor = [sys.executable, "-c", FLOOR_SCRIPT, *window, str(cache / "floor.npz")]
     for kind, (old_argv, new_argv) in commands.items():
-        runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+        runs: dict[str, list[dict[str, float]]] = {"old": [], "new": [], "floor": []}
         for _ in range(repeat):  # interleaved, so both see the same machine load
             runs["old"].append(measure_command(old_argv))
             runs["new"].append(measure_command(new_argv))
+            if kind == "npz":
+                runs["floor"].append(measure_command(floor))
         print(f"whole process, {labels[kind]} (median of {repeat}):")
         old_fig, new_fig = _median(runs["old"]), _median(runs["new"])
         print(f"  old script             : {_figures(old_fig)}")
-        print(f"  liqmap heatmap --folder: {_figures(new_fig)}  -> "
-              f"{old_fig['seconds'] / new_fig['seconds']:.1f}x faster (CPU "
-              f"{old_fig['cpu_seconds'] / new_fig['cpu_seconds']:.1f}x), "
-              f"{new_fig['peak_rss_mb'] / old_fig['peak_rss_mb']:.2f}x the memory "
+        print(f"  liqmap heatmap --folder: {_figures(new_fig)}  -> {_versus(old_fig, new_fig)} "
               "(target >= 2x faster, < 1x memory)")
+        if runs["floor"]:
+            floor_fig = _median(runs["floor"])
+            same = np.allclose(np.load(cache / "floor.npz")["Z"], np.load(cache / "old.npz")["Z"])
+            print(f"  floor: no pandas, numba: {_figures(floor_fig)}  -> "
+                  f"{_versus(old_fig, floor_fig)}; same matrix as the old script: {same}")
+
+
+def _versus(old: dict[str, float], new: dict[str, float]) -> str:
+    return (f"{old['seconds'] / new['seconds']:.1f}x faster (CPU "
+            f"{old['cpu_seconds'] / new['cpu_seconds']:.1f}x), "
+            f"{new['peak_rss_mb'] / old['peak_rss_mb']:.2f}x the memory")
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
