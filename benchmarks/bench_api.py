@@ -95,7 +95,7 @@ def baseline_child(root: Path, pmin: float, pmax: float, bin_usd: float) -> dict
                          filters=[("market", "==", MARKET), ("ts", ">=", start),
                                   ("ts", "<=", end)])
     edges = make_price_edges(pmin, pmax, bin_usd)
-    df["bin"] = pd.cut(df["liq_price"], edges, right=False)
+    df["bin"] = pd.cut(df["liq_price"], pd.Index(edges), right=False)
     grid = df.groupby(["ts", "bin"], observed=False)["size_tokens"].sum().unstack(fill_value=0)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "sum": float(grid.to_numpy().sum())}

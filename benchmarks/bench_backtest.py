@@ -60,17 +60,18 @@ def plain_loop(matrix: LiqMatrix, m: MinuteInputs, p: BacktestParams) -> tuple[l
     """The rule and accounting written minute by minute, window sums by masks (no prefix sums,
     no numba). Returns the directions and the final cumulative net boosted − raw P&L."""
     lower_edges = matrix.y_edges_usd[:-1]
+    window_usd, threshold_tokens = p.window_usd, p.threshold_tokens
+    assert window_usd is not None and threshold_tokens is not None, "a resolved rule"
     on, direction, confirm, release = False, 0, 0, 0
     directions: list[int] = []
     net_minus_raw, prev_overlay = 0.0, 0.0
     for t in range(m.n):
         price, col = float(m.price_usd[t]), int(m.column[t])
         if not m.gap[t]:
-            above = float(matrix.z[(lower_edges > price) & (lower_edges <= price + p.window_usd),
-                                   col].sum())
-            below = float(matrix.z[(lower_edges >= price - p.window_usd) & (lower_edges < price),
-                                   col].sum())
-            trigger = above > p.threshold_tokens or below > p.threshold_tokens
+            column = matrix.z[:, col]
+            above = float(column[(lower_edges > price) & (lower_edges <= price + window_usd)].sum())
+            below = float(column[(lower_edges >= price - window_usd) & (lower_edges < price)].sum())
+            trigger = above > threshold_tokens or below > threshold_tokens
             new = 1 if below > above else -1
             cooling = release > 0
             if trigger:
@@ -157,7 +158,7 @@ def bench_sweep(matrix: LiqMatrix, minutes: MinuteInputs, baseline_sets: int) ->
     for i, (_, net_minus_raw) in zip(sample, loops, strict=True):
         key = tuple(float(getattr(sets[i], f)) for f in (
             "threshold_tokens", "window_usd", "release", "confirm", "boost"))
-        expected = float(table.loc[key, "net_improvement_usd"])
+        expected = float(np.asarray(table.loc[key, "net_improvement_usd"]))
         assert np.isclose(net_minus_raw, expected, rtol=1e-9, atol=1e-6), (key, expected)
     ratio = loop / lib
     print(f"sweep of {len(sets):,} sets: library {lib:.2f} s | plain loop {loop:.0f} s "

@@ -246,9 +246,9 @@ def old_pipeline(csv: Path, start: pd.Timestamp, end: pd.Timestamp, pmin: float,
     df["t_bin"] = pd.to_datetime(df["t_bin"], utc=True)
     df = df[(df["t_bin"] >= start) & (df["t_bin"] <= end)]
     edges = make_price_edges(pmin, pmax, BIN_USD)
-    df["p_bin"] = pd.cut(df["liq_price"], edges, right=False)
+    df["p_bin"] = pd.cut(df["liq_price"], pd.Index(edges), right=False)
     grp = df.groupby([df["t_bin"].dt.floor("1min"), "p_bin"], observed=False)["size_sol"]
-    grid = grp.sum().unstack(fill_value=0.0)
+    grid = grp.sum().unstack(fill_value=0)
     minutes = pd.date_range(grid.index.min(), grid.index.max(), freq="1min")
     return grid.reindex(minutes, fill_value=0.0).T.to_numpy()
 
@@ -530,9 +530,9 @@ def report_real(cache: Path, repeat: int) -> None:
               "(target >= 2x faster, < 1x memory)")
         if runs["floor"]:
             floor_fig = _median(runs["floor"])
-            same = np.allclose(np.load(cache / "floor.npz")["Z"], np.load(cache / "old.npz")["Z"])
+            equal = np.allclose(np.load(cache / "floor.npz")["Z"], np.load(cache / "old.npz")["Z"])
             print(f"  floor: no pandas, numba: {_figures(floor_fig)}  -> "
-                  f"{_versus(old_fig, floor_fig)}; same matrix as the old script: {same}")
+                  f"{_versus(old_fig, floor_fig)}; same matrix as the old script: {equal}")
 
 
 def _versus(old: dict[str, float], new: dict[str, float]) -> str:

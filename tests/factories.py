@@ -42,7 +42,7 @@ def positions_table(ts: pd.Timestamp, n: int, *, seed: int = 0, price_usd: float
 def state_table(ts: pd.Timestamp, n_positions: int, *, price_usd: float = 150.0,
                 slot: int = 1) -> pa.Table:
     """The market_state row of a snapshot (fields not under test are null)."""
-    row = {f.name: None for f in S.MARKET_STATE}
+    row: dict[str, object] = {f.name: None for f in S.MARKET_STATE}
     row.update(ts=ts, slot=slot, positions_slot=slot, chain_time=ts, oracle_price=price_usd,
                n_positions=n_positions, jlp_net_delta_tokens=3_500_000.0)
     return pa.Table.from_pylist([row], schema=S.MARKET_STATE)
