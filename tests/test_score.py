@@ -136,7 +136,8 @@ def test_markers_for_the_pictures_and_the_api(store: Store) -> None:
     assert markers["price_usd"].tolist() == [143.1, 151.0]
     payload = markers_json(markers)
     assert payload[0] == {"ts": "2026-11-24T08:01:00Z", "price_usd": 143.1, "size_usd": 10_000.0,
-                          "side": "long", "confirmed": False, "pubkey": "L1", "signature": None}
+                          "side": "long", "confirmed": False,
+                          "confirm_status": "confirmation off", "pubkey": "L1", "signature": None}
 
 
 def test_heatmap_pictures_draw_the_markers(store: Store, tmp_path: Path) -> None:

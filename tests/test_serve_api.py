@@ -403,6 +403,7 @@ def test_liquidations_are_the_markers_the_heatmap_draws(tmp_path: Path) -> None:
         first, last = min(BOOK), max(BOOK)
         expected = markers_json(liquidation_markers(store, "SOL", first, last))
         assert body["ok"] and body["liquidations"] == expected and len(expected) == 2
+        assert {row["confirm_status"] for row in expected} == {"confirmation off"}  # why not
         assert c.get("/api/v1/status").json()["features"]["liquidations"] is True
         assert c.get("/api/v1/liquidations?market=ETH").status_code == 404  # no ETH data
     finally:

@@ -179,6 +179,24 @@ def test_the_signal_panel_names_units_and_a_warming_rule(page: tuple[str, Any, P
                     "no boost · ±$2,000: below 0.25 BTC / above 3 BTC · θ 2.5 BTC · ratio 1"]
 
 
+def test_liquidations_panel_says_why_they_are_unconfirmed(page: tuple[str, Any, Path]) -> None:
+    """The panel names the commonest reason the unconfirmed rows give (the demo's node serves
+    no transactions, and '0 confirmed' alone read like a fault)."""
+    _, driver, _ = page
+    text = driver.execute_script("""const row = (usd, confirmed, status) =>
+        ({size_usd: usd, confirmed: confirmed, confirm_status: status});
+      return [
+        window.liqmap.liqsText([row(1000, false, "no transaction access"),
+          row(2500, false, "no transaction access"), row(500, false, "pending")]),
+        window.liqmap.liqsText([row(1000, true, "confirmed"), row(2000, true, "confirmed")]),
+        window.liqmap.liqsText([row(1000, true, "confirmed"), row(2000, false, "pending")]),
+        window.liqmap.liqsText([])];""")
+    assert text == ["3 in view · $4,000 · 0 confirmed (no transaction access)",
+                    "2 in view · $3,000 · 2 confirmed",
+                    "2 in view · $3,000 · 1 confirmed (pending)",
+                    "0 in view · $0 · 0 confirmed"]
+
+
 def test_the_pages_load_without_console_errors(page: tuple[str, Any, Path]) -> None:
     """No failed request or script error in the browser's console (a missing icon was one)."""
     url, _, _ = page

@@ -17,7 +17,8 @@ from liqmap.timeutil import iso_utc
 if TYPE_CHECKING:  # the renderers import this module; only a store reads markers
     from liqmap.store import Store
 
-MARKER_COLUMNS = ("ts", "price_usd", "size_usd", "side", "confirmed", "pubkey", "signature")
+MARKER_COLUMNS = ("ts", "price_usd", "size_usd", "side", "confirmed", "confirm_status", "pubkey",
+                  "signature")
 #: marker area in points² for the smallest and the largest liquidation of a picture
 MIN_AREA_PT2, MAX_AREA_PT2 = 12.0, 400.0
 #: marker colour: red stands out on the viridis cells and the white price line
@@ -48,6 +49,7 @@ def markers_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
                          "size_usd": rows["size_usd"].astype(float),
                          "side": rows["side"].astype(str),
                          "confirmed": rows["confirmed"].astype(bool),
+                         "confirm_status": rows["confirm_status"],
                          "pubkey": rows["pubkey"], "signature": rows["signature"]}
                         ).reset_index(drop=True)
 
@@ -62,12 +64,13 @@ def marker_areas(size_usd: np.ndarray | pd.Series) -> np.ndarray:
 
 
 def markers_json(markers: pd.DataFrame) -> list[dict[str, Any]]:
-    """Marker rows as JSON-ready dicts (ISO times, None for missing signatures)."""
+    """Marker rows as JSON-ready dicts (ISO times, None for a missing status or signature)."""
     out = []
     for rec in markers.to_dict("records"):
-        sig = rec["signature"]
+        sig, status = rec["signature"], rec["confirm_status"]
         out.append({"ts": iso_utc(rec["ts"]),
                     "price_usd": float(rec["price_usd"]), "size_usd": float(rec["size_usd"]),
                     "side": rec["side"], "confirmed": bool(rec["confirmed"]),
+                    "confirm_status": status if isinstance(status, str) else None,
                     "pubkey": rec["pubkey"], "signature": sig if isinstance(sig, str) else None})
     return out

@@ -41,7 +41,8 @@ ROUTES: list[tuple[str, str, tuple[Param, ...], dict[str, Any]]] = [
      "ratio) and its toggles.", SIGNAL_PARAMS, {"application/json": "signal"}),
     ("/api/v1/liquidations", "Realized liquidations in a window (default: as the heatmap's): "
      "time, price (the on-chain event's when confirmed), size in USD, side, confirmed, "
-     "position and signature; the markers `liqmap heatmap` draws.", LIQUIDATIONS_PARAMS,
+     "confirm_status (why not, when not), position and signature; the markers `liqmap "
+     "heatmap` draws.", LIQUIDATIONS_PARAMS,
      {"application/json": "liquidations"}),
 ]
 

@@ -189,10 +189,20 @@
       const el = $("liqs").querySelector("span");
       if (!r.ok) { S.liqs = null; el.textContent = "not available"; return; }
       S.liqs = (await r.json()).liquidations;
-      const usd = S.liqs.reduce((a, x) => a + x.size_usd, 0), conf = S.liqs.filter((x) => x.confirmed).length;
-      el.textContent = `${S.liqs.length} in view · $${fmtAmt(usd)} · ${conf} confirmed`;
+      el.textContent = liqsText(S.liqs);
       draw();
     } catch (e) { $("liqs").querySelector("span").textContent = "not available"; }
+  }
+
+  // "26 in view · $1.2M · 0 confirmed (no transaction access)": why the others are not, by
+  // the commonest confirm_status among them
+  function liqsText(liqs) {
+    const usd = liqs.reduce((a, x) => a + x.size_usd, 0), open = liqs.filter((x) => !x.confirmed);
+    const counts = new Map();
+    for (const x of open) if (x.confirm_status) counts.set(x.confirm_status, (counts.get(x.confirm_status) || 0) + 1);
+    const why = [...counts].sort((a, b) => b[1] - a[1])[0];
+    return `${liqs.length} in view · $${fmtAmt(usd)} · ${liqs.length - open.length} confirmed` +
+      (why ? ` (${why[0]})` : "");
   }
 
   function drawLiquidations(ctx, b) {
@@ -622,7 +632,7 @@
     const d = S.data, b = plotBox();
     return { x: X((d.t_edges_ms[col] + d.t_edges_ms[col + 1]) / 2, b), y: Y((d.y_edges_usd[bin] + d.y_edges_usd[bin + 1]) / 2, b) };
   }
-  window.liqmap = { state: S, draw, load, extend, panBy, zoomTime, setPreset, cellXY, signalText, get lastDrawMs() { return S.lastDrawMs; } };
+  window.liqmap = { state: S, draw, load, extend, panBy, zoomTime, setPreset, cellXY, signalText, liqsText, get lastDrawMs() { return S.lastDrawMs; } };
 
   // a view can be linked: /?market=ETH&preset=3d&bin=2&freq=5&pmin=3000&pmax=4000&scale=linear
   function fromUrl() {
