@@ -197,6 +197,32 @@ def test_liquidations_panel_says_why_they_are_unconfirmed(page: tuple[str, Any, 
                     "0 in view · $0 · 0 confirmed"]
 
 
+def _canvas_sizes(driver: Any) -> list[list[int]]:
+    """[drawing-buffer height, displayed height × DPR, the same for width] of both canvases."""
+    return driver.execute_script("""const r = window.devicePixelRatio || 1;
+      return ["heat", "levels"].map((id) => { const c = document.getElementById(id);
+        return [c.height, Math.round(c.clientHeight * r),
+                c.width, Math.round(c.clientWidth * r)]; });""")
+
+
+def test_the_levels_profile_stays_on_the_heatmaps_price_scale(page: tuple[str, Any, Path]
+                                                               ) -> None:
+    """The side panels' text arrives after the first draw; when it wraps onto more lines the
+    levels canvas shrinks, and a drawing left at the old size is stretched off the heatmap's
+    prices (the demo showed its price line ~2 USD above the heatmap's). Each canvas is redrawn
+    at its displayed size."""
+    _, driver, _ = page
+    _wait(driver, lambda: all(driver.find_element("css selector", f"#{p} span").text != "…"
+                              for p in ("signal", "liqs")))
+    matches = lambda: all(c[0] == c[1] and c[2] == c[3] for c in _canvas_sizes(driver))  # noqa: E731
+    _wait(driver, matches, timeout_s=5)
+    before = _canvas_sizes(driver)[1][1]
+    driver.execute_script("document.querySelector('#signal span').textContent = "
+                          "'a signal text long enough to wrap onto many lines '.repeat(6)")
+    _wait(driver, lambda: _canvas_sizes(driver)[1][1] < before, timeout_s=5)  # it shrank
+    _wait(driver, matches, timeout_s=5)
+
+
 def test_the_pages_load_without_console_errors(page: tuple[str, Any, Path]) -> None:
     """No failed request or script error in the browser's console (a missing icon was one)."""
     url, _, _ = page

@@ -531,7 +531,11 @@
     const span = S.view.t1 - S.view.t0;
     if (ev.key === "ArrowLeft") panBy(-span / 4); else if (ev.key === "ArrowRight") panBy(span / 4);
   });
-  window.addEventListener("resize", () => { if (S.data) draw(); });
+  // redraw when a canvas changes size: the window, or the side panels' text wrapping to more
+  // lines and shrinking the levels canvas (drawn at its old size, it was stretched off the
+  // heatmap's price scale)
+  const resized = new ResizeObserver(() => { if (S.data) draw(); });
+  resized.observe(heat); resized.observe(lv);
 
   function setOn(group, value) {
     for (const el of $(group).querySelectorAll("button")) el.classList.toggle("on", Object.values(el.dataset)[0] === value);
