@@ -269,6 +269,9 @@ SEMANTIC: list[Case] = [
      "not a text file"),
     ("toml invalid", lambda ws: ["--config", _toml(ws, "l.toml", "interval = = 1\n"), "status"],
      "not valid TOML"),
+    ("rpc url does not parse", lambda ws: [
+        "collect", "--once", "--data-dir", str(ws.root / "c-store"), "--rpc-url",
+        "https://rpc.example:xyz/?api-key=SECRET"], "does not parse"),
     ("toml unknown market", lambda ws: ["--config", _toml(ws, "m.toml", 'markets = "XRP"\n'),
                                         "collect", "--once"], "XRP"),
     # binary files where a CSV or npz is expected

@@ -86,3 +86,77 @@ def test_cli_rejects_bad_flags_in_one_line(tmp_path: Path) -> None:
     assert result.output.strip() == ("Error: unknown market XRP (flags); choose from "
                                      "SOL, ETH, BTC")
     assert not any(tmp_path.iterdir())
+
+
+SECRET_RPC = "https://rpc.example/v1/SUPERSECRET-KEY"
+
+
+def test_settings_and_server_config_reprs_hide_secrets() -> None:
+    """A repr (a debugger, a test failure, a `%r` in a log line) shows no key or token."""
+    from liqmap.backtest.live import Webhook
+    from liqmap.collect.rpc.transport import _Endpoint
+    from liqmap.serve.app import ServeConfig
+
+    settings = load_settings({"rpc_urls": SECRET_RPC,
+                              "ws_urls": "wss://rpc.example/v1/SUPERSECRET-KEY"}, environ={})
+    token = "SUPERSECRET-TOKEN-0123456789"
+    hook = "https://hooks.slack.com/services/T0/B0/SUPERSECRET"
+    for obj in (settings, _Endpoint(SECRET_RPC), ServeConfig("/tmp/x", token=token),
+                Webhook(hook)):
+        assert "SUPERSECRET" not in repr(obj), repr(obj)
+    assert settings.rpc_urls == (SECRET_RPC,)  # still there to use
+    assert "https://rpc.example/***" in settings.describe()
+
+
+@pytest.mark.parametrize("url", ["https://rpc.example:xyz/?api-key=SUPERSECRET",
+                                 "https://rpc.example:99999/SUPERSECRET/", "https:///SUPERSECRET"])
+def test_an_rpc_url_that_does_not_parse_is_refused_without_showing_it(url: str) -> None:
+    """Refused up front (it used to start and fail each cycle), and no part of it is shown."""
+    fix = r"does not parse.*fix it to https://host\[:port\]"
+    with pytest.raises(ConfigError, match=fix) as caught:
+        load_settings({"rpc_urls": url}, environ={})
+    assert "SUPERSECRET" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"wss://host") as caught:
+        load_settings({"ws_urls": url.replace("https", "wss")}, environ={})
+    assert "SUPERSECRET" not in str(caught.value)
+
+
+def test_cli_error_lines_redact_registered_urls() -> None:
+    from liqmap.cli import one_line
+
+    register_secret_url(SECRET_RPC)
+    assert one_line(f"failed:\n  {SECRET_RPC} said no") == "failed: https://rpc.example/*** said no"
+
+
+def test_an_error_that_ends_a_thread_is_logged_scrubbed() -> None:
+    """`serve --collect` runs the collector in a thread: an error escaping it is logged through
+    liqmap's scrubbing handler, not printed raw by Python's thread hook."""
+    import subprocess
+    import sys
+
+    code = f"""
+import threading
+from liqmap.logs import register_secret_url, setup_logging
+setup_logging()
+register_secret_url({SECRET_RPC!r})
+def fail():
+    raise RuntimeError("connect to {SECRET_RPC} failed")
+thread = threading.Thread(target=fail, name="liqmap-collect")
+thread.start()
+thread.join()
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert "SUPERSECRET" not in done.stderr, done.stderr
+    assert "thread liqmap-collect stopped on an error" in done.stderr
+    assert "RuntimeError: connect to https://rpc.example/*** failed" in done.stderr
+
+
+def test_urls_nobody_registered_are_redacted_in_logs_too() -> None:
+    """websockets names a redirect's target in its message; no one registered that URL."""
+    record = logging.LogRecord("liqmap", logging.WARNING, __file__, 1, "WebSocket %s: %s", (
+        "wss://rpc.example/***", "InvalidHandshake: cannot follow redirect to "
+        "wss://other.example/v2/SUPERSECRET?x=1 (307)"), None)
+    ScrubFilter().filter(record)
+    assert "SUPERSECRET" not in record.getMessage()
+    assert "redirect to wss://other.example/*** (307)" in record.getMessage()

@@ -40,8 +40,8 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Client:
     """An httpx client on the app in this process, with the app's lifespan running."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, app: Any, base_url: str = "http://127.0.0.1:8050") -> None:
+        self.app, self.base_url = app, base_url
         self.loop = asyncio.new_event_loop()
         self._cm = self._open()
         self.http: httpx.AsyncClient = self.loop.run_until_complete(self._cm.__anext__())
@@ -49,7 +49,7 @@ class Client:
     async def _open(self) -> AsyncIterator[httpx.AsyncClient]:
         inner = self.app.app
         async with inner.router.lifespan_context(inner), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=self.app), base_url="http://127.0.0.1:8050",
+                transport=httpx.ASGITransport(app=self.app), base_url=self.base_url,
                 timeout=60) as http:
             yield http
 
@@ -372,9 +372,18 @@ def test_token_is_required_on_every_route(store_dir: Path) -> None:
         login = c.get(f"/?token={TOKEN}", follow_redirects=False)
         assert login.status_code == 303 and login.headers["location"] == "/"
         assert "HttpOnly" in login.headers["set-cookie"]
+        assert "Secure" not in login.headers["set-cookie"]  # plain HTTP would drop it
         assert c.get("/api/v1/status").status_code == 200  # the cookie now
     finally:
         c.close()
+    # reached over HTTPS (a TLS proxy in front): the cookie is never sent over plain HTTP
+    https = Client(create_app(ServeConfig(data_dir=str(store_dir), host="0.0.0.0",
+                                          token=TOKEN)), base_url="https://desk.example.org")
+    try:
+        login = https.get(f"/?token={TOKEN}", follow_redirects=False)
+        assert login.status_code == 303 and "; Secure" in login.headers["set-cookie"]
+    finally:
+        https.close()
 
 
 def test_nice_and_default_bins() -> None:

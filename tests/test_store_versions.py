@@ -79,7 +79,9 @@ def _between(table: pa.Table, lo: pd.Timestamp, hi: pd.Timestamp) -> np.ndarray:
 def test_compaction_is_idempotent_and_snapshot_files_convert(tmp_path: Path) -> None:
     store = _market_store(tmp_path, n_minutes=20, bulk=False)
     before = store.read_positions("SOL")
-    store.compact(now=NOW)
+    first = store.compact(now=NOW)
+    assert first.converted >= 1 and first.files_removed >= 1  # the snapshot files converted
+    assert not list(Path(store.root).glob("positions/**/snap-*.parquet"))
     again = store.compact(now=NOW)
     assert again.converted == 0 and again.files_removed == 0
     _assert_same_rows(before, store.read_positions("SOL"))

@@ -7,6 +7,7 @@ The result is a frozen `Settings` passed down explicitly. RPC URLs often embed A
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -23,7 +24,8 @@ from liqmap.validate import Bounds, check_data_dir, check_number, check_text_fil
 class Settings:
     """Everything a command needs to know about where data comes from and goes to."""
 
-    rpc_urls: tuple[str, ...] = (C.DEFAULT_RPC_URL,)
+    #: secrets (API keys in paths or queries): left out of repr, `describe` redacts them
+    rpc_urls: tuple[str, ...] = field(default=(C.DEFAULT_RPC_URL,), repr=False)
     data_dir: str = C.DEFAULT_DATA_DIR
     markets: tuple[str, ...] = C.MARKETS
     interval_s: float = C.DEFAULT_INTERVAL_S
@@ -34,7 +36,8 @@ class Settings:
     clock: str = "wall"  # "wall": schedule on this machine's clock; "chain": on the Clock sysvar
     log_level: str = "INFO"
     mode: str = "stream"  # "stream": live book over WebSocket; "poll": full scan per snapshot
-    ws_urls: tuple[str, ...] = ()  # paired with rpc_urls in order; missing ones derived
+    #: paired with rpc_urls in order; missing ones derived (left out of repr as rpc_urls)
+    ws_urls: tuple[str, ...] = field(default=(), repr=False)
     resync_s: float = C.DEFAULT_RESYNC_S
     #: on-chain confirmation of detected liquidations: requests per second, 0 = off
     confirm_rps: float = C.DEFAULT_CONFIRM_RPS
@@ -68,6 +71,10 @@ _TOML_KEYS = {
 }
 
 
+#: What `redact_url` shows for a URL whose host or port does not parse.
+UNPARSABLE = "<unparsable url>"
+
+
 def redact_url(url: str) -> str:
     """Show scheme, host and port only; any path, query or user info may hold an API key.
 
@@ -81,11 +88,25 @@ def redact_url(url: str) -> str:
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
-        return "<unparsable url>"
+        return UNPARSABLE
     if not parts.scheme or not host:
-        return "<unparsable url>"
+        return UNPARSABLE
     hidden = bool(parts.path.strip("/") or parts.query or parts.fragment or parts.username)
     return f"{parts.scheme}://{host}{port}" + ("/***" if hidden else "")
+
+
+#: A URL inside free text (an exception message), up to a space, quote or bracket.
+_URL_IN_TEXT = re.compile(r"""\b(?:https?|wss?)://[^\s'"<>()\[\]]+""")
+
+
+def redact_urls(text: str) -> str:
+    """Every http(s)/ws(s) URL in `text` by its `redact_url` form: a library's message may
+    quote a URL liqmap never registered (a redirect's target, a derived WebSocket URL).
+
+    >>> redact_urls("cannot follow redirect to wss://x.example/KEY (307); http://127.0.0.1:8899 ok")
+    'cannot follow redirect to wss://x.example/*** (307); http://127.0.0.1:8899 ok'
+    """
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def _split_list(value: Any, what: str) -> tuple[str, ...]:
@@ -111,6 +132,9 @@ def _url_list(what: str, *schemes: str) -> Callable[[Any, str], tuple[str, ...]]
             if not u.startswith(prefixes):
                 raise ConfigError(f"{what} {redact_url(u)} ({origin}) must start with "
                                   + " or ".join(prefixes))
+            if redact_url(u) == UNPARSABLE:  # the text may hold a key: none of it is shown
+                raise ConfigError(f"an {what} ({origin}) does not parse (its host or port); "
+                                  f"fix it to {schemes[-1]}://host[:port][/path]")
         return urls
     return coerce
 

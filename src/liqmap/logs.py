@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 
-from liqmap.config import redact_url
+from liqmap.config import redact_url, redact_urls
 
 _secrets: dict[str, str] = {}
 _lock = threading.Lock()
@@ -21,13 +21,14 @@ def register_secret_url(url: str) -> None:
 
 
 def scrub(text: str) -> str:
-    """Replace every registered secret URL in `text` by its redacted form."""
+    """Replace every registered secret URL in `text` by its redacted form, then any other URL
+    with a path or query (`redact_urls`: a redirect's target, a URL a library derived)."""
     with _lock:
         items = sorted(_secrets.items(), key=lambda kv: -len(kv[0]))
     for secret, redacted in items:
         if secret in text:
             text = text.replace(secret, redacted)
-    return text
+    return redact_urls(text)
 
 
 class ScrubFilter(logging.Filter):
@@ -44,8 +45,27 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+def _log_thread_error(args: threading.ExceptHookArgs) -> None:
+    """An exception that ends a thread (the collector `serve --collect` runs, the confirmer)
+    goes to liqmap's log, scrubbed; Python's own hook would print the raw traceback, which may
+    quote an RPC URL. A hook set before ours (a test runner's) is still called."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    error = args.exc_value if args.exc_value is not None else args.exc_type()
+    logging.getLogger("liqmap").error("thread %s stopped on an error", name,
+                                      exc_info=(args.exc_type, error, args.exc_traceback))
+    previous = getattr(_log_thread_error, "previous", threading.__excepthook__)
+    if previous is not threading.__excepthook__:
+        previous(args)
+
+
 def setup_logging(level: str | None = None) -> None:
-    """Log to stderr as `2026-11-24T08:00:00Z INFO liqmap.collect: ...` (UTC)."""
+    """Log to stderr as `2026-11-24T08:00:00Z INFO liqmap.collect: ...` (UTC); errors that
+    end a thread are logged the same way (`_log_thread_error`)."""
+    if threading.excepthook is not _log_thread_error:
+        _log_thread_error.previous = threading.excepthook  # type: ignore[attr-defined]
+        threading.excepthook = _log_thread_error
     root = logging.getLogger("liqmap")
     if level:
         root.setLevel(level)

@@ -287,7 +287,7 @@ def payload(fmt: str, market: str, signal: dict[str, Any], key: str) -> dict[str
 
 @dataclass(frozen=True)
 class Webhook:
-    url: str
+    url: str = field(repr=False)  # chat webhooks hold their secret in the path; see redacted()
     fmt: str = "json"
 
     @property

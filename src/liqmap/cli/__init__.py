@@ -18,7 +18,7 @@ import click
 from liqmap import __version__
 from liqmap.cli.options import PathParam
 from liqmap.errors import LiqmapError
-from liqmap.logs import setup_logging
+from liqmap.logs import scrub, setup_logging
 
 #: command name -> ("module:function" under liqmap.cli, one-line help for `liqmap --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -106,8 +106,9 @@ class LazyGroup(click.Group):
 
 
 def one_line(message: str) -> str:
-    """Messages from libraries may hold newlines (pandas' parser errors do): one line."""
-    return " ".join(message.split())
+    """Messages from libraries may hold newlines (pandas' parser errors do): one line, with
+    every registered secret URL redacted (a library's message may quote the URL it used)."""
+    return " ".join(scrub(message).split())
 
 
 def _log_traceback(ctx: click.Context) -> None:

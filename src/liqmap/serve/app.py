@@ -71,7 +71,7 @@ class ServeConfig:
     data_dir: str
     host: str = C.SERVE_DEFAULT_HOST
     port: int = C.SERVE_DEFAULT_PORT
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # a secret: never in a repr
     cors_origin: str | None = None
     stale_after_s: float = C.SERVE_STALE_AFTER_S
     poll_s: float = C.SERVE_POLL_S

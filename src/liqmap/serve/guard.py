@@ -66,10 +66,12 @@ class Guard:
             return
         if self.token is not None and not self._authorized(headers):
             if scope["path"] == "/" and self._query_token_ok(scope):
+                # Secure over HTTPS (a TLS proxy in front sets the scheme it was reached by)
+                secure = "; Secure" if scope.get("scheme") == "https" else ""
                 await _answer(send, 303, b"", [
                     (b"location", b"/"),
                     (b"set-cookie", f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; "
-                                    "Path=/".encode())])
+                                    f"Path=/{secure}".encode())])
                 return
             await _answer(send, 401, error_body(401, "missing or wrong token; send "
                                                      "`Authorization: Bearer TOKEN` or open "

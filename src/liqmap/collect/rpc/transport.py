@@ -53,7 +53,7 @@ class CallStats:
 
 @dataclass
 class _Endpoint:
-    url: str
+    url: str = field(repr=False)  # may hold an API key; `label` is the redacted form
     not_before: float = 0.0
     failures: int = 0
     requests: int = 0

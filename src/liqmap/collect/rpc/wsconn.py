@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection
 
 from liqmap import constants as C
 from liqmap.collect.rpc.ws import Notification, Reply, parse_message, request
-from liqmap.config import redact_url
+from liqmap.config import redact_url, redact_urls
 from liqmap.errors import LiqmapError, RpcError
 from liqmap.logs import register_secret_url
 
@@ -196,4 +196,4 @@ class WsConnection:
 
 def _describe(exc: BaseException, url: str) -> str:
     text = f"{type(exc).__name__}: {exc}".replace(url, redact_url(url))
-    return text[:300]
+    return redact_urls(text)[:300]  # a redirect names its target, which may hold a key
