@@ -75,6 +75,34 @@ def test_levels_from_the_store(store_dir: Path) -> None:
         build_levels(source, "noon", bin_usd=1.0)
 
 
+def test_levels_png_draws_each_bin_at_its_amount(store_dir: Path) -> None:
+    """The PNG's bars (one collection per side and panel) stand on each non-empty bin at its
+    centre, as tall as the bin's tokens (top panel) and USD (bottom panel); the axes start
+    at 0."""
+    from matplotlib.collections import PolyCollection
+
+    from liqmap.heatmap.render_png import levels_figure
+
+    levels = build_levels(StoreSource(str(store_dir), "SOL"), None, bin_usd=1.0)
+    fig = levels_figure(levels)
+    drawn = {}
+    for ax in fig.axes:
+        for coll in ax.collections:
+            if isinstance(coll, PolyCollection) and "liquidated here" in str(coll.get_label()):
+                assert ax.get_ylim()[0] == 0
+                drawn.setdefault(str(coll.get_label()), []).append(
+                    [(float(v[:, 0].min() + v[:, 0].max()) / 2, float(v[:, 1].max())) for v in
+                     (path.vertices for path in coll.get_paths())])
+    centres = (levels.y_edges_usd[:-1] + levels.y_edges_usd[1:]) / 2
+    for side, name in ((levels.long, "Longs"), (levels.short, "Shorts")):
+        expected = [[(centres[i], amounts[i]) for i in np.flatnonzero(amounts)]
+                    for amounts in (side.tokens, side.usd)]
+        got = drawn[f"{name} liquidated here"]
+        assert [len(panel) for panel in got] == [len(panel) for panel in expected]
+        assert all(len(panel) >= 1 for panel in expected)
+        np.testing.assert_allclose(np.concatenate(got), np.concatenate(expected), rtol=1e-12)
+
+
 def test_levels_cli_png_and_html(store_dir: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PatchCollection
+from matplotlib.collections import PatchCollection, PolyCollection
 from matplotlib.colors import Colormap, LinearSegmentedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -299,11 +299,13 @@ def _levels_panel(ax: Axes, levels: LiqLevels, unit: str, label: str) -> Axes:
                                (levels.short, SHORT_COLOR, "Shorts")):
         bars = side.tokens if unit == "tokens" else side.usd
         cum = side.cum_tokens if unit == "tokens" else side.cum_usd
-        ax.bar(centres, bars, width=width * 0.92, color=colour, alpha=0.9, linewidth=0,
-               label=f"{name} liquidated here", zorder=2)
+        ax.add_collection(_bars(centres, bars, width * 0.92, colour,
+                                f"{name} liquidated here"), autolim=True)
         twin.step(centres, cum, where="mid", color=colour, linewidth=2.0, zorder=3,
                   label=f"{name}: cumulative from price",
                   path_effects=[patheffects.withStroke(linewidth=3.5, foreground="#000000")])
+    ax.autoscale_view()
+    ax.set_ylim(bottom=0)
     ax.axvline(levels.price_usd, color=PRICE_LINE, linestyle="--", linewidth=1.3, zorder=4)
     ax.set_ylabel(label, color=TEXT, fontsize=10)
     twin.set_ylabel(f"cumulative {label.split(' per ')[0]}", color=TEXT, fontsize=10)
@@ -317,6 +319,19 @@ def _levels_panel(ax: Axes, levels: LiqLevels, unit: str, label: str) -> Axes:
     ax.set_zorder(twin.get_zorder() - 1)
     ax.patch.set_visible(True)
     return twin
+
+
+def _bars(centres: np.ndarray, heights: np.ndarray, width: float, colour: str,
+          label: str) -> PolyCollection:
+    """A side's bars, one rectangle per non-empty bin, as one artist (`ax.bar` made an artist
+    per bin, zeros included: ~1 s of a levels PNG's drawing at 740 bins)."""
+    drawn = np.flatnonzero(heights > 0)
+    left, right, top = centres[drawn] - width / 2, centres[drawn] + width / 2, heights[drawn]
+    zero = np.zeros(drawn.size)
+    corners = np.stack([np.stack([left, zero], 1), np.stack([left, top], 1),
+                        np.stack([right, top], 1), np.stack([right, zero], 1)], 1)
+    return PolyCollection(list(corners), facecolors=colour, alpha=0.9, linewidths=0,
+                          label=label, zorder=2)
 
 
 def _compact(value: float, _pos: object = None) -> str:
