@@ -207,15 +207,21 @@ def _canvas_sizes(driver: Any) -> list[list[int]]:
 
 def test_the_levels_profile_stays_on_the_heatmaps_price_scale(page: tuple[str, Any, Path]
                                                                ) -> None:
-    """The side panels' text arrives after the first draw; when it wraps onto more lines the
-    levels canvas shrinks, and a drawing left at the old size is stretched off the heatmap's
-    prices (the demo showed its price line ~2 USD above the heatmap's). Each canvas is redrawn
-    at its displayed size."""
+    """The levels canvas is as tall as the heatmap's, at the same height. The panels' text
+    arrives after the first draw; when it wraps onto more lines the canvases shrink, and a
+    drawing left at the old size is stretched off the heatmap's prices (the demo showed the
+    profile's price line ~2 USD above the heatmap's). Each canvas is redrawn at its displayed
+    size."""
     _, driver, _ = page
     _wait(driver, lambda: all(driver.find_element("css selector", f"#{p} span").text != "…"
                               for p in ("signal", "liqs")))
     matches = lambda: all(c[0] == c[1] and c[2] == c[3] for c in _canvas_sizes(driver))  # noqa: E731
     _wait(driver, matches, timeout_s=5)
+    # the profile beside the heatmap covers its whole price axis: same top, same height
+    heat, levels = driver.execute_script("""return ["heat", "levels"].map((id) => {
+      const r = document.getElementById(id).getBoundingClientRect();
+      return [r.top, r.height]; });""")
+    assert heat == levels
     before = _canvas_sizes(driver)[1][1]
     driver.execute_script("document.querySelector('#signal span').textContent = "
                           "'a signal text long enough to wrap onto many lines '.repeat(6)")
