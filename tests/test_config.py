@@ -160,3 +160,19 @@ def test_urls_nobody_registered_are_redacted_in_logs_too() -> None:
     ScrubFilter().filter(record)
     assert "SUPERSECRET" not in record.getMessage()
     assert "redirect to wss://other.example/*** (307)" in record.getMessage()
+
+
+def test_webhook_and_endpoint_texts_are_redacted() -> None:
+    """A webhook shows its host only (chat webhooks keep their secret in the path); an RPC
+    error text bound for the endpoint report on disk hides any URL it quotes, the endpoint's
+    own and a redirect's target."""
+    from liqmap.backtest.live import Webhook
+    from liqmap.collect.rpc.transport import _Endpoint, _scrub
+
+    assert Webhook("https://hooks.slack.com/services/T0/B0/SUPERSECRET").redacted() == \
+        "https://hooks.slack.com/***"
+    assert Webhook("http://127.0.0.1:8765").redacted() == "http://127.0.0.1:8765/***"
+    ep = _Endpoint(SECRET_RPC)
+    text = _scrub(f"307 from {SECRET_RPC}: redirect to https://other.example/SUPERSECRET2", ep)
+    assert "SUPERSECRET" not in text
+    assert text == "307 from https://rpc.example/***: redirect to https://other.example/***"

@@ -95,8 +95,9 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}" + ("/***" if hidden else "")
 
 
-#: A URL inside free text (an exception message), up to a space, quote or bracket.
-_URL_IN_TEXT = re.compile(r"""\b(?:https?|wss?)://[^\s'"<>()\[\]]+""")
+#: A URL inside free text (an exception message), up to a space, quote or bracket; a
+#: sentence's punctuation after it (`url: msg`, `url.`) is not part of it.
+_URL_IN_TEXT = re.compile(r"""\b(?:https?|wss?)://[^\s'"<>()\[\]]*[^\s'"<>()\[\].,;:!?]""")
 
 
 def redact_urls(text: str) -> str:

@@ -41,6 +41,7 @@ from liqmap.backtest.rule import (
     window_sums,
     window_usd_of,
 )
+from liqmap.config import UNPARSABLE, redact_url
 from liqmap.errors import InputError
 from liqmap.matrix import LiqMatrix
 from liqmap.store import Store
@@ -295,10 +296,9 @@ class Webhook:
         return webhook_id(self.url)
 
     def redacted(self) -> str:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}/***"
+        """The URL as logs show it: scheme, host and port (a webhook's path is its secret)."""
+        shown = redact_url(self.url)
+        return shown if shown.endswith("/***") or shown == UNPARSABLE else shown + "/***"
 
 
 def post_with_retries(hook: Webhook, body: dict[str, Any], key: str, *,

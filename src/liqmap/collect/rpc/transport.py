@@ -23,7 +23,7 @@ import msgspec
 from liqmap import __version__
 from liqmap import constants as C
 from liqmap.collect.rpc.requests import body
-from liqmap.config import redact_url
+from liqmap.config import redact_url, redact_urls
 from liqmap.errors import RpcError
 from liqmap.logs import register_secret_url
 
@@ -214,7 +214,9 @@ class Transport:
 
 
 def _scrub(text: str, ep: _Endpoint) -> str:
-    return text.replace(ep.url, ep.label)
+    """The endpoint's URL by its label, and any other URL a message quotes (a redirect's
+    target) redacted too: these texts reach the endpoint report on disk, not only the log."""
+    return redact_urls(text.replace(ep.url, ep.label))
 
 
 def _check_status(response: httpx.Response, method: str) -> None:
