@@ -86,6 +86,16 @@ def test_help_names_each_markets_default(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"], prog_name="liqmap")
     text = " ".join(result.output.split())
     assert "SOL 0.1, ETH 2, BTC 50" in text
+    # the price range's default margin is per market too (the help said 20 % for all)
+    assert "default: SOL 20%, ETH 15%, BTC 10% below" in text
+    assert "20% above" not in text
+
+
+def test_the_apis_docs_name_each_markets_margin() -> None:
+    from liqmap.serve.params import PMAX, PMIN
+
+    for param in (PMIN, PMAX):
+        assert "SOL 20%, ETH 15%, BTC 10%" in param.description
 
 
 def test_cli_summary_shows_the_btc_bin(three_markets: Path, tmp_path: Path) -> None:

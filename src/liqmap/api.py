@@ -89,12 +89,15 @@ class _HeatmapReader:
 
         Args:
             market: "SOL", "ETH" or "BTC".
-            start, end: first and last minute included; None: the last 24 h of data.
-            bin: price bin width in USD (default 0.5); bins are `[k*bin, (k+1)*bin)`.
+            start, end: first and last minute included; None: the market's default window
+                (`default_window`, 24 h) up to the newest snapshot.
+            bin: price bin width in USD (default: the market's, `default_bin_usd`: about
+                0.05 % of the price on a 1-2-5 grid); bins are `[k*bin, (k+1)*bin)`.
             freq: minutes per time column; agg: "mean", "last" or "max" of the snapshots in it.
             side: "both", "long", "short" or "split" (long and short layers kept apart).
             unit: "tokens" (of the market's asset) or "usd" (size × liquidation price).
-            pmin, pmax: price range in USD (default: 20 % around the window's prices).
+            pmin, pmax: price range in USD (default: the market's margin below and above the
+                window's prices, `default_price_margin`: SOL 20 %, ETH 15 %, BTC 10 %).
             progress: a progress bar while reading (None: when stderr is a terminal).
             source: from a store, "auto" (collected snapshots, and rows imported with
                 `liqmap import-legacy` at the minutes without one), "collected" or "legacy".

@@ -7,6 +7,7 @@ CONST, IDL25/IDL26, DOCS-*, FX.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Final
 
 # --- Programs and fixed accounts (CONST, IDL26) -------------------------------------------
@@ -204,3 +205,12 @@ CLOSE_BATCH_MAX: Final = 1000
 #: when the queue is empty, or this many rows or seconds after the first unsaved one.
 CONFIRM_WRITE_BATCH: Final = 200
 CONFIRM_WRITE_AFTER_S: Final = 5.0
+
+
+def per_market(values: Mapping[str, float], fmt: str = "{:g}") -> str:
+    """A per-market default as help texts name it.
+
+    >>> per_market(DEFAULT_BIN_USD_BY_MARKET)
+    'SOL 0.1, ETH 2, BTC 50'
+    """
+    return ", ".join(f"{m} {fmt.format(values[m])}" for m in MARKETS if m in values)

@@ -89,7 +89,7 @@ def _positions(value: int | None, markets: tuple[str, ...]) -> dict[str, int] | 
 @click.option("--price-market", default="SOL", show_default=True, metavar="SOL|ETH|BTC",
               help="The market whose prices --price-from holds (others use the model).")
 @click.option("--positions", type=COUNT, default=None, metavar="N",
-              help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
+              help=f"Open positions per market (default {C.per_market(SP.DEFAULT_POSITIONS)}).")
 @click.option("--closed-accounts", type=click.IntRange(min=0), default=0, show_default=True,
               metavar="N", help="Extra closed Position accounts (size 0) spread over the "
                                 "markets, as on mainnet (~10^5-10^6); written at minute 0. "
@@ -144,7 +144,7 @@ def simulate_cmd(rpc_url: str | None, markets: str, seed: int, speed_s: float,
 @click.option("--seed", type=COUNT, default=None,
               help="Seed of the simulated market (default: one with a sell-off).")
 @click.option("--positions", type=COUNT, default=None, metavar="N",
-              help="Open positions per market (default 2000 SOL, 800 ETH, 800 BTC).")
+              help=f"Open positions per market (default {C.per_market(SP.DEFAULT_POSITIONS)}).")
 @click.option("--no-serve", "no_serve", is_flag=True,
               help="Stop after the outputs instead of serving the live page.")
 @click.option("--port", type=click.IntRange(0, 65535), default=C.SERVE_DEFAULT_PORT,

@@ -24,7 +24,7 @@ from liqmap.cli.options import (
 from liqmap.errors import InputError
 from liqmap.heatmap.binning import AGGS, SIDES, UNITS, check_colors
 from liqmap.heatmap.build import Heatmap
-from liqmap.heatmap.defaults import bin_help
+from liqmap.heatmap.defaults import bin_help, margin_help
 from liqmap.heatmap.files import OUTPUT_SUFFIXES, check_output_path
 from liqmap.heatmap.levels import LiqLevels
 from liqmap.heatmap.sources import DATA_SOURCES
@@ -63,9 +63,9 @@ def _default_out(matrix: LiqMatrix) -> Path:
 @click.option("--bin", "bin_usd", type=USD, default=None, metavar="USD",
               help=bin_help() + "; bins are [edge, edge+bin) with edges on multiples of it.")
 @click.option("--pmin", "pmin_usd", type=PRICE_USD, default=None, metavar="USD",
-              help="Lowest price shown (default: 20% below the window's lowest price).")
+              help="Lowest price shown (" + margin_help("below the window's lowest price") + ").")
 @click.option("--pmax", "pmax_usd", type=PRICE_USD, default=None, metavar="USD",
-              help="Highest price shown (default: 20% above the window's highest price).")
+              help="Highest price shown (" + margin_help("above the window's highest price") + ").")
 @click.option("--freq", "freq_min", type=Number(low=1, whole=True, unit="minutes"), default=1,
               show_default=True,
               metavar="MIN", help="Minutes per time column.")
@@ -152,9 +152,9 @@ def levels_summary(levels: LiqLevels, asked: str | None, out: Path) -> str:
 @click.option("--bin", "bin_usd", type=USD, default=None, metavar="USD",
               help=bin_help() + ".")
 @click.option("--pmin", "pmin_usd", type=PRICE_USD, default=None, metavar="USD",
-              help="Lowest price shown (default: 20% below the price).")
+              help="Lowest price shown (" + margin_help("below the price") + ").")
 @click.option("--pmax", "pmax_usd", type=PRICE_USD, default=None, metavar="USD",
-              help="Highest price shown (default: 20% above the price).")
+              help="Highest price shown (" + margin_help("above the price") + ").")
 @click.option("--out", type=PathParam("file", "write"), default=None, metavar="FILE",
               help="Picture: .png or .html (default: levels_<market>_<time>.png).")
 @click.pass_context

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from liqmap import constants as C
 from liqmap.cli.backtest import _rule_keywords, rule_options
 from liqmap.cli.options import data_dir_option, market_option, settings_from
 from liqmap.errors import InputError, StorageError
@@ -24,7 +25,8 @@ Examples:
 @data_dir_option
 @market_option
 @click.option("--bin", "bin_usd", type=float, default=None,
-              help="Price bin width (USD) of the matrix (default: SOL 0.1, ETH 2, BTC 50).")
+              help="Price bin width (USD) of the matrix (default: "
+                   f"{C.per_market(C.DEFAULT_BIN_USD_BY_MARKET)}).")
 @click.option("--target", "target_ratio", type=float, default=1.0, show_default=True,
               help="Hedge ratio without the boost (the suggested ratio adds ±--boost).")
 @rule_options

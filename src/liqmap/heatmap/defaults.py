@@ -6,10 +6,12 @@ One implementation for the CLI, the notebook API and the web page.
 from __future__ import annotations
 
 import math
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from liqmap import constants as C
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The 1-2-5 steps of each decade.
 STEPS_125 = (1.0, 2.0, 5.0)
@@ -41,6 +43,8 @@ def default_bin_usd(market: str, price_usd: float | None = None) -> float:
 
 def default_window(market: str) -> pd.Timedelta:
     """How far back from the newest snapshot the default heatmap window reaches."""
+    import pandas as pd
+
     return pd.Timedelta(hours=C.DEFAULT_WINDOW_HOURS_BY_MARKET.get(market, 24))
 
 
@@ -51,6 +55,10 @@ def default_price_margin(market: str) -> float:
 
 def bin_help() -> str:
     """The `--bin` help text naming each market's default."""
-    named = ", ".join(f"{m} {C.DEFAULT_BIN_USD_BY_MARKET[m]:g}" for m in C.MARKETS)
     return (f"Price bin width (default: about {C.DEFAULT_BIN_FRACTION:.2%} of the price on a "
-            f"1-2-5 grid, e.g. {named})")
+            f"1-2-5 grid, e.g. {C.per_market(C.DEFAULT_BIN_USD_BY_MARKET)})")
+
+
+def margin_help(where: str) -> str:
+    """The default price range's help: "default: SOL 20 %, ETH 15 %, BTC 10 % `where`"."""
+    return f"default: {C.per_market(C.DEFAULT_PRICE_MARGIN_BY_MARKET, '{:.0%}')} {where}"

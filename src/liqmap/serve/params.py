@@ -16,6 +16,7 @@ import pandas as pd
 from liqmap import constants as C
 from liqmap.errors import InputError
 from liqmap.heatmap.binning import AGGS, SIDES, UNITS
+from liqmap.heatmap.defaults import margin_help
 from liqmap.timeutil import parse_time, relative_offset
 
 #: Largest accepted bin width (USD) and column width (minutes): beyond any market's range.
@@ -128,10 +129,10 @@ UNIT = Param("unit", "choice", "Amount unit: tokens of the asset, or USD (size Ã
              "price).", UNITS, default="tokens")
 AGG = Param("agg", "choice", "How snapshots inside a coarser column combine.", AGGS,
             default="mean")
-PMIN = Param("pmin", "float", "Lowest price in USD (default: 20 % below the window's lowest "
-             "price).", low=0, high=MAX_PRICE_USD)
-PMAX = Param("pmax", "float", "Highest price in USD (default: 20 % above the window's "
-             "highest price).", low=0, high=MAX_PRICE_USD)
+PMIN = Param("pmin", "float", "Lowest price in USD ("
+             + margin_help("below the window's lowest price") + ").", low=0, high=MAX_PRICE_USD)
+PMAX = Param("pmax", "float", "Highest price in USD ("
+             + margin_help("above the window's highest price") + ").", low=0, high=MAX_PRICE_USD)
 AT = Param("at", "time", "Moment shown: the newest snapshot at or before it (default: the "
            "newest).")
 FORMAT = Param("format", "choice", "Answer format, instead of the Accept header: json, arrow "
