@@ -128,3 +128,22 @@ def test_a_window_too_long_for_memory_is_refused_before_reading(three_markets: P
     request = HeatmapRequest(t_start="1970-01-01", t_end="2100-01-01")
     with pytest.raises(InputError, match="shorter window"):
         build_heatmap(StoreSource(str(three_markets), "SOL"), request)
+
+
+def test_every_default_window_spans_the_same_minutes(tmp_path: Path) -> None:
+    """The heatmap, `status`, `score`'s window and the page's 24h view: 1,440 minutes ending
+    at the newest snapshot (status and score took 1,441)."""
+    import pandas as pd
+
+    from liqmap.store.status import market_status
+    from liqmap.timeutil import default_start
+
+    from serve_helpers import write_market
+
+    store = write_market(tmp_path / "store", start="2026-11-22T00:00", minutes=1500, n=5)
+    newest = pd.Timestamp("2026-11-22T00:00Z") + pd.Timedelta(minutes=1499)
+    heatmap = build_heatmap(StoreSource(store.root, "SOL"), HeatmapRequest())
+    status = market_status(store, "SOL")
+    assert heatmap.t_end == status.end == newest
+    assert heatmap.t_start == status.start == default_start(newest, "SOL")
+    assert heatmap.matrix.n_columns == status.expected == 1440

@@ -126,3 +126,19 @@ def iso_utc(ts: pd.Timestamp | str | int) -> str:
     t = pd.Timestamp(ts, unit="s") if isinstance(ts, int) else pd.Timestamp(ts)
     t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
     return t.strftime(C.ISO_SECONDS_UTC)
+
+
+def default_window(market: str) -> pd.Timedelta:
+    """How far back from the newest snapshot a default window reaches (the heatmap, `status`,
+    `score`, the page's 24h view): `constants.DEFAULT_WINDOW_HOURS_BY_MARKET`."""
+    return pd.Timedelta(hours=C.DEFAULT_WINDOW_HOURS_BY_MARKET.get(market, 24))
+
+
+def default_start(end: pd.Timestamp, market: str) -> pd.Timestamp:
+    """The first minute of the default window ending at minute `end`, both included: it spans
+    `default_window` minutes (24 h: 1,440, as the page's 24h view).
+
+    >>> default_start(pd.Timestamp("2025-08-22T12:00Z"), "SOL")
+    Timestamp('2025-08-21 12:01:00+0000', tz='UTC')
+    """
+    return end - default_window(market) + pd.Timedelta(minutes=1)

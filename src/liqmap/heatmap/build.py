@@ -33,7 +33,7 @@ from liqmap.heatmap.binning import (
     price_edge_range,
     warm_up_binning,
 )
-from liqmap.heatmap.defaults import default_bin_usd, default_price_margin, default_window
+from liqmap.heatmap.defaults import default_bin_usd, default_price_margin, default_start
 from liqmap.heatmap.levels import LiqLevels, compute_levels
 from liqmap.heatmap.sources import Source, StoreSource, minute_of, newest_time
 from liqmap.matrix import BuildInfo, LiqMatrix
@@ -145,7 +145,7 @@ def resolve_window(t_start: TimeArg, t_end: TimeArg, source: Source
     if end is None:
         end = last
     if start is None:
-        start = end - default_window(source.market) + pd.Timedelta(minutes=1)
+        start = default_start(end, source.market)
         if t_end is None:
             start = max(start, first)
     if start > end:

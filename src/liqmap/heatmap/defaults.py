@@ -6,12 +6,12 @@ One implementation for the CLI, the notebook API and the web page.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from liqmap import constants as C
+from liqmap.timeutil import default_start, default_window
 
-if TYPE_CHECKING:
-    import pandas as pd
+__all__ = ["bin_help", "default_bin_usd", "default_price_margin", "default_start",
+           "default_window", "margin_help", "round_125"]
 
 #: The 1-2-5 steps of each decade.
 STEPS_125 = (1.0, 2.0, 5.0)
@@ -39,13 +39,6 @@ def default_bin_usd(market: str, price_usd: float | None = None) -> float:
     if price_usd is not None and math.isfinite(price_usd) and price_usd > 0:
         return round_125(price_usd * C.DEFAULT_BIN_FRACTION)
     return C.DEFAULT_BIN_USD_BY_MARKET.get(market, C.DEFAULT_BIN_USD_BY_MARKET["SOL"])
-
-
-def default_window(market: str) -> pd.Timedelta:
-    """How far back from the newest snapshot the default heatmap window reaches."""
-    import pandas as pd
-
-    return pd.Timedelta(hours=C.DEFAULT_WINDOW_HOURS_BY_MARKET.get(market, 24))
 
 
 def default_price_margin(market: str) -> float:

@@ -15,9 +15,7 @@ from liqmap.errors import DataGapError
 from liqmap.files import write_bytes
 from liqmap.score import Score, score_map
 from liqmap.store import Store
-from liqmap.timeutil import parse_time
-
-DEFAULT_HOURS = 24
+from liqmap.timeutil import default_start, parse_time
 
 
 def score_store(store: Store, market: str, t_start: str | pd.Timestamp | None = None,
@@ -29,7 +27,7 @@ def score_store(store: Store, market: str, t_start: str | pd.Timestamp | None = 
                            "or fix --data-dir/--market")
     end = _time(t_end, "--t-end", bounds[1]) if t_end is not None else bounds[1]
     start = (_time(t_start, "--t-start", bounds[1]) if t_start is not None
-             else max(bounds[0], end - pd.Timedelta(hours=DEFAULT_HOURS)))
+             else max(bounds[0], default_start(end, market)))
     if start >= end:
         raise DataGapError(f"--t-start {start} is not before --t-end {end}; swap or widen them")
     states = store.read_market_state(market, start, end)

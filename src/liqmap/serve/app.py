@@ -48,7 +48,7 @@ from liqmap.serve.params import (
 )
 from liqmap.serve.watch import MarketView, StoreWatcher
 from liqmap.store import Store
-from liqmap.timeutil import iso_utc
+from liqmap.timeutil import default_start, iso_utc
 
 log = logging.getLogger("liqmap.serve")
 
@@ -183,7 +183,7 @@ class Server:
                 continue
             try:
                 source = StoreSource(self.config.data_dir, view.market)
-                values = {"start": view.last - pd.Timedelta(hours=24), "end": view.last,
+                values = {"start": default_start(view.last, view.market), "end": view.last,
                           "freq": None, "bin": None, "pmin": None, "pmax": None,
                           "agg": "mean", "unit": "tokens", "side": "split"}
                 build_heatmap(source, D.plan_heatmap(source, values, self.config.limits).request)

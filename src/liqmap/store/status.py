@@ -12,7 +12,7 @@ from liqmap.errors import DataGapError, StorageError
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
-from liqmap.timeutil import check_order, iso_utc
+from liqmap.timeutil import check_order, default_start, iso_utc
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def _default_window(store: Store, market: str, start: pd.Timestamp | None,
         raise DataGapError(f"no {market} snapshots in {store.root}; run `liqmap collect` first "
                            "or point --data-dir at your store")
     end = end if end is not None else bounds[1]
-    start = start if start is not None else max(bounds[0], end - pd.Timedelta(hours=24))
+    start = start if start is not None else max(bounds[0], default_start(end, market))
     return start, end
 
 
