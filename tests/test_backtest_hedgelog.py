@@ -10,8 +10,9 @@ import pytest
 
 from liqmap.backtest.align import align_hedge_log, hedge_from_matrix
 from liqmap.backtest.hedgelog import read_hedge_log
+from liqmap.constants import NS_PER_MINUTE
 from liqmap.errors import InputError
-from liqmap.matrix import NS_PER_MINUTE, LiqMatrix
+from liqmap.matrix import LiqMatrix
 
 T0 = pd.Timestamp("2025-08-22 04:00", tz="UTC")
 DESK_HEADER = ("@timestamp per minute,SOL_HYPE_perpPrice,SOLCurrentPos,CurrentSOL_Pct,"

@@ -12,10 +12,11 @@ import pytest
 
 from liqmap import open_store
 from liqmap.backtest.api import load_inputs
+from liqmap.constants import NS_PER_MINUTE
 from liqmap.errors import InputError
 from liqmap.heatmap.build import HeatmapRequest, build_heatmap, build_levels
 from liqmap.heatmap.sources import LegacyCsvSource, StoreSource
-from liqmap.matrix import NS_PER_MINUTE, LiqMatrix, load_npz
+from liqmap.matrix import LiqMatrix, load_npz
 from liqmap.serve.params import AT, START, ApiError
 from liqmap.timeutil import parse_time, parse_window, relative_offset
 

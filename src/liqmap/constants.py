@@ -10,6 +10,11 @@ import hashlib
 from collections.abc import Mapping
 from typing import Final
 
+# --- Time units -------------------------------------------------------------------------
+US_PER_S: Final = 1_000_000
+US_PER_MINUTE: Final = 60 * US_PER_S
+NS_PER_MINUTE: Final = 1_000 * US_PER_MINUTE
+
 # --- Programs and fixed accounts (CONST, IDL26) -------------------------------------------
 PERPS_PROGRAM_ID: Final = "PERPHjGBqRHArX4DySjwM6UJHiR3sWAatqfdBS2qQJu"
 DOVES_PROGRAM_ID: Final = "DoVEsk76QybCEHQGzkvYPWLQu9gzNoZZZt3TPiL597e"

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from liqmap.heatmap.binning import BinStats
 
-NS_PER_MINUTE = 60_000_000_000
 #: Layers a matrix may hold: `total` is `z`; `long` and `short` exist for `side="split"`.
 LAYERS = ("total", "long", "short")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from liqmap.constants import NS_PER_MINUTE
 from liqmap.errors import InputError
-from liqmap.matrix import NS_PER_MINUTE
 from liqmap.validate import check_text_file
 
 #: Price CSV headers accepted (lower-cased) for the time and the price column, in this order.

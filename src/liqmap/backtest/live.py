@@ -42,6 +42,7 @@ from liqmap.backtest.rule import (
     window_usd_of,
 )
 from liqmap.config import UNPARSABLE, redact_url
+from liqmap.constants import NS_PER_MINUTE
 from liqmap.errors import InputError
 from liqmap.matrix import LiqMatrix
 from liqmap.store import Store
@@ -58,7 +59,6 @@ CHECKPOINT_EVERY_MIN: Final = 60
 RETRY_DELAYS_S: Final = (0.5, 1.0, 2.0, 4.0, 8.0)
 POST_TIMEOUT_S: Final = 10.0
 FORMATS: Final = ("json", "slack", "discord", "telegram")
-NS_PER_MIN: Final = 60_000_000_000
 
 
 @dataclass(frozen=True)
@@ -392,7 +392,7 @@ class SignalRunner:
         last = self.rule.last_ns
         if last is None or (self._checkpoint_ns is not None
                             and last - self._checkpoint_ns
-                            < self.checkpoint_every_min * NS_PER_MIN):
+                            < self.checkpoint_every_min * NS_PER_MINUTE):
             return
         st = self.rule.state
         self.log.append([{"ts": pd.Timestamp(last, tz="UTC"), "rule_id": self.config.rule_id,

@@ -27,6 +27,7 @@ from liqmap.backtest.params import (
     validate_params,
 )
 from liqmap.backtest.stats import compute_stats
+from liqmap.constants import NS_PER_MINUTE
 from liqmap.errors import InputError
 from liqmap.matrix import LiqMatrix
 
@@ -267,7 +268,7 @@ def fold_bounds(ts_ns: np.ndarray, train_min: int, test_min: int) -> list[tuple[
     if train_min < 2 or test_min < 2:
         raise InputError("--walk-forward needs train and test windows of 2 minutes or more, "
                          "e.g. --walk-forward 24h,6h")
-    minute = 60_000_000_000
+    minute = NS_PER_MINUTE
     folds = []
     start = int(ts_ns[0])
     while True:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from liqmap.constants import US_PER_MINUTE
 from liqmap.jupiter.perps_nb import liq_price_usd6_nb
 
-US_PER_MINUTE = 60_000_000
 USD6 = 1e6
 
 #: `lut` values besides a slot index: the minute has no snapshot / its rows are not used.

@@ -23,10 +23,10 @@ from decimal import Decimal
 
 import numpy as np
 
+from liqmap.constants import NS_PER_MINUTE
 from liqmap.errors import InputError
 from liqmap.heatmap import _kernels as K
 from liqmap.heatmap._kernels import bin_index_nb
-from liqmap.matrix import NS_PER_MINUTE
 
 AGGS = ("mean", "last", "max")
 SIDES = ("both", "long", "short", "split")

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from liqmap import constants as C
+from liqmap.constants import US_PER_MINUTE
 from liqmap.heatmap import _kernels as K
 from liqmap.heatmap.binning import MatrixBinner, TimeGrid, bin_decimals
 from liqmap.store import rollups as R
@@ -37,7 +38,6 @@ from liqmap.store import versions as V
 if TYPE_CHECKING:
     from liqmap.store import Store
 
-US_PER_MINUTE = 60_000_000
 US_PER_HOUR = 60 * US_PER_MINUTE
 SIDES = ("long", "short")
 

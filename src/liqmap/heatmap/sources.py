@@ -22,13 +22,12 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from liqmap import constants as C
+from liqmap.constants import NS_PER_MINUTE, US_PER_MINUTE
 from liqmap.errors import DataGapError, InputError
 from liqmap.heatmap.binning import MatrixBinner, unique_int, weighted_quantiles
-from liqmap.matrix import NS_PER_MINUTE
 from liqmap.pricecsv import read_price_csv
 from liqmap.validate import check_text_file
 
-US_PER_MINUTE = 60_000_000
 #: `levels --at T` uses the newest snapshot at or before T, at most this long before it.
 SNAPSHOT_LOOKBACK = pd.Timedelta(hours=1)
 #: Days of position versions read and binned in one pass (memory: ~7 MB a day at 10,000

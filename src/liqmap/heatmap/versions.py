@@ -60,7 +60,7 @@ class HeldVersions:
         tokens = v.size_tokens if amount is None else amount
         i0, i1 = v.snapshot_ranges(state)
         held = i1 > i0
-        minute = state.ts_us // 60_000_000
+        minute = state.ts_us // C.US_PER_MINUTE
         fixed = np.flatnonzero(held & (v.source == V.FIXED))
         if fixed.size:
             binner.add_segments(minute, i0[fixed], i1[fixed],

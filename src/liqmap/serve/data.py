@@ -20,11 +20,11 @@ import pandas as pd
 import pyarrow as pa
 
 from liqmap import constants as C
+from liqmap.constants import NS_PER_MINUTE
 from liqmap.heatmap.build import Heatmap, HeatmapRequest, resolve_window
 from liqmap.heatmap.defaults import default_bin_usd, default_price_margin
 from liqmap.heatmap.levels import LiqLevels, SideLevels
 from liqmap.heatmap.sources import StoreSource, through_minute
-from liqmap.matrix import NS_PER_MINUTE
 from liqmap.timeutil import iso_utc
 
 #: Nice bin widths: these times a power of ten.

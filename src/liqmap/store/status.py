@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from liqmap.constants import US_PER_MINUTE
 from liqmap.errors import DataGapError, StorageError
 from liqmap.store import Store
 from liqmap.store import layout as L
@@ -162,9 +163,8 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
 def _legacy_micros(store: Store, market: str, start: pd.Timestamp,
                    end: pd.Timestamp) -> np.ndarray:
     """The minutes (µs since the epoch) of the legacy rows in [start, end]."""
-    minute_us = 60_000_000
     t_us = _column_micros(store.read_legacy(market, start, end, ["t_bin"]).column("t_bin"))
-    return np.unique(t_us // minute_us * minute_us)
+    return np.unique(t_us // US_PER_MINUTE * US_PER_MINUTE)
 
 
 def _grid_indices(ts_us: np.ndarray, step_us: int, first: int, last: int) -> np.ndarray:

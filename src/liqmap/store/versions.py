@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from liqmap import constants as C
+from liqmap.constants import US_PER_MINUTE
 from liqmap.jupiter import perps
 from liqmap.jupiter.accounts import Custody
 from liqmap.store import schema as S
@@ -40,7 +41,6 @@ INTEREST_COLUMNS = ("cumulative_interest_rate_now", "usdc_cumulative_interest_ra
                     "usdt_cumulative_interest_rate_now")
 STATE_COLUMNS = ["ts", "positions_slot", *PARAM_COLUMNS, *INTEREST_COLUMNS]
 FIXED = -1
-US_PER_MINUTE = 60_000_000
 USD6 = float(C.USD_PRECISION)
 #: Columns identical in every minute of a version (besides the USD-6 amounts).
 STATIC_COLUMNS = ("owner", "side", "size_tokens", "leverage", "collateral_custody",
