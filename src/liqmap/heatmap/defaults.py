@@ -11,25 +11,36 @@ from liqmap import constants as C
 from liqmap.timeutil import default_start, default_window
 
 __all__ = ["bin_help", "default_bin_usd", "default_price_margin", "default_start",
-           "default_window", "margin_help", "round_125"]
+           "default_window", "margin_help", "nice_number", "round_125"]
 
 #: The 1-2-5 steps of each decade.
 STEPS_125 = (1.0, 2.0, 5.0)
 
 
-def round_125(value: float) -> float:
-    """The 1-2-5 number (…, 0.1, 0.2, 0.5, 1, 2, 5, 10, …) nearest to `value` > 0 on a log
-    scale.
+def nice_number(value: float, steps: tuple[float, ...] = STEPS_125, *, up: bool = False
+                ) -> float:
+    """The number `steps[i] × 10^k` nearest to `value` > 0 on a log scale, or with `up` the
+    smallest at or above it (the page's zoom also takes 2.5: steps (1, 2, 2.5, 5)).
 
-    >>> [round_125(x) for x in (0.075, 1.75, 50.0, 0.3)]
+    >>> [nice_number(x) for x in (0.075, 1.75, 50.0, 0.3)]
     [0.1, 2.0, 50.0, 0.2]
+    >>> nice_number(2.7, (1, 2, 2.5, 5)), nice_number(0.11, up=True)
+    (2.5, 0.2)
     """
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"need a finite value > 0, got {value}")
     decade = math.floor(math.log10(value))
-    candidates = [s * 10.0 ** d for d in (decade - 1, decade, decade + 1) for s in STEPS_125]
-    best = min(candidates, key=lambda c: abs(math.log(c / value)))
-    return float(f"{best:.12g}")  # 0.1, not 0.10000000000000001
+    candidates = [float(f"{s * 10.0 ** d:.12g}")  # 0.1, not 0.10000000000000001
+                  for d in (decade - 1, decade, decade + 1) for s in steps]
+    if up:
+        return min(c for c in candidates if c >= value * (1 - 1e-9))
+    return min(candidates, key=lambda c: abs(math.log(c / value)))
+
+
+def round_125(value: float) -> float:
+    """The 1-2-5 number (…, 0.1, 0.2, 0.5, 1, 2, 5, 10, …) nearest to `value` > 0 on a log
+    scale."""
+    return nice_number(value, STEPS_125)
 
 
 def default_bin_usd(market: str, price_usd: float | None = None) -> float:

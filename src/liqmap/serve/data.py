@@ -22,7 +22,7 @@ import pyarrow as pa
 from liqmap import constants as C
 from liqmap.constants import NS_PER_MINUTE
 from liqmap.heatmap.build import Heatmap, HeatmapRequest, resolve_window
-from liqmap.heatmap.defaults import default_bin_usd, default_price_margin
+from liqmap.heatmap.defaults import default_bin_usd, default_price_margin, nice_number
 from liqmap.heatmap.levels import LiqLevels, SideLevels
 from liqmap.heatmap.sources import StoreSource, through_minute
 from liqmap.timeutil import iso_utc
@@ -35,17 +35,12 @@ F32_MAGIC = b"LQM1"
 
 def nice_bin_usd(width_usd: float, *, up: bool = False) -> float:
     """The nice bin width (1, 2, 2.5 or 5 times a power of ten) nearest to `width_usd`, or the
-    smallest at or above it with `up`.
+    smallest at or above it with `up` (`defaults.nice_number`).
 
     >>> nice_bin_usd(0.09), nice_bin_usd(2.7), nice_bin_usd(0.11, up=True), nice_bin_usd(48)
     (0.1, 2.5, 0.2, 50.0)
     """
-    exponent = math.floor(math.log10(width_usd))
-    candidates = [round(s * 10.0**e, 12) for e in (exponent - 1, exponent, exponent + 1)
-                  for s in NICE_STEPS]
-    if up:
-        return min(c for c in candidates if c >= width_usd * (1 - 1e-9))
-    return min(candidates, key=lambda c: abs(math.log(c / width_usd)))
+    return nice_number(width_usd, NICE_STEPS, up=up)
 
 
 @dataclass(frozen=True)
