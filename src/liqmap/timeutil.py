@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from liqmap import constants as C
@@ -142,3 +144,17 @@ def default_start(end: pd.Timestamp, market: str) -> pd.Timestamp:
     Timestamp('2025-08-21 12:01:00+0000', tz='UTC')
     """
     return end - default_window(market) + pd.Timedelta(minutes=1)
+
+
+def column_micros(column: Any) -> np.ndarray:
+    """Microseconds since the epoch (int64) of an Arrow timestamp column, whatever its unit.
+
+    >>> import pyarrow as pa
+    >>> column_micros(pa.array([1, 2], pa.timestamp("s", tz="UTC"))).tolist()
+    [1000000, 2000000]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cast = pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(cast, dtype=np.int64)

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from liqmap import constants as C
 from liqmap.jupiter import perps
 from liqmap.store import schema as S
+from liqmap.timeutil import column_micros
 
 #: positions columns the rule needs (a subset of `schema.POSITIONS`)
 DETECT_COLUMNS = ("pubkey", "owner", "side", "entry_price", "size_usd", "size_tokens",
@@ -90,14 +91,10 @@ def gone_rows(previous: pa.Table, current: pa.Table) -> pa.Table:
     gone = idx < 0
     if "open_time" in current.column_names and (~gone).any():
         present = np.flatnonzero(~gone)
-        before = _micros(previous.column("open_time"))[present]
-        now = _micros(current.column("open_time"))[idx[present]]
+        before = column_micros(previous.column("open_time"))[present]
+        now = column_micros(current.column("open_time"))[idx[present]]
         gone[present[before != now]] = True
     return previous.take(pa.array(np.flatnonzero(gone)))
-
-
-def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
 
 
 _PREFIX_BYTES = 16

@@ -26,6 +26,7 @@ from liqmap.constants import NS_PER_MINUTE, US_PER_MINUTE
 from liqmap.errors import DataGapError, InputError
 from liqmap.heatmap.binning import MatrixBinner, unique_int, weighted_quantiles
 from liqmap.pricecsv import read_price_csv
+from liqmap.timeutil import column_micros
 from liqmap.validate import check_text_file
 
 #: `levels --at T` uses the newest snapshot at or before T, at most this long before it.
@@ -85,7 +86,7 @@ def newest_time(source: Source) -> pd.Timestamp | None:
 
 def to_micros(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Microseconds since the epoch (int64) of an Arrow timestamp column."""
-    return np.asarray(pc.cast(ts, pa.timestamp("us", tz="UTC")).cast(pa.int64()))
+    return column_micros(ts)
 
 
 def to_minutes(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:

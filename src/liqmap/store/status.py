@@ -13,7 +13,7 @@ from liqmap.errors import DataGapError, StorageError
 from liqmap.store import Store
 from liqmap.store import layout as L
 from liqmap.store import schema as S
-from liqmap.timeutil import check_order, default_start, iso_utc
+from liqmap.timeutil import check_order, column_micros, default_start, iso_utc
 
 
 @dataclass(frozen=True)
@@ -139,13 +139,13 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
     expected = max(0, last - first + 1)
     if source == "legacy":
         state = state.slice(0, 0)
-    collected = _grid_indices(_column_micros(state.column("ts")), step_us, first, last)
+    collected = _grid_indices(column_micros(state.column("ts")), step_us, first, last)
     legacy = np.zeros(0, np.int64)
     if source != "collected":
         legacy = np.setdiff1d(_grid_indices(_legacy_micros(store, market, start, end), step_us,
                                             first, last), collected)
     present = np.union1d(collected, legacy)
-    miss_us = _column_micros(misses.column("ts"))
+    miss_us = column_micros(misses.column("ts"))
     reasons = misses.column("reason").to_pylist()
     counts = state.column("n_positions").to_numpy(zero_copy_only=False)
     return MarketStatus(
@@ -163,7 +163,7 @@ def market_status(store: Store, market: str, start: pd.Timestamp | None = None,
 def _legacy_micros(store: Store, market: str, start: pd.Timestamp,
                    end: pd.Timestamp) -> np.ndarray:
     """The minutes (µs since the epoch) of the legacy rows in [start, end]."""
-    t_us = _column_micros(store.read_legacy(market, start, end, ["t_bin"]).column("t_bin"))
+    t_us = column_micros(store.read_legacy(market, start, end, ["t_bin"]).column("t_bin"))
     return np.unique(t_us // US_PER_MINUTE * US_PER_MINUTE)
 
 
@@ -175,14 +175,6 @@ def _grid_indices(ts_us: np.ndarray, step_us: int, first: int, last: int) -> np.
 
 def _micros(ts: pd.Timestamp) -> int:
     return int(ts.value // 1000)
-
-
-def _column_micros(column: object) -> np.ndarray:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    cast = pc.cast(column, pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    return np.asarray(cast.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _find_gaps(present: np.ndarray, first: int, last: int, step_us: int, miss_us: np.ndarray,

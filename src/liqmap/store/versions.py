@@ -34,6 +34,7 @@ from liqmap.constants import US_PER_MINUTE
 from liqmap.jupiter import perps
 from liqmap.jupiter.accounts import Custody
 from liqmap.store import schema as S
+from liqmap.timeutil import column_micros
 
 PARAM_COLUMNS = ("decrease_position_bps", "trade_impact_fee_scalar", "max_leverage_bps")
 #: market_state counters, indexed by `interest_source`.
@@ -80,7 +81,7 @@ class DayState:
     def from_table(cls, state: pa.Table) -> DayState:
         """From market_state rows holding `STATE_COLUMNS`."""
         state = state.sort_by("ts")
-        ts_us = _micros(state.column("ts"))
+        ts_us = column_micros(state.column("ts"))
         slot, slot_ok = _u64(state.column("positions_slot"))
         params = [_u64(state.column(c)) for c in PARAM_COLUMNS]
         cums = [_u64(state.column(c)) for c in INTEREST_COLUMNS]
@@ -128,7 +129,8 @@ class VersionArrays:
                    _u64(versions.column("cumulative_interest_snapshot"))[0],
                    side.astype(np.uint8),
                    np.asarray(versions.column("interest_source").fill_null(FIXED), np.int8),
-                   _micros(versions.column("valid_from")), _micros(versions.column("valid_to")),
+                   column_micros(versions.column("valid_from")),
+                   column_micros(versions.column("valid_to")),
                    np.asarray(tokens, np.float64))
 
     def snapshot_ranges(self, state: DayState) -> tuple[np.ndarray, np.ndarray]:
@@ -282,7 +284,7 @@ def to_versions(rows: Columns, state: DayState, market: str) -> pa.Table | None:
     """
     if rows.num_rows == 0:
         return S.POSITION_VERSIONS.empty_table()
-    ts_us = _micros(rows.column("ts"))
+    ts_us = column_micros(rows.column("ts"))
     sidx = np.searchsorted(state.ts_us, ts_us)
     if (sidx >= state.n).any() or (state.ts_us[np.minimum(sidx, state.n - 1)] != ts_us).any():
         return None
@@ -401,10 +403,6 @@ def _u64(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     valid = np.asarray(pc.is_valid(column), bool)
     values = np.asarray(pc.fill_null(column.cast(pa.uint64()), 0), np.uint64)
     return values, valid
-
-
-def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(pc.cast(column, S.TS).cast(pa.int64()), np.int64)
 
 
 def _is_long(side: pa.ChunkedArray | pa.Array) -> np.ndarray:
