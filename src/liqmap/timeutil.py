@@ -23,6 +23,23 @@ _MINUTES = {"min": 1, "m": 1, "h": 60, "d": 1440, "w": 10080}
 #: The same without the minus (pandas would read `6h` as 06:00 today): refused.
 _UNSIGNED = re.compile(r"^\s*\+?\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)\s*$")
 
+#: A duration: a number of minutes, or a number with a unit of `_MINUTES`.
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)?\s*$")
+
+
+def duration_minutes(text: str) -> float | None:
+    """Minutes in a duration (`90`, `90min`, `6h`, `2d`, `1w`; a bare number is minutes), or
+    None if `text` is not one (the units of a relative time such as `-6h`).
+
+    >>> [duration_minutes(t) for t in ("90", "6h", "1.5d", "1w", "6 hours")]
+    [90.0, 360.0, 2160.0, 10080.0, None]
+    """
+    match = _DURATION.match(text.lower())
+    if match is None:
+        return None
+    return float(match.group(1)) * _MINUTES.get(match.group(2) or "min", 1)
+
+
 #: The newest snapshot a relative time counts back from: a time, a function giving it (read
 #: only when a relative time is used), or None (no data to count from).
 Anchor = pd.Timestamp | Callable[[], pd.Timestamp | None] | None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import sys
 from typing import Any
 
@@ -190,21 +189,20 @@ def _input_keywords(ctx: click.Context, opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_walk_forward(text: str) -> tuple[int, int]:
-    """`--walk-forward TRAIN,TEST` in minutes, hours (h) or days (d), e.g. "24h,6h".
+    """`--walk-forward TRAIN,TEST`, each a duration (`timeutil.duration_minutes`: minutes, or
+    with min, h, d or w), e.g. "24h,6h".
 
-    >>> parse_walk_forward("24h,6h"), parse_walk_forward("1440,360")
-    ((1440, 360), (1440, 360))
+    >>> parse_walk_forward("24h,6h"), parse_walk_forward("1440,360"), parse_walk_forward("1w,1d")
+    ((1440, 360), (1440, 360), (10080, 1440))
     """
-    parts = [p.strip().lower() for p in text.split(",")]
-    scale = {"": 1, "m": 1, "min": 1, "h": 60, "d": 1440}
-    out = []
-    for part in parts:
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(min|m|h|d)?", part)
-        if m is None or len(parts) != 2:
-            raise InputError(f"--walk-forward {text!r} is not TRAIN,TEST such as 24h,6h or "
-                             "1440,360 (minutes)")
-        out.append(int(float(m.group(1)) * scale[m.group(2) or ""]))
-    return out[0], out[1]
+    from liqmap.timeutil import duration_minutes  # pandas: not for --help
+
+    parts = [duration_minutes(p) for p in text.split(",")]
+    if len(parts) != 2 or None in parts:
+        raise InputError(f"--walk-forward {text!r} is not TRAIN,TEST such as 24h,6h or "
+                         "1440,360 (minutes)")
+    train, test = (int(p) for p in parts if p is not None)
+    return train, test
 
 
 def _with_sweep(bt: Any, table: Any, inputs: Any) -> dict[str, Any]:
