@@ -50,6 +50,9 @@ AG_PRICE_FEED_DISCRIMINATOR: Final = bytes.fromhex("70f98bd9d7d0f936")
 DOVES_PRICE_FEED_DISCRIMINATOR: Final = bytes.fromhex("bd67fc179823f39c")
 PYTH_PRICE_UPDATE_DISCRIMINATOR: Final = bytes.fromhex("22f123639d7ef4cd")
 
+#: Bitcoin's base58 alphabet, as Solana writes keys and signatures.
+BASE58_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
 # --- Account sizes ------------------------------------------------------------------------
 POSITION_ACCOUNT_SIZE: Final = 216  # 210 Borsh bytes + 6 padding (FX, SW)
 POSITION_CUSTODY_OFFSET: Final = 72  # memcmp offset of Position.custody

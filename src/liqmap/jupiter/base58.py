@@ -12,8 +12,9 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-ALPHABET = np.frombuffer(b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz",
-                         dtype=np.uint8)
+from liqmap import constants as C
+
+ALPHABET = np.frombuffer(C.BASE58_ALPHABET.encode("ascii"), dtype=np.uint8)
 MAX_CHARS = 45  # 58**45 > 256**32: 45 digits always hold a 32-byte number
 _GROUP = 58**5  # five base58 digits per division pass (< 2**32, so 64-bit arithmetic holds)
 

@@ -147,7 +147,7 @@ def decode_event(data: bytes) -> PositionEvent | None:
 
 
 # ---------------------------------------------------------------- transactions (JSON-RPC)
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58 = C.BASE58_ALPHABET
 _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 
 
