@@ -71,6 +71,10 @@ SIDE_LONG: Final = 1
 SIDE_SHORT: Final = 2
 SIDE_NAMES: Final[dict[int, str]] = {SIDE_LONG: "long", SIDE_SHORT: "short"}
 
+# --- Storage ------------------------------------------------------------------------------
+#: Rows per Parquet row group in compacted hour and day files.
+COMPACT_ROW_GROUP_ROWS: Final = 256 * 1024
+
 # --- Defaults -----------------------------------------------------------------------------
 DEFAULT_RPC_URL: Final = "https://api.mainnet-beta.solana.com"
 DEFAULT_DATA_DIR: Final = "./data"

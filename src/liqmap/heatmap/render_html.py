@@ -22,11 +22,13 @@ from liqmap.heatmap.levels import LiqLevels
 from liqmap.heatmap.markers import MARKER_FACE, marker_areas
 from liqmap.heatmap.render_png import (
     BACKGROUND,
+    EMPTY,
     GAP_FACE,
     LONG_COLOR,
     LONG_RAMP,
     MUTED,
     PANEL,
+    PRICE_LINE,
     SHORT_COLOR,
     SHORT_RAMP,
     TEXT,
@@ -38,7 +40,6 @@ from liqmap.matrix import LiqMatrix
 
 MAX_HTML_COLUMNS = 1440
 MAX_HTML_BINS = 600
-ZERO_FACE = "#06080c"
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def _add_price(fig: go.Figure, grid: DisplayGrid, label: str) -> None:
     x_mid = ((grid.x_edges_ns[:-1] + grid.x_edges_ns[1:]) // 2).astype("datetime64[ns]")
     fig.add_trace(go.Scatter(
         x=x_mid, y=grid.spot_usd, mode="lines", name=label,
-        line={"color": "#ffffff", "width": 1.6},
+        line={"color": PRICE_LINE, "width": 1.6},
         hovertemplate=f"{label} %{{y:,.2f}} USD<br>%{{x|%Y-%m-%d %H:%M}} UTC<extra></extra>"))
 
 
@@ -221,7 +222,7 @@ def _layout(fig: go.Figure, heatmap: Heatmap, grid: DisplayGrid) -> None:
                       fillcolor=GAP_FACE, line_width=0, layer="below")
     m = heatmap.matrix
     fig.update_layout(
-        template="plotly_dark", paper_bgcolor=BACKGROUND, plot_bgcolor=ZERO_FACE,
+        template="plotly_dark", paper_bgcolor=BACKGROUND, plot_bgcolor=EMPTY,
         font={"color": TEXT, "size": 13}, height=720, hovermode="closest",
         hoverlabel={"bgcolor": PANEL, "font": {"color": TEXT}},
         title={"text": f"{title}<br><span style='font-size:12px;color:{MUTED}'>{subtitle}</span>"},
@@ -284,7 +285,7 @@ def levels_html_figure(levels: LiqLevels) -> go.Figure:
         fig.update_yaxes(title_text=label, row=row, col=1, secondary_y=False, showgrid=False)
         fig.update_yaxes(title_text="cumulative", row=row, col=1, secondary_y=True,
                          showgrid=False, rangemode="tozero")
-    fig.add_vline(x=levels.price_usd, line={"color": "#ffffff", "dash": "dash", "width": 1.5})
+    fig.add_vline(x=levels.price_usd, line={"color": PRICE_LINE, "dash": "dash", "width": 1.5})
     fig.update_xaxes(title_text="Liquidation price (USD)", row=2, col=1,
                      range=[float(levels.y_edges_usd[0]), float(levels.y_edges_usd[-1])])
     fig.update_layout(

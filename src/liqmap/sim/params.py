@@ -128,7 +128,7 @@ POOL_BASE: Final = Pool(
 FEED_EXPO: Final = -8  # AgPriceFeed prices are price x 1e-8 USD (spec §7.1)
 FEED_MAX_AG_PRICE_AGE_S: Final = 10
 FEED_MAX_PRICE_FEED_AGE_S: Final = 60
-FEED_MAX_PRICE_DIFF_BPS: Final = 50
+FEED_MAX_PRICE_DIFF_BPS: Final = C.PRICE_DIVERGENCE_BPS  # mainnet AgPriceFeed maxPriceDiffBps
 FEED_BUMP: Final = 252
 STABLE_PRICE_USD: Final = 1.0
 #: JLP price at the start of a simulation (sets the JLP mint's supply from the pool's AUM).

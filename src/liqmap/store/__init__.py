@@ -51,7 +51,6 @@ WRITER_KEY = b"liqmap.writer"
 def writer_id() -> str:
     """This process as a store writer: host name and pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
-COMPACT_ROW_GROUP = 256 * 1024
 
 
 @dataclass
@@ -200,7 +199,8 @@ class Store:
         if incoming.num_rows == 0:
             return 0
         merged = pa.concat_tables([existing, incoming]).sort_by(S.SORT_KEYS[dataset])
-        self.fs.write_table(f"{pdir}/{L.day_name(day)}", merged, row_group_size=COMPACT_ROW_GROUP)
+        self.fs.write_table(f"{pdir}/{L.day_name(day)}", merged,
+                            row_group_size=C.COMPACT_ROW_GROUP_ROWS)
         for name in names:
             if name != L.day_name(day) and L.parse_file(name) is not None:
                 self.fs.delete(f"{pdir}/{name}")

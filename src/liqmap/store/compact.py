@@ -165,7 +165,7 @@ class FileColumns:
 
 
 def _row_group(table: pa.Table) -> int:
-    return max(min(table.num_rows, 256 * 1024), 1)
+    return max(min(table.num_rows, C.COMPACT_ROW_GROUP_ROWS), 1)
 
 
 def _merge_sources(store: Store, dataset: str, pdir: str, sources: list[L.DataFile]) -> pa.Table:
