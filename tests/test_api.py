@@ -285,6 +285,24 @@ def test_levels_cli_equals_api(store_dir: Path, tmp_path: Path,
     assert "12:01" in repr(levels) and "1 longs" in repr(levels)
 
 
+def test_status_expects_the_collectors_interval(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collector set to 120 s (LIQMAP_INTERVAL, liqmap.toml): `status` takes the same
+    setting, so its store is whole, not half missing; --interval still wins."""
+    from serve_helpers import write_market
+
+    root = tmp_path / "store"
+    write_market(root, start="2026-11-23T00:00", minutes=60, n=5, gaps=range(1, 60, 2))
+    monkeypatch.setenv("LIQMAP_INTERVAL", "120")
+    code, out, err = run(["status", "--data-dir", str(root)], capsys)
+    assert code == 0, err
+    assert "snapshots 30/30" in out and "gaps: none" in out
+    code, out, err = run(["status", "--data-dir", str(root), "--interval", "60"], capsys)
+    assert code == 0, err
+    assert "snapshots 30/59" in out and "29 missing minute(s)" in out
+
+
 def test_status_cli_prints_the_api_status(store_dir: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["status", "--data-dir", str(store_dir)], capsys)

@@ -110,15 +110,17 @@ def collect_cmd(ctx: click.Context, **flags: object) -> None:
 @click.option("--market", "markets", default=None, metavar="SOL|ETH|BTC",
               help="Market (default: every market in the store).")
 @window_options
-@click.option("--interval", "interval_s", type=INTERVAL_S, default=60, show_default=True,
-              help="Expected whole seconds between snapshots.")
+@click.option("--interval", "interval_s", type=INTERVAL_S, default=None, metavar="SECONDS",
+              help="Expected whole seconds between snapshots (default: the collector's "
+                   "setting, LIQMAP_INTERVAL or liqmap.toml's interval, else "
+                   f"{C.DEFAULT_INTERVAL_S:g}).")
 @click.option("--source", "data_source", type=click.Choice(["auto", "collected", "legacy"]),
               default="auto", show_default=True,
               help="Minutes that count as present: collected snapshots, rows imported with "
               "import-legacy, or auto (either).")
 @click.pass_context
 def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
-               t_start: str | None, t_end: str | None, interval_s: float,
+               t_start: str | None, t_end: str | None, interval_s: float | None,
                data_source: str) -> None:
     """Snapshots present, gaps (missing minutes, with the recorded reason), positions per
     snapshot and store size, for a window (default: the last 24 hours of data).
@@ -131,10 +133,10 @@ def status_cmd(ctx: click.Context, data_dir: str | None, markets: str | None,
     """
     from liqmap.api import open_store
 
-    settings = settings_from(ctx, data_dir=data_dir, markets=markets)
+    settings = settings_from(ctx, data_dir=data_dir, markets=markets, interval_s=interval_s)
     root = open_store_dir(ctx, data_dir)
     status = open_store(root).status(settings.markets if markets else None, t_start or None,
-                                     t_end or None, interval_s, source=data_source)
+                                     t_end or None, settings.interval_s, source=data_source)
     click.echo(str(status))
 
 
