@@ -46,6 +46,7 @@ from liqmap.constants import NS_PER_MINUTE
 from liqmap.errors import InputError
 from liqmap.matrix import LiqMatrix
 from liqmap.store import Store
+from liqmap.store import layout as L
 from liqmap.store import schema as S
 from liqmap.timeutil import iso_utc
 
@@ -203,15 +204,15 @@ class AlertLog:
             full["recorded_at"] = now
             table = pa.Table.from_pylist([full], schema=ALERTS)
             name = f"alert-{now.value}-{row['kind']}.parquet"
-            rel = f"{DATASET}/market={self.market}/date={now:%Y-%m-%d}/{name}"
+            rel = f"{L.partition_dir(DATASET, self.market, now.date())}/{name}"
             while not self.store.fs.write_table(rel, table, overwrite=False):
                 now += pd.Timedelta(microseconds=1)
                 rel = rel.rsplit("/", 1)[0] + f"/alert-{now.value}-{row['kind']}.parquet"
 
     def _paths(self, kind: str = "") -> list[str]:
         fs = self.store.fs
-        base = f"{DATASET}/market={self.market}"
-        return [f"{base}/{d}/{n}" for d in sorted(fs.listdir(base)) if d.startswith("date=")
+        base = L.market_dir(DATASET, self.market)
+        return [f"{base}/{d}/{n}" for d in sorted(fs.listdir(base)) if L.parse_date_dir(d)
                 for n in sorted(fs.listdir(f"{base}/{d}"))
                 if n.startswith("alert-") and n.endswith(f"{kind}.parquet")]
 
