@@ -67,6 +67,18 @@ def test_new_snapshot_is_announced_then_sigterm_stops_cleanly(store_dir: Path) -
             assert "ERROR" not in err and "Traceback" not in err, err  # no cancelled stream
 
 
+def test_stale_after_follows_the_collectors_interval(store_dir: Path) -> None:
+    """A 300 s collector (LIQMAP_INTERVAL) is not stale after the default 180 s: three of its
+    intervals; --stale-after still wins."""
+    env = {**child_env(), "LIQMAP_INTERVAL": "300"}
+    with serve_process(store_dir, env=env) as (url, _):
+        assert httpx.get(f"{url}/api/v1/status").json()["stale_after_s"] == 900
+    with serve_process(store_dir, "--stale-after", "42", env=env) as (url, _):
+        assert httpx.get(f"{url}/api/v1/status").json()["stale_after_s"] == 42
+    with serve_process(store_dir) as (url, _):
+        assert httpx.get(f"{url}/api/v1/status").json()["stale_after_s"] == 180
+
+
 def test_public_bind_without_token_refuses_to_start(store_dir: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "liqmap", "serve", "--data-dir", str(store_dir),
                            "--host", "0.0.0.0", "--port", "0"], env=child_env(),

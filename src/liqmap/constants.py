@@ -174,8 +174,10 @@ SERVE_CACHE_BYTES: Final = 256 * 1024**2
 SERVE_MAX_QUERY_CHARS: Final = 2048
 #: The store is checked for new snapshots this often (seconds).
 SERVE_POLL_S: Final = 0.5
-#: The page warns when the newest snapshot is older than this and none arrived for as long (s).
-SERVE_STALE_AFTER_S: Final = 180.0
+#: The page warns when the newest snapshot is older than this many snapshot intervals and none
+#: arrived for as long (`serve --stale-after` defaults to it times the collector's interval).
+SERVE_STALE_AFTER_INTERVALS: Final = 3
+SERVE_STALE_AFTER_S: Final = SERVE_STALE_AFTER_INTERVALS * DEFAULT_INTERVAL_S
 #: Server-sent events: a comment line this often keeps proxies from closing the stream (s).
 SERVE_KEEPALIVE_S: Final = 15.0
 

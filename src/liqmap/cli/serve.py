@@ -25,8 +25,11 @@ from liqmap.config import Settings
 @click.option("--cors-origin", default=None, metavar="ORIGIN",
               help="Let pages from this origin read the API (CORS; off by default).")
 @click.option("--stale-after", "stale_after_s", type=click.FloatRange(min=1),
-              default=C.SERVE_STALE_AFTER_S, show_default=True, metavar="SECONDS",
-              help="The page warns when no snapshot arrived for this long.")
+              default=None, metavar="SECONDS",
+              help="The page warns when no snapshot arrived for this long (default: "
+                   f"{C.SERVE_STALE_AFTER_INTERVALS} snapshot intervals, the collector's "
+                   f"setting as for `liqmap collect`: {C.SERVE_STALE_AFTER_S:g} s at "
+                   f"{C.DEFAULT_INTERVAL_S:g} s).")
 @click.option("--collect", is_flag=True,
               help="Also run the collector in this process (settings as for `liqmap collect`: "
                    "--rpc-url, LIQMAP_RPC_URL, liqmap.toml), so the page follows the live book.")
@@ -34,7 +37,7 @@ from liqmap.config import Settings
               help="RPC endpoint for --collect; repeat for failover.")
 @click.pass_context
 def serve_cmd(ctx: click.Context, data_dir: str | None, host: str, port: int,
-              token: str | None, cors_origin: str | None, stale_after_s: float,
+              token: str | None, cors_origin: str | None, stale_after_s: float | None,
               collect: bool, rpc_urls: tuple[str, ...]) -> None:
     """Serve the live liquidation page and API v1 over the store (read-only).
 
@@ -53,6 +56,8 @@ def serve_cmd(ctx: click.Context, data_dir: str | None, host: str, port: int,
         raise click.UsageError("--rpc-url is for --collect; add --collect or drop it")
     settings = settings_from(ctx, data_dir=data_dir, **({"rpc_urls": rpc_urls} if rpc_urls
                                                          else {}))
+    if stale_after_s is None:  # a 300 s collector is not stale after 180 s
+        stale_after_s = C.SERVE_STALE_AFTER_INTERVALS * settings.interval_s
     config = ServeConfig(data_dir=settings.data_dir, host=host, port=port, token=token,
                          cors_origin=cors_origin, stale_after_s=stale_after_s)
     config.check()
