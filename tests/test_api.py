@@ -298,6 +298,7 @@ def test_status_expects_the_collectors_interval(tmp_path: Path,
     code, out, err = run(["status", "--data-dir", str(root)], capsys)
     assert code == 0, err
     assert "snapshots 30/30" in out and "gaps: none" in out
+    assert liqmap.open_store(root).status().to_frame().loc["SOL", "missing"] == 0  # notebook
     code, out, err = run(["status", "--data-dir", str(root), "--interval", "60"], capsys)
     assert code == 0, err
     assert "snapshots 30/59" in out and "29 missing minute(s)" in out

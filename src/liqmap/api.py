@@ -212,11 +212,17 @@ class LiqStore(_HeatmapReader):
         return build_levels(source, at, bin_usd=_bin_usd(bin), pmin_usd=pmin, pmax_usd=pmax)
 
     def status(self, market: str | Sequence[str] | None = None, start: TimeArg = None,
-               end: TimeArg = None, interval_s: float = C.DEFAULT_INTERVAL_S, *,
+               end: TimeArg = None, interval_s: float | None = None, *,
                source: str = "auto") -> StoreStatus:
         """Snapshots present and missing (with the recorded reason), positions per snapshot and
         size, per market (default: every market stored), as `liqmap status` prints it.
-        `source` "auto" also counts minutes holding only rows imported with import-legacy."""
+        `interval_s`: expected seconds between snapshots (None: the collector's setting, as
+        `liqmap status`: LIQMAP_INTERVAL, liqmap.toml, else 60). `source` "auto" also counts
+        minutes holding only rows imported with import-legacy."""
+        if interval_s is None:
+            from liqmap.config import load_settings
+
+            interval_s = load_settings().interval_s
         from liqmap.store.status import market_status
 
         if market is None:  # markets with a snapshot or a recorded miss

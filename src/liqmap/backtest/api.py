@@ -3,7 +3,7 @@
 Three lines from a store or a matrix to a result::
 
     import liqmap
-    bt = liqmap.backtest("demo-out/data", market="SOL")      # or an npz path, or a LiqMatrix
+    bt = liqmap.backtest("demo-out/store", market="SOL")      # or an npz path, or a LiqMatrix
     bt.summary, bt.minutes, bt.toggles, bt.plot()
 
 The `liqmap backtest` command calls exactly these functions and writes what they return.

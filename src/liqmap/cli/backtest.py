@@ -26,7 +26,7 @@ PROGRESS_MIN_SETS = 100
 
 _EPILOG = """\b
 Examples:
-  liqmap backtest --data-dir demo-out/data
+  liqmap backtest --data-dir demo-out/store
   liqmap backtest --heatmap liq_matrix_72h_1m.npz --hedge-log desk.csv --tz Asia/Hong_Kong
   liqmap backtest --heatmap m.npz --threshold 80000 --window 10 --release 3
   liqmap backtest --heatmap m.npz --sweep "threshold_quantile=0.8,0.9,0.95;window=0.25%,0.5%" \\

@@ -15,7 +15,7 @@ from liqmap.errors import InputError, StorageError
 
 _EPILOG = """\b
 Examples:
-  liqmap signal --data-dir demo-out/data --once
+  liqmap signal --data-dir demo-out/store --once
   liqmap signal --webhook https://hooks.slack.com/services/T0/B0/XX --webhook-format slack
   liqmap signal --market ETH --threshold-quantile 0.95 --webhook http://127.0.0.1:9000/hook
 """
