@@ -46,7 +46,7 @@ def test_full_payload_decodes_every_field() -> None:
     event = E.decode_event(data)
     assert event is not None and event.liquidation
     assert event.position_key == POSITION and event.name == "LiquidateFullPositionEvent"
-    assert event.price == 142.8731 and event.fee_usd == 8.641975
+    assert event.price_usd == 142.8731 and event.fee_usd == 8.641975
     assert event.liquidation_fee_usd == 24.691358 and event.size_usd == 12_345.678901
     fields = dict(event.fields)
     assert fields["owner"] == OWNER and fields["positionPrice"] == 150_000_000
@@ -56,7 +56,7 @@ def test_full_payload_decodes_every_field() -> None:
 @pytest.mark.parametrize("n_fields", [16, 17, 20])
 def test_short_legacy_payloads_are_accepted(n_fields: int) -> None:
     event = E.decode_event(_full(n_fields))
-    assert event is not None and event.price == 142.8731
+    assert event is not None and event.price_usd == 142.8731
     assert event.liquidation_fee_usd == 24.691358
     fields = dict(event.fields)
     assert len(fields) == n_fields and "positionPrice" not in fields
@@ -76,7 +76,7 @@ def test_legacy_liquidate_position_event_gives_the_position_only() -> None:
         + struct.pack("<Q", 99)
     event = E.decode_event(data)
     assert event is not None and event.liquidation and event.position_key == POSITION
-    assert event.price is None and event.fee_usd is None
+    assert event.price_usd is None and event.fee_usd is None
 
 
 def test_decrease_event_with_options() -> None:
@@ -84,10 +84,10 @@ def test_decrease_event_with_options() -> None:
               "priceSlippage": 152_000_000, "feeUsd": 700_000}
     event = E.decode_event(E.encode_event(E.DECREASE_POSITION_EVENT, E.DECREASE_FIELDS, values))
     assert event is not None and not event.liquidation
-    assert event.price == 151.0 and event.fee_usd == 0.7
+    assert event.price_usd == 151.0 and event.fee_usd == 0.7
     values["transferToken"] = 5
     event = E.decode_event(E.encode_event(E.DECREASE_POSITION_EVENT, E.DECREASE_FIELDS, values))
-    assert event is not None and event.price == 151.0
+    assert event is not None and event.price_usd == 151.0
 
 
 def test_base58_round_trip() -> None:

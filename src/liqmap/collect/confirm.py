@@ -170,9 +170,9 @@ def _from_transaction(tx: dict[str, Any], pubkey: str, signature: str) -> Confir
         if event.position_key != pubkey:
             continue
         if event.liquidation:
-            return Confirmation(LIQUIDATED, signature, event.price, event.fee_usd,
+            return Confirmation(LIQUIDATED, signature, event.price_usd, event.fee_usd,
                                 event.liquidation_fee_usd)
-        decrease = Confirmation(CLOSED, signature, event.price, event.fee_usd, None)
+        decrease = Confirmation(CLOSED, signature, event.price_usd, event.fee_usd, None)
     if pubkey in E.liquidation_instruction_accounts(tx):
         return Confirmation(LIQUIDATED, signature)
     return decrease

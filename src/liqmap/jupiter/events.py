@@ -78,7 +78,7 @@ class PositionEvent:
     name: str  # "LiquidateFullPositionEvent" | "LiquidatePositionEvent" | ...
     position_key: str
     liquidation: bool
-    price: float | None = None
+    price_usd: float | None = None
     fee_usd: float | None = None
     liquidation_fee_usd: float | None = None
     size_usd: float | None = None
