@@ -17,14 +17,16 @@ import pandas as pd
 from liqmap import constants as C
 from liqmap.errors import InputError
 
-#: `-<number><unit>`: minutes (`min`, `m`), hours (`h`), days (`d`) or weeks (`w`).
-_RELATIVE = re.compile(r"^\s*-\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)\s*$")
+#: Minutes per unit: minutes (`min`, `m`), hours (`h`), days (`d`) or weeks (`w`).
 _MINUTES = {"min": 1, "m": 1, "h": 60, "d": 1440, "w": 10080}
+#: A number (group 1) and a unit of `_MINUTES` (group 2): the three forms below share them.
+_NUMBER, _UNIT = r"(\d+(?:\.\d+)?)", r"(min|m|h|d|w)"
+#: A relative time: `-<number><unit>`.
+_RELATIVE = re.compile(rf"^\s*-\s*{_NUMBER}\s*{_UNIT}\s*$")
 #: The same without the minus (pandas would read `6h` as 06:00 today): refused.
-_UNSIGNED = re.compile(r"^\s*\+?\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)\s*$")
-
-#: A duration: a number of minutes, or a number with a unit of `_MINUTES`.
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(min|m|h|d|w)?\s*$")
+_UNSIGNED = re.compile(rf"^\s*\+?\s*{_NUMBER}\s*{_UNIT}\s*$")
+#: A duration: a number of minutes, or a number with a unit.
+_DURATION = re.compile(rf"^\s*{_NUMBER}\s*{_UNIT}?\s*$")
 
 
 def duration_minutes(text: str) -> float | None:
@@ -150,7 +152,8 @@ def iso_utc(ts: pd.Timestamp | str | int) -> str:
 def default_window(market: str) -> pd.Timedelta:
     """How far back from the newest snapshot a default window reaches (the heatmap, `status`,
     `score`, the page's 24h view): `constants.DEFAULT_WINDOW_HOURS_BY_MARKET`."""
-    return pd.Timedelta(hours=C.DEFAULT_WINDOW_HOURS_BY_MARKET.get(market, 24))
+    hours = C.DEFAULT_WINDOW_HOURS_BY_MARKET
+    return pd.Timedelta(hours=hours.get(market, hours["SOL"]))
 
 
 def default_start(end: pd.Timestamp, market: str) -> pd.Timestamp:

@@ -54,7 +54,7 @@ def default_bin_usd(market: str, price_usd: float | None = None) -> float:
 
 def default_price_margin(market: str) -> float:
     """The default range reaches this fraction below the lowest and above the highest price."""
-    return C.DEFAULT_PRICE_MARGIN_BY_MARKET.get(market, 0.20)
+    return C.DEFAULT_PRICE_MARGIN_BY_MARKET.get(market, C.DEFAULT_PRICE_MARGIN_BY_MARKET["SOL"])
 
 
 def bin_help() -> str:

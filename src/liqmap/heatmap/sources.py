@@ -84,14 +84,9 @@ def newest_time(source: Source) -> pd.Timestamp | None:
     return None if bounds is None else bounds[1]
 
 
-def to_micros(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Microseconds since the epoch (int64) of an Arrow timestamp column."""
-    return column_micros(ts)
-
-
 def to_minutes(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Minutes since the epoch (int64, floored) of an Arrow timestamp column."""
-    return to_micros(ts) // US_PER_MINUTE
+    return column_micros(ts) // US_PER_MINUTE
 
 
 def minute_of(ts: pd.Timestamp) -> int:
@@ -224,7 +219,7 @@ class StoreSource:
         table = self.store.read_legacy(self.market, lo, hi)
         if table.num_rows == 0:
             return
-        time_us = to_micros(table.column("t_bin"))
+        time_us = column_micros(table.column("t_bin"))
         keep = np.ones(time_us.size, bool)
         if self.source == "auto":
             state = self.store.read_market_state(self.market, lo, hi, ["ts"])
@@ -344,7 +339,7 @@ def _row_batches(table: pa.Table) -> Iterator[RowBatch]:
 def _row_batch(table: pa.Table | pa.RecordBatch) -> RowBatch:
     side = (_is_long(pa.chunked_array([table.column("side")]))
             if "side" in table.column_names else None)
-    return RowBatch(to_micros(table.column("ts")), _floats(table, "liq_price"),
+    return RowBatch(column_micros(table.column("ts")), _floats(table, "liq_price"),
                     _floats(table, "size_tokens"), side)
 
 
@@ -556,7 +551,7 @@ def _read_legacy_exact(path: Path, start_min: int | None, end_min: int | None,
                 raise InputError(f"{path}: line {line}: {why} ({parsed.n_bad:,} bad row(s) in "
                                  "this block); fix or delete them, or import the file with "
                                  "`liqmap import-legacy`, which skips bad rows")
-            rows = _window(RowBatch(to_micros(parsed.table.column("t_bin")),
+            rows = _window(RowBatch(column_micros(parsed.table.column("t_bin")),
                                     _floats(parsed.table, "liq_price"),
                                     _floats(parsed.table, "size_sol")), start_min, end_min)
             times.append(rows.time_us)
